@@ -1,0 +1,61 @@
+// The one place where the names that the webhook, the chart, the CLI and users share are spelled.
+// The chart (charts-src/) imports these, so a rename cannot drift between server and chart.
+
+export const DOMAIN = 'pandocore.xyz';
+
+/** Pod label that asks for injection. Only the exact value "true" counts. */
+export const LABEL_PROTECT = `${DOMAIN}/protect`;
+/** Namespace label that asks the webhook to keep the per-namespace setup (namespaceSetup.auto). */
+export const LABEL_PROTECT_NAMESPACE = `${DOMAIN}/protect-namespace`;
+
+/** Pod annotation that overrides the operating mode for one pod. */
+export const ANNOTATION_MODE = `${DOMAIN}/mode`;
+/** Written by the webhook: "injected" once the sidecar is in the pod. */
+export const ANNOTATION_STATUS = `${DOMAIN}/status`;
+/** Written by the webhook: the sidecar version that was injected. */
+export const ANNOTATION_VERSION = `${DOMAIN}/version`;
+/** Written by the webhook: short hash of the injection config, to find stale pods after upgrades. */
+export const ANNOTATION_CONFIG_HASH = `${DOMAIN}/config-hash`;
+export const STATUS_INJECTED = 'injected';
+
+export const MODES = ['monitor', 'enforce', 'debug'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** The injected container. */
+export const SIDECAR_NAME = 'pando-sidecar';
+/** ServiceAccount a protected namespace provides, bound to the ClusterRole of the same name. */
+export const SIDECAR_SERVICE_ACCOUNT = 'pando-sidecar';
+export const SIDECAR_CLUSTER_ROLE = 'pando-sidecar';
+/** Secret (and key) a protected namespace provides, holding the license key. */
+export const LICENSE_SECRET_NAME = 'pando-license';
+export const LICENSE_SECRET_KEY = 'license-key';
+
+/** Env vars of the injected sidecar. */
+export const SIDECAR_ENV_MODE = 'PANDO_MODE';
+export const SIDECAR_ENV_LICENSE = 'PANDO_LICENSE_KEY';
+
+/** HTTP paths of the webhook server. */
+export const PATH_MUTATE = '/mutate';
+export const PATH_HEALTHZ = '/healthz';
+export const PATH_READYZ = '/readyz';
+export const PATH_METRICS = '/metrics';
+
+/** Environment variables the webhook server reads (see app/config.ts for defaults and validation). */
+export const ENV = {
+  port: 'PANDO_PORT',
+  host: 'PANDO_HOST',
+  metricsPort: 'PANDO_METRICS_PORT',
+  tlsCertFile: 'PANDO_TLS_CERT_FILE',
+  tlsKeyFile: 'PANDO_TLS_KEY_FILE',
+  namespace: 'PANDO_NAMESPACE',
+  defaultMode: 'PANDO_DEFAULT_MODE',
+  excludedNamespaces: 'PANDO_EXCLUDED_NAMESPACES',
+  sidecarImage: 'PANDO_SIDECAR_IMAGE',
+  sidecarVersion: 'PANDO_SIDECAR_VERSION',
+  sidecarNative: 'PANDO_SIDECAR_NATIVE',
+  sidecarResources: 'PANDO_SIDECAR_RESOURCES',
+  sidecarRunAsUser: 'PANDO_SIDECAR_RUN_AS_USER',
+  bodyLimitBytes: 'PANDO_BODY_LIMIT_BYTES',
+  logLevel: 'PANDO_LOG_LEVEL',
+  shutdownTimeoutMs: 'PANDO_SHUTDOWN_TIMEOUT_MS',
+} as const;

@@ -1,0 +1,206 @@
+// Environment -> a frozen, validated Config. A bad value names the variable and the reason;
+// app/main.ts prints it and exits non-zero, so a typo in the chart never starts a half-configured
+// webhook.
+
+import { ENV, MODES, type Mode } from './contract.ts';
+import { ConfigError } from './errors.ts';
+
+export interface ResourceList {
+  readonly cpu: string;
+  readonly memory: string;
+  readonly 'ephemeral-storage'?: string;
+}
+
+export interface SidecarResources {
+  readonly requests: ResourceList;
+  readonly limits: ResourceList;
+}
+
+export interface SidecarConfig {
+  /** Full image reference injected into pods. */
+  readonly image: string;
+  /** Written to the pandocore.xyz/version annotation; defaults to the image tag. */
+  readonly version: string;
+  /** Native sidecar (initContainer with restartPolicy Always) instead of a regular container. */
+  readonly native: boolean;
+  readonly resources: SidecarResources;
+  readonly runAsUser: number;
+}
+
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly metricsPort: number;
+  /** null: no files configured; main.ts makes a throw-away self-signed certificate. */
+  readonly tls: TlsFiles | null;
+  /** The webhook's own namespace: never injected. */
+  readonly namespace: string;
+  readonly defaultMode: Mode;
+  readonly excludedNamespaces: readonly string[];
+  readonly sidecar: SidecarConfig;
+  readonly bodyLimitBytes: number;
+  readonly logLevel: string;
+  readonly shutdownTimeoutMs: number;
+}
+
+export const DEFAULT_SIDECAR_IMAGE = 'registry.pandocore.xyz/pandocore/sidecar:1.0.0';
+export const DEFAULT_EXCLUDED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'] as const;
+export const DEFAULT_SIDECAR_RESOURCES: SidecarResources = {
+  requests: { cpu: '50m', memory: '64Mi' },
+  limits: { cpu: '200m', memory: '128Mi' },
+};
+// The API server accepts objects up to 3 MiB; a review carries the object and, on UPDATE, the old
+// object too, plus the envelope. 7 MiB admits both with room to spare.
+export const DEFAULT_BODY_LIMIT_BYTES = 7 * 1024 * 1024;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+// Kubernetes resource.Quantity, as in k8s.io/apimachinery/pkg/api/resource.
+const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE])?$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function port(env: Env, name: string, fallback: number): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) {
+    throw new ConfigError(name, `"${value}" is not a TCP port (1-65535)`);
+  }
+  return n;
+}
+
+function positiveInt(env: Env, name: string, fallback: number, max: number): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > max) {
+    throw new ConfigError(name, `"${value}" is not a whole number from 1 to ${max}`);
+  }
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new ConfigError(name, `"${value}" is neither "true" nor "false"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new ConfigError(name, `"${value}" is not one of ${allowed.join(', ')}`);
+}
+
+function namespaceList(env: Env, name: string): string[] {
+  const value = env[name];
+  if (value === undefined) return [...DEFAULT_EXCLUDED_NAMESPACES];
+  const names = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const ns of names) {
+    if (!DNS1123_LABEL.test(ns)) throw new ConfigError(name, `"${ns}" is not a valid namespace name`);
+  }
+  return names;
+}
+
+/** The tag of an image reference, or undefined when it has none (or only a digest). */
+export function imageTag(image: string): string | undefined {
+  const withoutDigest = image.split('@')[0] ?? image;
+  const lastSlash = withoutDigest.lastIndexOf('/');
+  const colon = withoutDigest.lastIndexOf(':');
+  return colon > lastSlash ? withoutDigest.slice(colon + 1) : undefined;
+}
+
+function resourceList(name: string, where: string, value: unknown): ResourceList {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(name, `${where} must be an object with cpu and memory`);
+  }
+  const list = value as Record<string, unknown>;
+  for (const [key, quantity] of Object.entries(list)) {
+    if (!['cpu', 'memory', 'ephemeral-storage'].includes(key)) {
+      throw new ConfigError(name, `${where}.${key} is not a resource the sidecar can set`);
+    }
+    if (typeof quantity !== 'string' || !QUANTITY.test(quantity)) {
+      throw new ConfigError(name, `${where}.${key} "${String(quantity)}" is not a Kubernetes quantity`);
+    }
+  }
+  // Quota-limited namespaces reject containers without cpu and memory, so both are required.
+  for (const key of ['cpu', 'memory']) {
+    if (list[key] === undefined) throw new ConfigError(name, `${where}.${key} is required`);
+  }
+  return Object.freeze({ ...list }) as unknown as ResourceList;
+}
+
+function resources(env: Env, name: string): SidecarResources {
+  const value = raw(env, name);
+  if (value === undefined) return DEFAULT_SIDECAR_RESOURCES;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError(name, 'is not valid JSON (expected {"requests":{...},"limits":{...}})');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(name, 'must be a JSON object with requests and limits');
+  }
+  const { requests, limits, ...rest } = parsed as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new ConfigError(name, `unknown field "${extra[0]}"`);
+  return Object.freeze({
+    requests: resourceList(name, 'requests', requests),
+    limits: resourceList(name, 'limits', limits),
+  });
+}
+
+export function loadConfig(env: Env): Config {
+  const image = raw(env, ENV.sidecarImage) ?? DEFAULT_SIDECAR_IMAGE;
+  if (/\s/.test(image)) throw new ConfigError(ENV.sidecarImage, `"${image}" is not an image reference`);
+  const version = raw(env, ENV.sidecarVersion) ?? imageTag(image);
+  if (version === undefined) {
+    throw new ConfigError(ENV.sidecarVersion, `is required when ${ENV.sidecarImage} has no tag`);
+  }
+  const certFile = raw(env, ENV.tlsCertFile);
+  const keyFile = raw(env, ENV.tlsKeyFile);
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const missing = certFile === undefined ? ENV.tlsCertFile : ENV.tlsKeyFile;
+    throw new ConfigError(missing, `must be set together with ${certFile === undefined ? ENV.tlsKeyFile : ENV.tlsCertFile}`);
+  }
+  const namespace = raw(env, ENV.namespace) ?? 'pando-system';
+  if (!DNS1123_LABEL.test(namespace)) {
+    throw new ConfigError(ENV.namespace, `"${namespace}" is not a valid namespace name`);
+  }
+  const config: Config = {
+    host: raw(env, ENV.host) ?? '0.0.0.0',
+    port: port(env, ENV.port, 8443),
+    metricsPort: port(env, ENV.metricsPort, 9090),
+    tls: certFile !== undefined && keyFile !== undefined ? Object.freeze({ certFile, keyFile }) : null,
+    namespace,
+    defaultMode: oneOf(env, ENV.defaultMode, MODES, 'monitor'),
+    excludedNamespaces: Object.freeze(namespaceList(env, ENV.excludedNamespaces)),
+    sidecar: Object.freeze({
+      image,
+      version,
+      native: bool(env, ENV.sidecarNative, true),
+      resources: resources(env, ENV.sidecarResources),
+      runAsUser: positiveInt(env, ENV.sidecarRunAsUser, 65532, 2147483647),
+    }),
+    bodyLimitBytes: positiveInt(env, ENV.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES, 64 * 1024 * 1024),
+    logLevel: oneOf(env, ENV.logLevel, LOG_LEVELS, 'info'),
+    shutdownTimeoutMs: positiveInt(env, ENV.shutdownTimeoutMs, 8000, 60000),
+  };
+  if (config.port === config.metricsPort) {
+    throw new ConfigError(ENV.metricsPort, `must differ from ${ENV.port} (${config.port})`);
+  }
+  return Object.freeze(config);
+}

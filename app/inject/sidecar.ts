@@ -1,0 +1,97 @@
+// What injection adds, computed once from the Config: the sidecar container for each mode, the
+// annotations, and the config hash that marks which injection config a pod carries.
+
+import { createHash } from 'node:crypto';
+import type { Config } from '../config.ts';
+import {
+  LICENSE_SECRET_KEY,
+  LICENSE_SECRET_NAME,
+  MODES,
+  SIDECAR_ENV_LICENSE,
+  SIDECAR_ENV_MODE,
+  SIDECAR_NAME,
+  SIDECAR_SERVICE_ACCOUNT,
+  type Mode,
+} from '../contract.ts';
+import type { Container, VolumeMount } from '../admission/types.ts';
+
+/** Where the API server's ServiceAccount admission mounts the token in every container. */
+export const TOKEN_MOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export interface InjectionPlan {
+  readonly version: string;
+  readonly configHash: string;
+  readonly native: boolean;
+  readonly defaultMode: Mode;
+  readonly ownNamespace: string;
+  readonly excludedNamespaces: ReadonlySet<string>;
+  /** A fresh sidecar container for the mode, with the token mount when the pod has one. */
+  sidecar(mode: Mode, tokenMount: VolumeMount | undefined): Container;
+}
+
+function sidecarTemplate(config: Config): Omit<Container, 'env'> {
+  const { sidecar } = config;
+  return {
+    name: SIDECAR_NAME,
+    image: sidecar.image,
+    imagePullPolicy: 'IfNotPresent',
+    ...(sidecar.native ? { restartPolicy: 'Always' } : {}),
+    resources: {
+      requests: { ...sidecar.resources.requests },
+      limits: { ...sidecar.resources.limits },
+    },
+    // Compliant with the Pod Security "restricted" level on its own, whatever the pod sets.
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: sidecar.runAsUser,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+function sidecarEnv(mode: Mode) {
+  return [
+    { name: SIDECAR_ENV_MODE, value: mode },
+    {
+      name: SIDECAR_ENV_LICENSE,
+      valueFrom: { secretKeyRef: { name: LICENSE_SECRET_NAME, key: LICENSE_SECRET_KEY } },
+    },
+  ];
+}
+
+/** Short, stable hash of everything that shapes the injected sidecar (not the per-pod mode). */
+export function configHash(config: Config): string {
+  const shape = {
+    template: sidecarTemplate(config),
+    version: config.sidecar.version,
+    env: sidecarEnv('monitor').map((e) => e.name),
+    serviceAccount: SIDECAR_SERVICE_ACCOUNT,
+  };
+  return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 12);
+}
+
+export function planInjection(config: Config): InjectionPlan {
+  const template = sidecarTemplate(config);
+  const templateJson = JSON.stringify(template);
+  const envByMode = new Map(MODES.map((mode) => [mode, JSON.stringify(sidecarEnv(mode))]));
+  return Object.freeze({
+    version: config.sidecar.version,
+    configHash: configHash(config),
+    native: config.sidecar.native,
+    defaultMode: config.defaultMode,
+    ownNamespace: config.namespace,
+    excludedNamespaces: new Set(config.excludedNamespaces),
+    sidecar(mode: Mode, tokenMount: VolumeMount | undefined): Container {
+      // Parsed from JSON each time: the container goes into a patch and must share nothing.
+      const container = JSON.parse(templateJson) as Container;
+      container.env = JSON.parse(envByMode.get(mode) ?? '[]');
+      if (tokenMount) container.volumeMounts = [{ ...tokenMount }];
+      return container;
+    },
+  });
+}

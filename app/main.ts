@@ -1,0 +1,124 @@
+// The only file that reads the environment, binds ports, handles signals and exits.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { createCa, issueServingCert } from './certs.ts';
+import { loadConfig, type Config } from './config.ts';
+import { ENV, PATH_MUTATE } from './contract.ts';
+import { ConfigError, ERRORS } from './errors.ts';
+import { createMetrics } from './metrics.ts';
+import { buildMetricsServer, buildServer } from './server.ts';
+import { createCertReloader, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
+
+function packageVersion(): string {
+  // app/main.ts in development, build/app/main.js in the image: package.json is one or two up.
+  for (const relative of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'pando-webhook' && pkg.version) return pkg.version;
+    } catch {
+      // try the next place
+    }
+  }
+  return 'unknown';
+}
+
+async function throwAwayCert(config: Config) {
+  const now = new Date();
+  const ca = await createCa('pando-webhook development CA', now, 1);
+  const leaf = await issueServingCert(ca, ['127.0.0.1', 'localhost', '::1'], now, 1);
+  const caFile = join(tmpdir(), 'pando-webhook-dev-ca.pem');
+  writeFileSync(caFile, ca.certPem);
+  return { pair: parseServingPair(leaf.certPem, leaf.keyPem), caFile, port: config.port };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pando-webhook: ${err.code}: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const version = packageVersion();
+  const logger = pino({ level: config.logLevel, base: { service: 'pando-webhook', version } });
+  const registry = new Registry();
+  const metrics = createMetrics(registry, { version, sidecarVersion: config.sidecar.version });
+
+  let pair: ServingPair | undefined;
+  let devCaFile: string | undefined;
+  const reloader = config.tls
+    ? createCertReloader({
+        files: config.tls,
+        onChange: (next) => {
+          pair = next;
+          metrics.certExpiry.set(next.notAfter.getTime() / 1000);
+          (app.server as unknown as HttpsServer).setSecureContext(secureContextOptions(next));
+          logger.info({ fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() }, 'serving certificate loaded');
+        },
+        onError: (error) => logger.error({ code: ERRORS.TLS_LOAD_FAILED.code, reason: error.message }, ERRORS.TLS_LOAD_FAILED.message),
+      })
+    : undefined;
+  if (!reloader) {
+    const dev = await throwAwayCert(config);
+    pair = dev.pair;
+    devCaFile = dev.caFile;
+    metrics.certExpiry.set(pair.notAfter.getTime() / 1000);
+  }
+
+  const app = buildServer(config, {
+    metrics,
+    logger,
+    // Without a pair yet, the server starts with an empty context and stays unready until one loads.
+    tls: pair ? secureContextOptions(pair) : {},
+    isReady: () => isValidAt(pair, new Date()),
+  });
+  reloader?.reload();
+  reloader?.start();
+  const metricsApp = buildMetricsServer(registry);
+
+  await app.listen({ host: config.host, port: config.port });
+  await metricsApp.listen({ host: config.host, port: config.metricsPort });
+  logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
+  if (devCaFile) {
+    const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;
+    process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a throw-away self-signed certificate (CA in ${devCaFile}).\nTry:\n  ${example}\n\n`);
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight reviews');
+    const force = setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    reloader?.stop();
+    Promise.all([app.close(), metricsApp.close()]).then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`pando-webhook: fatal: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

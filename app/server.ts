@@ -1,0 +1,204 @@
+// buildServer(config, deps) -> FastifyInstance. It never listens: tests drive it with inject(),
+// app/main.ts is the only place that binds ports.
+
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { SecureContextOptions } from 'node:tls';
+import { allowed, decodeReview, patched } from './admission/codec.ts';
+import type { AdmissionRequest, AdmissionReview, Pod } from './admission/types.ts';
+import type { Config } from './config.ts';
+import { PATH_HEALTHZ, PATH_METRICS, PATH_MUTATE, PATH_READYZ } from './contract.ts';
+import { ERRORS, errorBody, type ErrorSpec } from './errors.ts';
+import { warning } from './inject/reasons.ts';
+import { review, type Outcome } from './inject/review.ts';
+import { planInjection, type InjectionPlan } from './inject/sidecar.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface ServerDeps {
+  metrics: Metrics;
+  /** A pino logger, or false for none (tests). */
+  logger: Logger | false;
+  /** Serving certificate; without it the server speaks plain HTTP (inject() tests, metrics). */
+  tls?: SecureContextOptions;
+  /** Ready to serve admission reviews (a valid certificate is loaded). */
+  isReady?: () => boolean;
+}
+
+// The API server's webhook client keeps idle connections for 90 s (IdleConnTimeout of
+// k8s.io/apimachinery's SetTransportDefaults). Keeping ours a little longer means the client, not
+// the server, closes an idle connection, so a review is never sent on a socket we just closed.
+const KEEP_ALIVE_TIMEOUT_MS = 95_000;
+
+const reviewResponseSchema = {
+  type: 'object',
+  properties: {
+    apiVersion: { type: 'string' },
+    kind: { type: 'string' },
+    response: {
+      type: 'object',
+      properties: {
+        uid: { type: 'string' },
+        allowed: { type: 'boolean' },
+        patchType: { type: 'string' },
+        patch: { type: 'string' },
+        warnings: { type: 'array', items: { type: 'string' } },
+        auditAnnotations: { type: 'object', additionalProperties: { type: 'string' } },
+      },
+      required: ['uid', 'allowed'],
+    },
+  },
+  required: ['apiVersion', 'kind', 'response'],
+} as const;
+
+const errorSchema = {
+  type: 'object',
+  properties: { code: { type: 'string' }, message: { type: 'string' } },
+  required: ['code', 'message'],
+} as const;
+
+/** Maps fastify's own body errors onto our table. */
+function errorFor(err: { code?: string; statusCode?: number }): ErrorSpec {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return ERRORS.BODY_TOO_LARGE;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return ERRORS.UNSUPPORTED_MEDIA_TYPE;
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return ERRORS.EMPTY_BODY;
+    default:
+      return err.statusCode === 400 ? ERRORS.BAD_JSON : ERRORS.INTERNAL;
+  }
+}
+
+function podName(request: AdmissionRequest): string | undefined {
+  const meta = (request.object as Pod | undefined)?.metadata;
+  if (meta?.name) return meta.name;
+  if (meta?.generateName) return `${meta.generateName}*`;
+  return request.name || undefined;
+}
+
+function safeReview(request: AdmissionRequest, plan: InjectionPlan): Outcome & { error?: Error } {
+  try {
+    return review(request, plan);
+  } catch (err) {
+    // Fail open, as failurePolicy Ignore would, but never silently: warn, log, count.
+    const error = err instanceof Error ? err : new Error(String(err));
+    return {
+      reason: 'error-internal',
+      message: error.message,
+      patch: [],
+      warnings: [warning(`sidecar not injected: ${error.message}`)],
+      error,
+    };
+  }
+}
+
+export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
+  const plan = planInjection(config);
+  const { metrics } = deps;
+  const isReady = deps.isReady ?? (() => true);
+  let closing = false;
+
+  const options: FastifyServerOptions = {
+    bodyLimit: config.bodyLimitBytes,
+    // One log line per review, written by the handler with uid, pod and reason; no request/response pair.
+    logController: new LogController({ disableRequestLogging: true }),
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    // In-flight and keep-alive requests keep being answered while we drain; a 503 would be a
+    // failed webhook call, and under failurePolicy Ignore an uninjected pod.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+  };
+  // fastify's typings bind the server type to the options literal; the instance API is the same.
+  const serverOptions = deps.tls
+    ? ({ ...options, https: { ...deps.tls, minVersion: 'TLSv1.2' } } as unknown as FastifyServerOptions)
+    : options;
+  const app = Fastify(serverOptions) as unknown as FastifyInstance;
+
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    // While draining, tell the API server to open its next connection to another replica.
+    if (closing) reply.header('connection', 'close');
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(errorBody(ERRORS.NOT_FOUND, `${request.method} ${request.url.slice(0, 100)}`));
+  });
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, request, reply) => {
+    const spec = errorFor(err);
+    metrics.requests.inc({ operation: 'unknown', kind: 'unknown', outcome: 'invalid', reason: spec.code });
+    request.log.warn({ code: spec.code, err: { message: err.message, code: err.code } }, spec.message);
+    const detail = spec === ERRORS.BODY_TOO_LARGE ? `limit is ${config.bodyLimitBytes} bytes` : undefined;
+    reply.code(spec.statusCode).send(errorBody(spec, detail));
+  });
+
+  app.get(PATH_HEALTHZ, async () => ({ status: 'ok' }));
+  app.get(PATH_READYZ, async (_request, reply) => {
+    if (closing) return reply.code(503).send({ status: 'shutting down' });
+    if (!isReady()) return reply.code(503).send({ status: 'no valid serving certificate loaded' });
+    return { status: 'ready' };
+  });
+
+  app.post<{ Body: unknown }>(
+    PATH_MUTATE,
+    { schema: { response: { 200: reviewResponseSchema, 400: errorSchema } } },
+    async (request, reply) => {
+      const started = process.hrtime.bigint();
+      const decoded = decodeReview(request.body);
+      if (!decoded.ok) {
+        metrics.requests.inc({ operation: 'unknown', kind: 'unknown', outcome: 'invalid', reason: decoded.error.code });
+        request.log.warn({ code: decoded.error.code }, decoded.error.message);
+        return reply.code(decoded.error.statusCode).send(errorBody(decoded.error, decoded.detail));
+      }
+      const admission = decoded.request;
+      const outcome = safeReview(admission, plan);
+      const audit = { reason: outcome.reason };
+      const answer: AdmissionReview = outcome.patch.length > 0
+        ? patched(admission.uid, outcome.patch, outcome.warnings, audit)
+        : allowed(admission.uid, outcome.warnings, audit);
+
+      const result = outcome.error ? 'error' : outcome.patch.length > 0 ? 'patched' : 'allowed';
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const operation = typeof admission.operation === 'string' ? admission.operation : 'unknown';
+      const kind = admission.kind?.kind ?? 'unknown';
+      metrics.requests.inc({ operation, kind, outcome: result, reason: outcome.reason });
+      metrics.duration.observe({ outcome: result }, seconds);
+      if (outcome.mode && outcome.patch.length > 0) {
+        metrics.injections.inc({ mode: outcome.mode, reason: outcome.reason });
+      }
+      const fields = {
+        uid: admission.uid,
+        namespace: admission.namespace,
+        pod: podName(admission),
+        operation,
+        kind,
+        reason: outcome.reason,
+        dryRun: admission.dryRun === true || undefined,
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+      };
+      if (outcome.error) {
+        request.log.error({ ...fields, code: ERRORS.MUTATION_FAILED.code, err: outcome.error }, outcome.message);
+      } else {
+        request.log.info(fields, outcome.message);
+      }
+      return answer;
+    },
+  );
+  return app;
+}
+
+/** The plain-HTTP metrics server on its own port, so scraping never needs the serving cert. */
+export function buildMetricsServer(registry: Registry): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.get(PATH_METRICS, async (_request, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  app.get(PATH_HEALTHZ, async () => ({ status: 'ok' }));
+  return app;
+}

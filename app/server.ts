@@ -117,6 +117,9 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
     : options;
   const app = Fastify(serverOptions) as unknown as FastifyInstance;
 
+  // AdmissionReviews are JSON; fastify's built-in text/plain parser would let other bodies through.
+  app.removeContentTypeParser('text/plain');
+
   app.addHook('preClose', async () => {
     closing = true;
   });

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DEFAULT_EXCLUDED_NAMESPACES, imageTag, loadConfig } from '../app/config.ts';
+import { ConfigError } from '../app/errors.ts';
+
+describe('config', () => {
+  it('defaults match the product page', () => {
+    const config = loadConfig({});
+    assert.equal(config.defaultMode, 'monitor');
+    assert.deepEqual(config.excludedNamespaces, DEFAULT_EXCLUDED_NAMESPACES);
+    assert.equal(config.sidecar.native, true);
+    assert.equal(config.sidecar.version, '1.0.0');
+    assert.equal(config.port, 8443);
+    assert.equal(config.metricsPort, 9090);
+    assert.equal(config.tls, null);
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.sidecar));
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PANDO_PORT: '9443',
+      PANDO_METRICS_PORT: '9091',
+      PANDO_DEFAULT_MODE: 'enforce',
+      PANDO_EXCLUDED_NAMESPACES: 'kube-system, infra ,',
+      PANDO_SIDECAR_IMAGE: 'registry.example/pando/sidecar:2.1.0',
+      PANDO_SIDECAR_NATIVE: 'false',
+      PANDO_SIDECAR_RESOURCES: '{"requests":{"cpu":"10m","memory":"32Mi"},"limits":{"cpu":"1","memory":"1Gi","ephemeral-storage":"100Mi"}}',
+      PANDO_TLS_CERT_FILE: '/etc/pando/tls/tls.crt',
+      PANDO_TLS_KEY_FILE: '/etc/pando/tls/tls.key',
+      PANDO_NAMESPACE: 'security',
+    });
+    assert.equal(config.port, 9443);
+    assert.equal(config.defaultMode, 'enforce');
+    assert.deepEqual(config.excludedNamespaces, ['kube-system', 'infra']);
+    assert.equal(config.sidecar.version, '2.1.0');
+    assert.equal(config.sidecar.native, false);
+    assert.equal(config.sidecar.resources.limits.memory, '1Gi');
+    assert.deepEqual(config.tls, { certFile: '/etc/pando/tls/tls.crt', keyFile: '/etc/pando/tls/tls.key' });
+    assert.equal(config.namespace, 'security');
+  });
+
+  const bad: Array<[Record<string, string>, string, RegExp]> = [
+    [{ PANDO_PORT: '70000' }, 'PANDO_PORT', /not a TCP port/],
+    [{ PANDO_PORT: 'http' }, 'PANDO_PORT', /not a TCP port/],
+    [{ PANDO_DEFAULT_MODE: 'paranoid' }, 'PANDO_DEFAULT_MODE', /"paranoid" is not one of monitor, enforce, debug/],
+    [{ PANDO_SIDECAR_NATIVE: 'yes' }, 'PANDO_SIDECAR_NATIVE', /neither "true" nor "false"/],
+    [{ PANDO_EXCLUDED_NAMESPACES: 'Kube_System' }, 'PANDO_EXCLUDED_NAMESPACES', /not a valid namespace/],
+    [{ PANDO_SIDECAR_IMAGE: 'registry.example/sidecar@sha256:abc' }, 'PANDO_SIDECAR_VERSION', /required when PANDO_SIDECAR_IMAGE has no tag/],
+    [{ PANDO_SIDECAR_RESOURCES: '{' }, 'PANDO_SIDECAR_RESOURCES', /not valid JSON/],
+    [{ PANDO_SIDECAR_RESOURCES: '{"requests":{"cpu":"lots","memory":"1Gi"},"limits":{"cpu":"1","memory":"1Gi"}}' }, 'PANDO_SIDECAR_RESOURCES', /requests.cpu "lots" is not a Kubernetes quantity/],
+    [{ PANDO_SIDECAR_RESOURCES: '{"requests":{"cpu":"1"},"limits":{"cpu":"1","memory":"1Gi"}}' }, 'PANDO_SIDECAR_RESOURCES', /requests.memory is required/],
+    [{ PANDO_TLS_CERT_FILE: '/x.crt' }, 'PANDO_TLS_KEY_FILE', /must be set together/],
+    [{ PANDO_METRICS_PORT: '8443' }, 'PANDO_METRICS_PORT', /must differ/],
+    [{ PANDO_LOG_LEVEL: 'loud' }, 'PANDO_LOG_LEVEL', /not one of/],
+  ];
+  for (const [env, variable, reason] of bad) {
+    it(`rejects ${JSON.stringify(env).slice(0, 70)}: names ${variable}`, () => {
+      assert.throws(() => loadConfig(env), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.variable, variable);
+        assert.match(err.message, reason);
+        assert.ok(err.message.startsWith(`${variable}: `));
+        return true;
+      });
+    });
+  }
+
+  it('finds the tag of an image reference', () => {
+    assert.equal(imageTag('registry:5000/a/b:1.2'), '1.2');
+    assert.equal(imageTag('registry:5000/a/b'), undefined);
+    assert.equal(imageTag('a/b:1.2@sha256:abc'), '1.2');
+  });
+});

@@ -30,7 +30,7 @@ interface Signer {
 
 async function keyPem(keys: KeyPair): Promise<string> {
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey as webcrypto.CryptoKey);
-  return x509.PemConverter.encode(pkcs8, 'PRIVATE KEY');
+  return `${x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')}\n`;
 }
 
 async function generateKeys(): Promise<KeyPair> {
@@ -66,7 +66,7 @@ export async function createCa(commonName: string, now: Date, days: number): Pro
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await keyPem(keys), notBefore, notAfter };
+  return { certPem: `${cert.toString('pem')}\n`, keyPem: await keyPem(keys), notBefore, notAfter };
 }
 
 /** A serving (leaf) certificate for `hosts` (DNS names or IPs), signed by `ca`. */
@@ -94,5 +94,5 @@ export async function issueServingCert(ca: KeyPairPem, hosts: string[], now: Dat
       await x509.AuthorityKeyIdentifierExtension.create(signer.keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await keyPem(keys), notBefore, notAfter };
+  return { certPem: `${cert.toString('pem')}\n`, keyPem: await keyPem(keys), notBefore, notAfter };
 }

@@ -32,12 +32,27 @@ export interface TlsFiles {
   readonly keyFile: string;
 }
 
+export interface SelfSignedConfig {
+  readonly secretName: string;
+  readonly webhookConfigName: string;
+  /** DNS names and IPs of the serving certificate: SERVICE.NAMESPACE.svc (+ .cluster.local) and extras. */
+  readonly hosts: readonly string[];
+  readonly caValidityDays: number;
+  readonly leafValidityDays: number;
+  /** Share of a certificate's lifetime after which it is rotated. */
+  readonly rotateAt: number;
+  readonly checkIntervalMs: number;
+  readonly propagationMs: number;
+}
+
 export interface Config {
   readonly host: string;
   readonly port: number;
   readonly metricsPort: number;
   /** null: no files configured; main.ts makes a throw-away self-signed certificate. */
   readonly tls: TlsFiles | null;
+  /** Set when the webhook makes and rotates its own CA and certificate (tls.certManager=false). */
+  readonly selfSigned: SelfSignedConfig | null;
   /** The webhook's own namespace: never injected. */
   readonly namespace: string;
   readonly defaultMode: Mode;
@@ -163,6 +178,37 @@ function resources(env: Env, name: string): SidecarResources {
   });
 }
 
+function dnsName(env: Env, name: string, fallback: string): string {
+  const value = raw(env, name) ?? fallback;
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(value)) throw new ConfigError(name, `"${value}" is not a valid name`);
+  return value;
+}
+
+function selfSignedConfig(env: Env, namespace: string): SelfSignedConfig {
+  const service = dnsName(env, ENV.serviceName, 'pando-webhook');
+  const extras = (raw(env, ENV.tlsExtraSans) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const host of extras) {
+    if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new ConfigError(ENV.tlsExtraSans, `"${host}" is not a DNS name or IP`);
+  }
+  const caValidityDays = positiveInt(env, ENV.tlsCaValidityDays, 3650, 36500);
+  const leafValidityDays = positiveInt(env, ENV.tlsLeafValidityDays, 365, 36500);
+  if (leafValidityDays > caValidityDays) {
+    throw new ConfigError(ENV.tlsLeafValidityDays, `${leafValidityDays} is longer than ${ENV.tlsCaValidityDays} (${caValidityDays})`);
+  }
+  const rotateAtPercent = positiveInt(env, ENV.tlsRotateAtPercent, 67, 95);
+  if (rotateAtPercent < 10) throw new ConfigError(ENV.tlsRotateAtPercent, `${rotateAtPercent} is below 10`);
+  return Object.freeze({
+    secretName: dnsName(env, ENV.tlsSecretName, 'pando-webhook-tls'),
+    webhookConfigName: dnsName(env, ENV.webhookConfigName, 'pando-webhook'),
+    hosts: Object.freeze([`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`, ...extras]),
+    caValidityDays,
+    leafValidityDays,
+    rotateAt: rotateAtPercent / 100,
+    checkIntervalMs: positiveInt(env, ENV.tlsCheckIntervalSeconds, 60, 86400) * 1000,
+    propagationMs: positiveInt(env, ENV.tlsPropagationSeconds, 15, 3600) * 1000,
+  });
+}
+
 export function loadConfig(env: Env): Config {
   const image = raw(env, ENV.sidecarImage) ?? DEFAULT_SIDECAR_IMAGE;
   if (/\s/.test(image)) throw new ConfigError(ENV.sidecarImage, `"${image}" is not an image reference`);
@@ -180,11 +226,16 @@ export function loadConfig(env: Env): Config {
   if (!DNS1123_LABEL.test(namespace)) {
     throw new ConfigError(ENV.namespace, `"${namespace}" is not a valid namespace name`);
   }
+  const selfSigned = bool(env, ENV.tlsSelfSigned, false) ? selfSignedConfig(env, namespace) : null;
+  if (selfSigned && certFile !== undefined) {
+    throw new ConfigError(ENV.tlsSelfSigned, `cannot be "true" together with ${ENV.tlsCertFile}`);
+  }
   const config: Config = {
     host: raw(env, ENV.host) ?? '0.0.0.0',
     port: port(env, ENV.port, 8443),
     metricsPort: port(env, ENV.metricsPort, 9090),
     tls: certFile !== undefined && keyFile !== undefined ? Object.freeze({ certFile, keyFile }) : null,
+    selfSigned,
     namespace,
     defaultMode: oneOf(env, ENV.defaultMode, MODES, 'monitor'),
     excludedNamespaces: Object.freeze(namespaceList(env, ENV.excludedNamespaces)),

@@ -12,7 +12,9 @@ import { ENV, PATH_MUTATE } from './contract.ts';
 import { ConfigError, ERRORS } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { buildMetricsServer, buildServer } from './server.ts';
-import { createCertReloader, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createSelfSignedManager } from './selfsigned/manager.ts';
+import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
 
 function packageVersion(): string {
   // app/main.ts in development, build/app/main.js in the image: package.json is one or two up.
@@ -25,6 +27,12 @@ function packageVersion(): string {
     }
   }
   return 'unknown';
+}
+
+function loadKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromDefault(); // in the cluster: the pod's ServiceAccount; outside: KUBECONFIG
+  return kc;
 }
 
 async function throwAwayCert(config: Config) {
@@ -54,19 +62,32 @@ async function main(): Promise<void> {
 
   let pair: ServingPair | undefined;
   let devCaFile: string | undefined;
+  const serve = (next: ServingPair) => {
+    pair = next;
+    metrics.certExpiry.set(next.notAfter.getTime() / 1000);
+    (app.server as unknown as HttpsServer).setSecureContext(secureContextOptions(next));
+    logger.info({ fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() }, 'serving certificate loaded');
+  };
   const reloader = config.tls
     ? createCertReloader({
         files: config.tls,
-        onChange: (next) => {
-          pair = next;
-          metrics.certExpiry.set(next.notAfter.getTime() / 1000);
-          (app.server as unknown as HttpsServer).setSecureContext(secureContextOptions(next));
-          logger.info({ fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() }, 'serving certificate loaded');
-        },
+        onChange: serve,
         onError: (error) => logger.error({ code: ERRORS.TLS_LOAD_FAILED.code, reason: error.message }, ERRORS.TLS_LOAD_FAILED.message),
       })
     : undefined;
-  if (!reloader) {
+  const selfSigned = config.selfSigned
+    ? createSelfSignedManager(loadKubeConfig(), {
+        namespace: config.namespace,
+        secretName: config.selfSigned.secretName,
+        webhookConfigName: config.selfSigned.webhookConfigName,
+        policy: { ...config.selfSigned, hosts: [...config.selfSigned.hosts], retireMs: 2 * config.selfSigned.checkIntervalMs + config.selfSigned.propagationMs },
+        checkIntervalMs: config.selfSigned.checkIntervalMs,
+        logger,
+        onServe: serve,
+        onBundleCheck: (inSync) => metrics.caBundleInSync.set(inSync ? 1 : 0),
+      })
+    : undefined;
+  if (!reloader && !selfSigned) {
     const dev = await throwAwayCert(config);
     pair = dev.pair;
     devCaFile = dev.caFile;
@@ -82,6 +103,16 @@ async function main(): Promise<void> {
   });
   reloader?.reload();
   reloader?.start();
+  if (selfSigned) {
+    // Unready until the first pass has a certificate; the interval keeps retrying.
+    await selfSigned.reconcile().catch((err: unknown) => logger.error({ code: ERRORS.TLS_LOAD_FAILED.code, reason: (err as Error).message }, 'self-signed certificate not ready yet'));
+    selfSigned.start();
+  }
+  const expiryCheck = setInterval(() => {
+    const warning = pair && expiryWarning(pair, new Date());
+    if (warning) logger.warn({ code: 'PANDO_TLS_EXPIRING' }, warning);
+  }, 3_600_000);
+  expiryCheck.unref();
   const metricsApp = buildMetricsServer(registry);
 
   await app.listen({ host: config.host, port: config.port });
@@ -103,6 +134,7 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs);
     force.unref();
     reloader?.stop();
+    selfSigned?.stop();
     Promise.all([app.close(), metricsApp.close()]).then(
       () => {
         logger.info('stopped');

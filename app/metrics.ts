@@ -8,6 +8,7 @@ export interface Metrics {
   readonly duration: Histogram<'outcome'>;
   readonly injections: Counter<'mode' | 'reason'>;
   readonly certExpiry: Gauge;
+  readonly caBundleInSync: Gauge;
   readonly registry: Registry;
 }
 
@@ -52,6 +53,11 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
     certExpiry: new Gauge({
       name: 'pandocore_tls_cert_expiry_timestamp_seconds',
       help: 'Expiry (Unix time) of the serving certificate in use.',
+      registers: [registry],
+    }),
+    caBundleInSync: new Gauge({
+      name: 'pandocore_cabundle_in_sync',
+      help: '1 when the webhook configuration\'s caBundle verifies the certificate this replica serves, 0 when not, absent when not checked.',
       registers: [registry],
     }),
   };

@@ -113,3 +113,13 @@ export function createCertReloader(options: CertReloaderOptions): CertReloader {
     },
   };
 }
+
+export const EXPIRY_WARNING_DAYS = 30;
+
+/** A sentence for the log when the pair expires within 30 days (or has expired), else undefined. */
+export function expiryWarning(pair: ServingPair, now: Date): string | undefined {
+  const days = (pair.notAfter.getTime() - now.getTime()) / 86_400_000;
+  if (days > EXPIRY_WARNING_DAYS) return undefined;
+  if (days <= 0) return `serving certificate expired at ${pair.notAfter.toISOString()}: the API server cannot call this webhook`;
+  return `serving certificate expires in ${Math.floor(days)} days (${pair.notAfter.toISOString()}) and has not been renewed`;
+}

@@ -57,6 +57,8 @@ export interface Config {
   readonly namespace: string;
   readonly defaultMode: Mode;
   readonly excludedNamespaces: readonly string[];
+  /** Check that a namespace has the sidecar's ServiceAccount and license Secret before injecting. */
+  readonly namespaceCheck: boolean;
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
@@ -239,6 +241,7 @@ export function loadConfig(env: Env): Config {
     namespace,
     defaultMode: oneOf(env, ENV.defaultMode, MODES, 'monitor'),
     excludedNamespaces: Object.freeze(namespaceList(env, ENV.excludedNamespaces)),
+    namespaceCheck: bool(env, ENV.namespaceCheck, false),
     sidecar: Object.freeze({
       image,
       version,

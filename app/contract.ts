@@ -57,6 +57,7 @@ export const ENV = {
   sidecarRunAsUser: 'PANDO_SIDECAR_RUN_AS_USER',
   bodyLimitBytes: 'PANDO_BODY_LIMIT_BYTES',
   logLevel: 'PANDO_LOG_LEVEL',
+  namespaceCheck: 'PANDO_NAMESPACE_CHECK',
   tlsSelfSigned: 'PANDO_TLS_SELF_SIGNED',
   tlsSecretName: 'PANDO_TLS_SECRET_NAME',
   webhookConfigName: 'PANDO_WEBHOOK_CONFIG_NAME',

@@ -13,6 +13,7 @@ import { ConfigError, ERRORS } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { buildMetricsServer, buildServer } from './server.ts';
 import { KubeConfig } from '@kubernetes/client-node';
+import { createReadinessCache, kubeReadinessFetcher } from './namespaces.ts';
 import { createSelfSignedManager } from './selfsigned/manager.ts';
 import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
 
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
   const app = buildServer(config, {
     metrics,
     logger,
+    readiness: config.namespaceCheck ? createReadinessCache({ fetch: kubeReadinessFetcher(loadKubeConfig()) }) : undefined,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
     isReady: () => isValidAt(pair, new Date()),

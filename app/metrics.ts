@@ -9,6 +9,7 @@ export interface Metrics {
   readonly injections: Counter<'mode' | 'reason'>;
   readonly certExpiry: Gauge;
   readonly caBundleInSync: Gauge;
+  readonly namespaceNotReady: Counter<'namespace'>;
   readonly registry: Registry;
 }
 
@@ -53,6 +54,12 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
     certExpiry: new Gauge({
       name: 'pandocore_tls_cert_expiry_timestamp_seconds',
       help: 'Expiry (Unix time) of the serving certificate in use.',
+      registers: [registry],
+    }),
+    namespaceNotReady: new Counter({
+      name: 'pandocore_namespace_not_ready_total',
+      help: 'Labelled pods created without the sidecar because their namespace lacks the ServiceAccount or license Secret.',
+      labelNames: ['namespace'],
       registers: [registry],
     }),
     caBundleInSync: new Gauge({

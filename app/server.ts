@@ -11,7 +11,9 @@ import type { Config } from './config.ts';
 import { PATH_HEALTHZ, PATH_METRICS, PATH_MUTATE, PATH_READYZ } from './contract.ts';
 import { ERRORS, errorBody, type ErrorSpec } from './errors.ts';
 import { warning } from './inject/reasons.ts';
+import { decide, type ReviewContext } from './inject/decide.ts';
 import { review, type Outcome } from './inject/review.ts';
+import type { ReadinessCache } from './namespaces.ts';
 import { planInjection, type InjectionPlan } from './inject/sidecar.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -21,6 +23,8 @@ export interface ServerDeps {
   logger: Logger | false;
   /** Serving certificate; without it the server speaks plain HTTP (inject() tests, metrics). */
   tls?: SecureContextOptions;
+  /** Namespace readiness (ServiceAccount and license Secret); without it, namespaces are not checked. */
+  readiness?: ReadinessCache;
   /** Ready to serve admission reviews (a valid certificate is loaded). */
   isReady?: () => boolean;
 }
@@ -78,9 +82,15 @@ function podName(request: AdmissionRequest): string | undefined {
   return request.name || undefined;
 }
 
-function safeReview(request: AdmissionRequest, plan: InjectionPlan): Outcome & { error?: Error } {
+async function contextFor(request: AdmissionRequest, plan: InjectionPlan, readiness: ReadinessCache | undefined): Promise<ReviewContext> {
+  // Only a pod that would be injected costs a (cached) namespace lookup.
+  if (!readiness || !request.namespace || decide(request, plan).action !== 'inject') return {};
+  return { namespace: await readiness.get(request.namespace) };
+}
+
+async function safeReview(request: AdmissionRequest, plan: InjectionPlan, readiness: ReadinessCache | undefined): Promise<Outcome & { error?: Error }> {
   try {
-    return review(request, plan);
+    return review(request, plan, await contextFor(request, plan, readiness));
   } catch (err) {
     // Fail open, as failurePolicy Ignore would, but never silently: warn, log, count.
     const error = err instanceof Error ? err : new Error(String(err));
@@ -159,7 +169,7 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
         return reply.code(decoded.error.statusCode).send(errorBody(decoded.error, decoded.detail));
       }
       const admission = decoded.request;
-      const outcome = safeReview(admission, plan);
+      const outcome = await safeReview(admission, plan, deps.readiness);
       const audit = { reason: outcome.reason };
       const answer: AdmissionReview = outcome.patch.length > 0
         ? patched(admission.uid, outcome.patch, outcome.warnings, audit)
@@ -173,6 +183,9 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
       metrics.duration.observe({ outcome: result }, seconds);
       if (outcome.mode && outcome.patch.length > 0) {
         metrics.injections.inc({ mode: outcome.mode, reason: outcome.reason });
+      }
+      if (outcome.reason === 'namespace-not-ready' && admission.namespace) {
+        metrics.namespaceNotReady.inc({ namespace: admission.namespace });
       }
       const fields = {
         uid: admission.uid,

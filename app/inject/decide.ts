@@ -8,13 +8,26 @@ import {
   ANNOTATION_VERSION,
   LABEL_PROTECT,
   MODES,
+  LICENSE_SECRET_NAME,
   SIDECAR_ENV_MODE,
   SIDECAR_NAME,
+  SIDECAR_SERVICE_ACCOUNT,
   STATUS_INJECTED,
   type Mode,
 } from '../contract.ts';
+import { parseQuantity } from './quantity.ts';
 import { quote, warning, type Reason } from './reasons.ts';
 import type { InjectionPlan } from './sidecar.ts';
+
+/** What the namespace provides; undefined fields (or no value at all) mean unknown. */
+export interface NamespaceReadiness {
+  serviceAccount: boolean;
+  licenseSecret: boolean;
+}
+
+export interface ReviewContext {
+  namespace?: NamespaceReadiness;
+}
 
 export type Decision =
   | { action: 'skip'; reason: Reason; message: string; warnings: string[] }
@@ -67,7 +80,62 @@ function isCurrent(pod: Pod, sidecars: Container[], plan: InjectionPlan, mode: M
   return modeEnv?.value === mode;
 }
 
-export function decide(request: AdmissionRequest, plan: InjectionPlan): Decision {
+function usesDefaultAccount(pod: Pod): boolean {
+  const account = pod.spec.serviceAccountName || pod.spec.serviceAccount || 'default';
+  return account === 'default';
+}
+
+/** What the namespace lacks for this pod, as words for a warning; empty when nothing (or unknown). */
+function missingSetup(pod: Pod, readiness: NamespaceReadiness | undefined): string[] {
+  if (!readiness) return [];
+  const missing: string[] = [];
+  // A pod that names its own account never gets ours, so only the Secret matters for it.
+  if (!readiness.serviceAccount && usesDefaultAccount(pod)) missing.push(`ServiceAccount ${SIDECAR_SERVICE_ACCOUNT}`);
+  if (!readiness.licenseSecret) missing.push(`Secret ${LICENSE_SECRET_NAME}`);
+  return missing;
+}
+
+/**
+ * With pod-level resources, the API server requires the containers' requests to add up to no more
+ * than the pod's, and each container limit to stay within the pod's. Returns what would break.
+ */
+function podResourcesProblem(pod: Pod, plan: InjectionPlan): string | undefined {
+  const podResources = pod.spec.resources as { requests?: Record<string, unknown>; limits?: Record<string, unknown> } | undefined;
+  if (!podResources || typeof podResources !== 'object') return undefined;
+  const containers = [...pod.spec.containers, ...(pod.spec.initContainers ?? []).filter((c) => c.restartPolicy === 'Always')]
+    .filter((c) => c.name !== SIDECAR_NAME);
+  for (const resource of ['cpu', 'memory'] as const) {
+    const podLimit = parseQuantity(podResources.limits?.[resource]);
+    if (!Number.isNaN(podLimit) && parseQuantity(plan.resources.limits[resource]) > podLimit) {
+      return `the sidecar's ${resource} limit ${plan.resources.limits[resource]} exceeds the pod's ${String(podResources.limits?.[resource])}`;
+    }
+    const podRequest = parseQuantity(podResources.requests?.[resource]);
+    if (Number.isNaN(podRequest)) continue;
+    const requested = containers.reduce((sum, c) => {
+      const value = parseQuantity((c.resources as { requests?: Record<string, unknown> } | undefined)?.requests?.[resource]);
+      return sum + (Number.isNaN(value) ? 0 : value);
+    }, parseQuantity(plan.resources.requests[resource]));
+    if (requested > podRequest) {
+      return `containers would request more ${resource} than the pod's ${String(podResources.requests?.[resource])}`;
+    }
+  }
+  return undefined;
+}
+
+/** Skips that keep a pod valid: injecting would make its creation fail or its sidecar never start. */
+function notInjectable(pod: Pod, namespace: string, plan: InjectionPlan, context: ReviewContext): Decision | undefined {
+  const missing = missingSetup(pod, context.namespace);
+  if (missing.length > 0) {
+    const sentence = `namespace ${namespace} lacks ${missing.join(' and ')}`;
+    const fix = `fix: pando setup-namespace ${namespace} (or list it in the chart's protectedNamespaces)`;
+    return skip('namespace-not-ready', `${sentence}; ${fix}`, [warning(`sidecar not injected: ${sentence}`), warning(fix)]);
+  }
+  const problem = podResourcesProblem(pod, plan);
+  if (problem) return skip('pod-resources-too-small', problem, [warning(`sidecar not injected: ${problem}`)]);
+  return undefined;
+}
+
+export function decide(request: AdmissionRequest, plan: InjectionPlan, context: ReviewContext = {}): Decision {
   if (!isPodRequest(request)) {
     const kind = request.kind?.kind ?? 'unknown kind';
     return skip('not-a-pod', `${kind}${request.subResource ? `/${request.subResource}` : ''} is not a pod`);
@@ -108,11 +176,15 @@ export function decide(request: AdmissionRequest, plan: InjectionPlan): Decision
       const sentence = `pod already has a container named ${SIDECAR_NAME} that PandoCore did not inject; left as is`;
       return skip('unmanaged-sidecar', sentence, [...warnings, warning(sentence)]);
     }
+    const blocked = notInjectable(object, namespace, plan, context);
+    if (blocked) return blocked;
     return { action: 'inject', reason: 'injected', message: `sidecar ${plan.version} injected (${mode})`, warnings, pod: object, mode };
   }
   if (isCurrent(object, sidecars, plan, mode)) {
     return skip('already-injected', `sidecar ${plan.version} already injected`, warnings);
   }
+  const blocked = notInjectable(object, namespace, plan, context);
+  if (blocked) return blocked;
   const old = object.metadata?.annotations?.[ANNOTATION_VERSION] ?? 'unknown';
   const sentence = `replaced sidecar ${quote(old, 20)} with ${plan.version} (config ${plan.configHash})`;
   warnings.push(warning(sentence));

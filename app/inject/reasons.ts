@@ -11,6 +11,8 @@ export const REASONS = [
   'not-a-pod',
   'operation-not-create',
   'unmanaged-sidecar',
+  'namespace-not-ready',
+  'pod-resources-too-small',
   'error-invalid-object',
   'error-internal',
 ] as const;

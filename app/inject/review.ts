@@ -2,7 +2,7 @@
 
 import type { Operation } from 'fast-json-patch';
 import type { AdmissionRequest } from '../admission/types.ts';
-import { decide } from './decide.ts';
+import { decide, type ReviewContext } from './decide.ts';
 import { mutate } from './mutate.ts';
 import type { Reason } from './reasons.ts';
 import type { InjectionPlan } from './sidecar.ts';
@@ -19,8 +19,8 @@ export interface Outcome {
   mode?: Mode;
 }
 
-export function review(request: AdmissionRequest, plan: InjectionPlan): Outcome {
-  const decision = decide(request, plan);
+export function review(request: AdmissionRequest, plan: InjectionPlan, context: ReviewContext = {}): Outcome {
+  const decision = decide(request, plan, context);
   if (decision.action === 'skip') {
     return { reason: decision.reason, message: decision.message, patch: [], warnings: decision.warnings };
   }

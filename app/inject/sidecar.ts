@@ -2,7 +2,7 @@
 // annotations, and the config hash that marks which injection config a pod carries.
 
 import { createHash } from 'node:crypto';
-import type { Config } from '../config.ts';
+import type { Config, SidecarResources } from '../config.ts';
 import {
   LICENSE_SECRET_KEY,
   LICENSE_SECRET_NAME,
@@ -25,6 +25,7 @@ export interface InjectionPlan {
   readonly defaultMode: Mode;
   readonly ownNamespace: string;
   readonly excludedNamespaces: ReadonlySet<string>;
+  readonly resources: SidecarResources;
   /** A fresh sidecar container for the mode, with the token mount when the pod has one. */
   sidecar(mode: Mode, tokenMount: VolumeMount | undefined): Container;
 }
@@ -86,6 +87,7 @@ export function planInjection(config: Config): InjectionPlan {
     defaultMode: config.defaultMode,
     ownNamespace: config.namespace,
     excludedNamespaces: new Set(config.excludedNamespaces),
+    resources: config.sidecar.resources,
     sidecar(mode: Mode, tokenMount: VolumeMount | undefined): Container {
       // Parsed from JSON each time: the container goes into a patch and must share nothing.
       const container = JSON.parse(templateJson) as Container;

@@ -1,5 +1,6 @@
 // Golden cases: test/testdata/golden/<case>/ holds input.json (an AdmissionReview), optional
-// config.json (environment overrides), optional derived.json ({"from": "<case>"}: the input is that
+// config.json (environment overrides), optional context.json (what the webhook's namespace lookup
+// returns), optional derived.json ({"from": "<case>"}: the input is that
 // case's patched pod, rebuilt by UPDATE_GOLDEN=1), and the expectations response.json, patch.json
 // and pod.json (the patched object). `UPDATE_GOLDEN=1 npm test` rewrites the expectations.
 
@@ -8,10 +9,11 @@ import { join } from 'node:path';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import type { AdmissionReview } from '../../app/admission/types.ts';
 import { loadConfig, type Config } from '../../app/config.ts';
+import type { ReviewContext } from '../../app/inject/decide.ts';
 
 export const GOLDEN_DIR = join(import.meta.dirname, '..', 'testdata', 'golden');
 export const UPDATE_GOLDEN = process.env.UPDATE_GOLDEN === '1';
-export const INPUT_FILES = ['input.json', 'config.json', 'derived.json'];
+export const INPUT_FILES = ['input.json', 'config.json', 'context.json', 'derived.json'];
 export const EXPECTATION_FILES = ['response.json', 'patch.json', 'pod.json'];
 
 export interface GoldenCase {
@@ -19,6 +21,8 @@ export interface GoldenCase {
   dir: string;
   review: AdmissionReview;
   env: Record<string, string>;
+  /** What the webhook knows about the namespace (context.json); absent: not checked. */
+  context?: ReviewContext;
   derivedFrom?: string;
 }
 
@@ -46,6 +50,7 @@ export function loadCase(name: string): GoldenCase {
     dir,
     review: existsSync(join(dir, 'input.json')) ? readJson<AdmissionReview>(join(dir, 'input.json')) : (undefined as never),
     env: existsSync(configPath) ? readJson<Record<string, string>>(configPath) : {},
+    context: existsSync(join(dir, 'context.json')) ? readJson<ReviewContext>(join(dir, 'context.json')) : undefined,
     derivedFrom: existsSync(derivedPath) ? readJson<{ from: string }>(derivedPath).from : undefined,
   };
 }

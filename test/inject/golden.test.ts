@@ -9,6 +9,7 @@ import { Pod as PodModel } from 'kubernetes-models/v1/Pod';
 import { Registry } from 'prom-client';
 import type { AdmissionReview } from '../../app/admission/types.ts';
 import { createMetrics } from '../../app/metrics.ts';
+import { createReadinessCache } from '../../app/namespaces.ts';
 import { buildServer } from '../../app/server.ts';
 import {
   EXPECTATION_FILES,
@@ -47,13 +48,19 @@ const EXPECTED_REASON: Record<string, string> = {
   'generate-name-only': 'injected',
   'classic-sidecar': 'injected',
   'existing-annotations': 'injected',
+  'namespace-not-ready': 'namespace-not-ready',
+  'namespace-no-sa-custom-account': 'injected',
+  'pod-resources-fit': 'injected',
+  'pod-resources-too-small': 'pod-resources-too-small',
 };
 
-async function post(env: Record<string, string>, review: AdmissionReview): Promise<AdmissionReview> {
-  const config = configFor(env);
+async function post(c: GoldenCase, review: AdmissionReview): Promise<AdmissionReview> {
+  const config = configFor(c.env);
+  const namespace = c.context?.namespace;
   const app = buildServer(config, {
     metrics: createMetrics(new Registry(), { version: 'test', sidecarVersion: config.sidecar.version }, false),
     logger: false,
+    readiness: namespace ? createReadinessCache({ fetch: async () => namespace }) : undefined,
   });
   try {
     const res = await app.inject({ method: 'POST', url: '/mutate', payload: review });
@@ -79,7 +86,7 @@ async function run(c: GoldenCase) {
     writeJson(join(c.dir, 'input.json'), input);
     c.review = input;
   }
-  const answer = await post(c.env, c.review);
+  const answer = await post(c, c.review);
   const { response, patch } = expectationOf(answer);
   const object = c.review.request!.object;
   const patched = object == null ? undefined : applyStrict(object, patch);
@@ -135,7 +142,7 @@ describe('golden cases', () => {
         assert.doesNotThrow(() => new PodModel(patched as ConstructorParameters<typeof PodModel>[0]).validate(), 'patched pod validates');
         const again = structuredClone(c.review);
         again.request!.object = patched;
-        const second = await post(c.env, again);
+        const second = await post(c, again);
         assert.equal(second.response!.patch, undefined, 'a second review of the patched pod gives no patch');
       }
     });

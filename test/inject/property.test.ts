@@ -10,6 +10,7 @@ import { findSidecars } from '../../app/inject/decide.ts';
 import { review } from '../../app/inject/review.ts';
 import { planInjection } from '../../app/inject/sidecar.ts';
 import { applyStrict, configFor } from '../helpers/golden.ts';
+import { podReview } from '../helpers/server.ts';
 
 export const PROPERTY_RUNS = 500;
 
@@ -65,14 +66,7 @@ const podArb = fc
   });
 
 function request(pod: Pod): AdmissionRequest {
-  return {
-    uid: 'prop',
-    kind: { group: '', version: 'v1', kind: 'Pod' },
-    resource: { group: '', version: 'v1', resource: 'pods' },
-    namespace: 'shop',
-    operation: 'CREATE',
-    object: pod,
-  };
+  return podReview(pod, { uid: 'prop' }).request as AdmissionRequest;
 }
 
 describe('injection properties', () => {

@@ -63,6 +63,8 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
+  /** After SIGTERM, how long to keep answering (unready) before closing the listener. */
+  readonly shutdownDelayMs: number;
 }
 
 export const DEFAULT_SIDECAR_IMAGE = 'registry.pandocore.xyz/pandocore/sidecar:1.0.0';
@@ -104,6 +106,10 @@ function positiveInt(env: Env, name: string, fallback: number, max: number): num
     throw new ConfigError(name, `"${value}" is not a whole number from 1 to ${max}`);
   }
   return n;
+}
+
+function nonNegativeInt(env: Env, name: string, fallback: number, max: number): number {
+  return raw(env, name) === '0' ? 0 : positiveInt(env, name, fallback, max);
 }
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
@@ -251,8 +257,12 @@ export function loadConfig(env: Env): Config {
     }),
     bodyLimitBytes: positiveInt(env, ENV.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES, 64 * 1024 * 1024),
     logLevel: oneOf(env, ENV.logLevel, LOG_LEVELS, 'info'),
-    shutdownTimeoutMs: positiveInt(env, ENV.shutdownTimeoutMs, 8000, 60000),
+    shutdownTimeoutMs: positiveInt(env, ENV.shutdownTimeoutMs, 9000, 60000),
+    shutdownDelayMs: nonNegativeInt(env, ENV.shutdownDelayMs, 3000, 30000),
   };
+  if (config.shutdownDelayMs >= config.shutdownTimeoutMs) {
+    throw new ConfigError(ENV.shutdownDelayMs, `must be shorter than ${ENV.shutdownTimeoutMs} (${config.shutdownTimeoutMs})`);
+  }
   if (config.port === config.metricsPort) {
     throw new ConfigError(ENV.metricsPort, `must differ from ${ENV.port} (${config.port})`);
   }

@@ -69,4 +69,5 @@ export const ENV = {
   tlsCheckIntervalSeconds: 'PANDO_TLS_CHECK_INTERVAL_SECONDS',
   tlsPropagationSeconds: 'PANDO_TLS_PROPAGATION_SECONDS',
   shutdownTimeoutMs: 'PANDO_SHUTDOWN_TIMEOUT_MS',
+  shutdownDelayMs: 'PANDO_SHUTDOWN_DELAY_MS',
 } as const;

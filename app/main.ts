@@ -61,6 +61,7 @@ async function main(): Promise<void> {
   const registry = new Registry();
   const metrics = createMetrics(registry, { version, sidecarVersion: config.sidecar.version });
 
+  let stopping = false;
   let pair: ServingPair | undefined;
   let devCaFile: string | undefined;
   const serve = (next: ServingPair) => {
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
     readiness: config.namespaceCheck ? createReadinessCache({ fetch: kubeReadinessFetcher(loadKubeConfig()) }) : undefined,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
-    isReady: () => isValidAt(pair, new Date()),
+    isReady: () => !stopping && isValidAt(pair, new Date()),
   });
   reloader?.reload();
   reloader?.start();
@@ -125,11 +126,9 @@ async function main(): Promise<void> {
     process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a throw-away self-signed certificate (CA in ${devCaFile}).\nTry:\n  ${example}\n\n`);
   }
 
-  let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down: finishing in-flight reviews');
     const force = setTimeout(() => {
       logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
       process.exit(1);
@@ -137,16 +136,21 @@ async function main(): Promise<void> {
     force.unref();
     reloader?.stop();
     selfSigned?.stop();
-    Promise.all([app.close(), metricsApp.close()]).then(
-      () => {
-        logger.info('stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'error while shutting down');
-        process.exit(1);
-      },
-    );
+    // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
+    // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
+    logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');
+    setTimeout(() => {
+      Promise.all([app.close(), metricsApp.close()]).then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'error while shutting down');
+          process.exit(1);
+        },
+      );
+    }, config.shutdownDelayMs);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

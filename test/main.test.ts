@@ -4,10 +4,28 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 const MAIN = join(import.meta.dirname, '..', 'app', 'main.ts');
+const INPUT = join(import.meta.dirname, 'testdata', 'golden', 'minimal-pod', 'input.json');
+
+function get(port: number, ca: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: '127.0.0.1', port, path, ca, method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        let data = '';
+        res.on('data', (d) => (data += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 function start(env: Record<string, string>) {
   const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -34,7 +52,7 @@ describe('app/main.ts', () => {
     assert.match(err(), /PANDO_CONFIG_INVALID: invalid configuration: PANDO_DEFAULT_MODE: "paranoid" is not one of/);
   });
 
-  it('serves a throw-away certificate, prints a curl example, and stops on SIGTERM within 10 s', async () => {
+  it('serves a throw-away certificate, prints a curl example, drains on SIGTERM and exits within 10 s', async () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
     const { child, out } = start({ PANDO_HOST: '127.0.0.1', PANDO_PORT: String(port), PANDO_METRICS_PORT: String(port + 1) });
     try {
@@ -43,9 +61,18 @@ describe('app/main.ts', () => {
       const metrics = await fetch(`http://127.0.0.1:${port + 1}/metrics`);
       assert.equal(metrics.status, 200);
       assert.match(await metrics.text(), /pandocore_build_info\{version="\d+\.\d+\.\d+"/);
+      const caFile = /--cacert (\S+)/.exec(out())![1]!;
+      const ca = readFileSync(caFile, 'utf8');
       const stopped = Date.now();
       child.kill('SIGTERM');
-      const [code] = await once(child, 'exit');
+      await new Promise((r) => setTimeout(r, 300));
+      // Draining: unready, yet a review that still arrives is answered.
+      assert.equal((await get(port, ca, '/readyz')).status, 503);
+      const review = await get(port, ca, '/mutate', readFileSync(INPUT, 'utf8'));
+      assert.equal(review.status, 200);
+      assert.equal(JSON.parse(review.body).response.auditAnnotations.reason, 'injected');
+      const exited = once(child, 'exit');
+      const [code] = await exited;
       assert.equal(code, 0);
       assert.ok(Date.now() - stopped < 10_000);
       assert.match(out(), /"msg":"stopped"/);

@@ -1,0 +1,42 @@
+// Helpers shared by the e2e tests: namespaces that clean up after themselves, bounded waiting.
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api } from '@kubernetes/client-node';
+import type { Cluster } from '../cluster/harness.ts';
+
+/** Polls `check` every `everyMs` until it returns a value other than undefined/false. Bounded in time and count. */
+export async function waitUntil<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false>, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Creates a namespace and waits until pods can be created in it (its "default" ServiceAccount exists). */
+export async function createNamespace(cluster: Cluster, prefix: string, labels: Record<string, string> = {}): Promise<string> {
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  const name = uniqueName(prefix);
+  await core.createNamespace({ body: { metadata: { name, labels } } });
+  await waitUntil(`ServiceAccount default in ${name}`, 30_000, async () => {
+    await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
+    return true;
+  });
+  return name;
+}
+
+export async function deleteNamespace(cluster: Cluster, name: string): Promise<void> {
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  await core.deleteNamespace({ name }).catch(() => undefined);
+}

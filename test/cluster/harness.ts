@@ -270,6 +270,7 @@ export async function startCluster(log: (line: string) => void = () => {}): Prom
     '--service-account-issuer=https://kubernetes.default.svc',
     '--service-cluster-ip-range=10.0.0.0/24',
     '--authorization-mode=RBAC',
+    '--allow-privileged=true', // as kubeadm and managed clusters run it: PodSecurity decides
     // The admission chain production has; the defaults add more, these are the ones that matter here.
     '--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,LimitRanger,ResourceQuota,DefaultStorageClass,MutatingAdmissionWebhook,ValidatingAdmissionWebhook',
     // Lean: no alpha APIs, no profiling, no endpoints for 127.0.0.1 (it is not a valid endpoint IP).

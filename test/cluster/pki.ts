@@ -1,5 +1,7 @@
 // Certificates of the e2e control plane. The CA and serving certificates come from the product's
 // own app/certs.ts; only the client certificate (which the product never needs) is spelled here.
+// @peculiar/x509 needs the Reflect metadata API loaded before it.
+import 'reflect-metadata';
 import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { createCa, issueServingCert, type KeyPairPem } from '../../app/certs.ts';

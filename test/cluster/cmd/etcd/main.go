@@ -16,6 +16,9 @@ func main() {
 	dataDir := flag.String("data-dir", "", "etcd data directory")
 	clientURL := flag.String("listen-client-url", "http://127.0.0.1:2379", "client URL")
 	peerURL := flag.String("listen-peer-url", "http://127.0.0.1:2380", "peer URL")
+	// etcd's default (1.5 MiB) is below the API server's 3 MiB request limit; tests that send objects
+	// near the API server's limit need etcd to store them, as clusters that raise it do.
+	maxRequestBytes := flag.Uint("max-request-bytes", 8*1024*1024, "largest request etcd accepts")
 	flag.Parse()
 	if *dataDir == "" {
 		log.Fatal("--data-dir is required")
@@ -41,6 +44,7 @@ func main() {
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "5m"
 	cfg.UnsafeNoFsync = true
+	cfg.MaxRequestBytes = *maxRequestBytes
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

@@ -1,0 +1,139 @@
+// Runs the webhook server (app/main.ts, the code the image runs) as a local process on 127.0.0.1,
+// serving a certificate that a throw-away CA signed for IP:127.0.0.1, as the chart's out-of-cluster
+// development mode (webhook.url + webhook.caBundle) expects.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createCa, issueServingCert, type KeyPairPem } from '../../app/certs.ts';
+import { ENV, PATH_METRICS, PATH_MUTATE, PATH_READYZ } from '../../app/contract.ts';
+import { REPO_ROOT } from '../cluster/harness.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+export interface WebhookTls {
+  ca: KeyPairPem;
+  serving: KeyPairPem;
+  /** base64 of the CA PEM: the chart's webhook.caBundle. */
+  caBundle: string;
+  dir: string;
+  certFile: string;
+  keyFile: string;
+  cleanup(): void;
+}
+
+export async function createWebhookTls(): Promise<WebhookTls> {
+  const now = new Date();
+  const ca = await createCa('pando-e2e-webhook-ca', now, 2);
+  const serving = await issueServingCert(ca, ['127.0.0.1'], now, 2);
+  const dir = mkdtempSync(join(tmpdir(), 'pando-e2e-webhook-'));
+  const certFile = join(dir, 'tls.crt');
+  const keyFile = join(dir, 'tls.key');
+  writeFileSync(certFile, serving.certPem);
+  writeFileSync(keyFile, serving.keyPem, { mode: 0o600 });
+  return {
+    ca,
+    serving,
+    caBundle: Buffer.from(ca.certPem).toString('base64'),
+    dir,
+    certFile,
+    keyFile,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface WebhookProcess {
+  port: number;
+  url: string;
+  /** Sum of the samples of a metric on the plain-HTTP metrics port whose labels include `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** Everything the process wrote, for failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+function readyz(port: number, caPem: string): Promise<number> {
+  return new Promise((res) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path: PATH_READYZ, ca: caPem, timeout: 2000 }, (r) => {
+      r.resume();
+      res(r.statusCode ?? 0);
+    });
+    req.on('error', () => res(0));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/**
+ * Starts `node app/main.ts` with `env` (the chart's env for the webhook container, typically) plus
+ * the local listening and TLS settings, and waits until /readyz answers 200.
+ */
+export async function startWebhook(tls: WebhookTls, env: Record<string, string>, port?: number): Promise<WebhookProcess> {
+  const listenPort = port ?? (await freePort());
+  let metricsPort = await freePort();
+  while (metricsPort === listenPort) metricsPort = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'app/main.ts')], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH ?? '',
+      [ENV.logLevel]: 'warn',
+      [ENV.shutdownDelayMs]: '0',
+      ...env,
+      [ENV.host]: '127.0.0.1',
+      [ENV.port]: String(listenPort),
+      [ENV.metricsPort]: String(metricsPort),
+      [ENV.tlsCertFile]: tls.certFile,
+      [ENV.tlsKeyFile]: tls.keyFile,
+    },
+  });
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  const deadline = Date.now() + 30_000;
+  for (let i = 0; i < 300 && Date.now() < deadline; i++) {
+    if (child.exitCode !== null) throw new Error(`the webhook exited with ${child.exitCode}:\n${out}`);
+    if ((await readyz(listenPort, tls.ca.certPem)) === 200) {
+      return {
+        port: listenPort,
+        url: `https://127.0.0.1:${listenPort}${PATH_MUTATE}`,
+        output: () => out,
+        metric: async (name, labels = {}) => {
+          const text = await (await fetch(`http://127.0.0.1:${metricsPort}${PATH_METRICS}`)).text();
+          let sum = 0;
+          for (const line of text.split('\n')) {
+            const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+            if (!m || m[1] !== name) continue;
+            const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+            if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+          }
+          return sum;
+        },
+        stop: async () => {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGTERM');
+            const killed = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+            if (!killed) child.kill('SIGKILL');
+            await exited;
+          }
+        },
+      };
+    }
+    await sleep(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the webhook did not become ready in 30 s:\n${out}`);
+}

@@ -1,0 +1,187 @@
+// Installing the product into the e2e cluster: the Helm chart (from the local OCI registry when the
+// publishing script is there, else from dist/), the per-namespace setup of the product page, and the
+// environment the chart gives the webhook container (which the local webhook process then runs with).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
+import {
+  ENV,
+  LICENSE_SECRET_KEY,
+  LICENSE_SECRET_NAME,
+  SIDECAR_CLUSTER_ROLE,
+  SIDECAR_SERVICE_ACCOUNT,
+} from '../../app/contract.ts';
+import { BIN_DIR, REPO_ROOT, type Cluster } from '../cluster/harness.ts';
+
+export const RELEASE = 'pando';
+export const RELEASE_NAMESPACE = 'pando-system';
+export const CHART_DIR = join(REPO_ROOT, 'dist/pando-webhook');
+export const HELM = join(BIN_DIR, 'helm');
+
+export interface ChartValues {
+  licenseKey: string;
+  webhookUrl: string;
+  caBundle: string;
+  image: { repository: string; tag: string };
+  defaultMode?: string;
+  excludedNamespaces?: string[];
+}
+
+export function helm(cluster: Cluster, args: string[]): string {
+  if (!existsSync(HELM)) throw new Error(`${HELM} is missing (built by the chart tooling in scripts/tools/)`);
+  const r = spawnSync(HELM, args, {
+    encoding: 'utf8',
+    env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath, HELM_CACHE_HOME: join(REPO_ROOT, '.tools/helm/cache'), HELM_CONFIG_HOME: join(REPO_ROOT, '.tools/helm/config'), HELM_DATA_HOME: join(REPO_ROOT, '.tools/helm/data') },
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`helm ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Where the chart comes from: `helm` arguments naming it. */
+export function chartSource(): { ref: string; args: string[]; from: string } {
+  if (!existsSync(join(CHART_DIR, 'Chart.yaml'))) throw new Error(`no chart in ${CHART_DIR} (generated from charts-src/)`);
+  return { ref: CHART_DIR, args: [], from: 'dist/pando-webhook' };
+}
+
+function valuesYaml(v: ChartValues): string {
+  return stringify({
+    licenseKey: v.licenseKey,
+    webhook: { url: v.webhookUrl, caBundle: v.caBundle },
+    sidecar: { image: { repository: v.image.repository, tag: v.image.tag } },
+    ...(v.defaultMode ? { defaultMode: v.defaultMode } : {}),
+    ...(v.excludedNamespaces ? { excludedNamespaces: v.excludedNamespaces } : {}),
+  });
+}
+
+/** `helm upgrade --install` of the chart; returns the rendered manifest's objects. */
+export function helmUpgradeInstall(cluster: Cluster, values: ChartValues): { objects: any[]; from: string } {
+  const src = chartSource();
+  const dir = mkdtempSync(join(tmpdir(), 'pando-e2e-values-'));
+  try {
+    const file = join(dir, 'values.yaml');
+    writeFileSync(file, valuesYaml(values), { mode: 0o600 });
+    helm(cluster, ['upgrade', '--install', RELEASE, src.ref, ...src.args, '--namespace', RELEASE_NAMESPACE, '--create-namespace', '-f', file, '--timeout', '60s']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const manifest = helm(cluster, ['get', 'manifest', RELEASE, '--namespace', RELEASE_NAMESPACE]);
+  const objects = parseAllDocuments(manifest).map((d) => d.toJS()).filter((o) => o && typeof o === 'object');
+  return { objects, from: src.from };
+}
+
+/** The webhook Deployment of the release. */
+export async function webhookDeployment(cluster: Cluster): Promise<V1Deployment> {
+  const apps = cluster.kubeConfig.makeApiClient(AppsV1Api);
+  const list = await apps.listNamespacedDeployment({ namespace: RELEASE_NAMESPACE });
+  const found = list.items.filter((d) => d.spec?.template.spec?.containers.some((c) => c.env?.some((e) => e.name === ENV.sidecarImage)));
+  if (found.length !== 1) throw new Error(`expected one Deployment whose container sets ${ENV.sidecarImage} in ${RELEASE_NAMESPACE}, found ${found.length}`);
+  return found[0]!;
+}
+
+/**
+ * The env the chart gives the webhook container, as plain values: what the local process runs with.
+ * Listening and TLS settings are the local process's own (127.0.0.1 and the harness's certificate).
+ */
+export async function webhookEnvFromChart(cluster: Cluster): Promise<Record<string, string>> {
+  const deployment = await webhookDeployment(cluster);
+  const container = deployment.spec!.template.spec!.containers.find((c) => c.env?.some((e) => e.name === ENV.sidecarImage))!;
+  const local = new Set<string>([ENV.host, ENV.port, ENV.metricsPort, ENV.tlsCertFile, ENV.tlsKeyFile, ENV.tlsSelfSigned]);
+  const env: Record<string, string> = { KUBECONFIG: cluster.kubeconfigPath };
+  for (const e of container.env ?? []) {
+    if (e.value !== undefined && !local.has(e.name)) env[e.name] = e.value;
+  }
+  return env;
+}
+
+/** The product page's per-namespace setup: ServiceAccount, RoleBinding to the ClusterRole, license Secret. */
+export async function setupProtectedNamespace(cluster: Cluster, namespace: string, licenseKey: string): Promise<void> {
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  const rbac = cluster.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: SIDECAR_SERVICE_ACCOUNT } } });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: SIDECAR_SERVICE_ACCOUNT },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: SIDECAR_CLUSTER_ROLE },
+      subjects: [{ kind: 'ServiceAccount', name: SIDECAR_SERVICE_ACCOUNT, namespace }],
+    },
+  });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: LICENSE_SECRET_NAME }, type: 'Opaque', stringData: { [LICENSE_SECRET_KEY]: licenseKey } },
+  });
+}
+
+export interface Deployed {
+  /** 'dist/pando-webhook', 'oci://...', or 'no chart' when the chart is not there yet. */
+  from: string;
+  /** The objects the chart rendered (empty without a chart). */
+  objects: any[];
+  /** The env the local webhook process runs with. */
+  env: Record<string, string>;
+}
+
+/**
+ * Installs (or upgrades) the product. Without a chart in dist/ (it is being written), the scenarios
+ * that test the webhook's behaviour still run against a webhook configuration the test writes from
+ * the documented contract; scenario 1 (the chart) then fails on its own.
+ */
+export async function deployProduct(cluster: Cluster, values: ChartValues): Promise<Deployed> {
+  if (existsSync(join(CHART_DIR, 'Chart.yaml')) && existsSync(HELM)) {
+    const { objects, from } = helmUpgradeInstall(cluster, values);
+    return { from, objects, env: await webhookEnvFromChart(cluster) };
+  }
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: RELEASE_NAMESPACE } } }).catch(() => undefined);
+  const body = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'pando-webhook' },
+    webhooks: [
+      {
+        name: 'inject.pandocore.xyz',
+        admissionReviewVersions: ['v1'],
+        clientConfig: { url: values.webhookUrl, caBundle: values.caBundle },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+        objectSelector: { matchLabels: { 'pandocore.xyz/protect': 'true' } },
+        failurePolicy: 'Ignore',
+        sideEffects: 'None',
+        reinvocationPolicy: 'IfNeeded',
+        timeoutSeconds: 10,
+      },
+    ],
+  };
+  const path = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
+  const current = await cluster.request('GET', `${path}/pando-webhook`);
+  const r = current.status === 200
+    ? await cluster.request('PUT', `${path}/pando-webhook`, { ...body, metadata: { ...body.metadata, resourceVersion: current.body.metadata.resourceVersion } })
+    : await cluster.request('POST', path, body);
+  if (r.status !== 200 && r.status !== 201) throw new Error(`webhook configuration: ${r.status} ${JSON.stringify(r.body)}`);
+  return {
+    from: 'no chart',
+    objects: [],
+    env: {
+      KUBECONFIG: cluster.kubeconfigPath,
+      [ENV.namespace]: RELEASE_NAMESPACE,
+      [ENV.sidecarImage]: `${values.image.repository}:${values.image.tag}`,
+      ...(values.defaultMode ? { [ENV.defaultMode]: values.defaultMode } : {}),
+      ...(values.excludedNamespaces ? { [ENV.excludedNamespaces]: values.excludedNamespaces.join(',') } : {}),
+    },
+  };
+}
+
+export async function undeployProduct(cluster: Cluster, deployed: Deployed | undefined): Promise<void> {
+  if (deployed?.from && deployed.from !== 'no chart') {
+    try {
+      helm(cluster, ['uninstall', RELEASE, '--namespace', RELEASE_NAMESPACE]);
+    } catch {
+      /* best effort */
+    }
+  } else {
+    await cluster.request('DELETE', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pando-webhook');
+  }
+}

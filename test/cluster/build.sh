@@ -39,7 +39,13 @@ build() { # name package
   local t=$SECONDS
   echo "building $1 ($(date -u +%H:%M:%S)) ..."
   # -p 2: the machine has two cores shared with others; nice keeps interactive work responsive.
-  CGO_ENABLED=0 nice -n 10 go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin/$1.tmp" "$2"
+  # A cold kube-apiserver build is silent for minutes: say that it is still going.
+  (trap 'kill "$s" 2>/dev/null; exit 0' TERM
+   while :; do sleep 30 & s=$!; wait "$s"; echo "  ... still building $1 ($((SECONDS - t))s)"; done) &
+  local ticker=$!
+  CGO_ENABLED=0 nice -n 10 go build -p 2 -buildvcs=false -trimpath -ldflags "$ldflags" -o "$bin/$1.tmp" "$2" \
+    || { kill "$ticker"; exit 1; }
+  kill "$ticker"
   mv "$bin/$1.tmp" "$bin/$1"
   echo "built $1 in $((SECONDS - t))s"
 }

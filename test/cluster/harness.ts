@@ -70,6 +70,16 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Alive and still running our binary (a recorded pid may have been reused after a reboot). */
+function ours(pid: number, component: Component): boolean {
+  if (!alive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] === join(BIN_DIR, component);
+  } catch {
+    return false;
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
@@ -198,7 +208,7 @@ function launch(component: Component, args: string[]): number {
 }
 
 async function healthy(state: State, pki: ClusterPki): Promise<boolean> {
-  if (!COMPONENTS.every((c) => alive(state.pids[c]))) return false;
+  if (!COMPONENTS.every((c) => ours(state.pids[c], c))) return false;
   const r = await apiRequest(`https://127.0.0.1:${state.apiserverPort}`, pki, 'GET', '/readyz').catch(() => undefined);
   return r?.status === 200;
 }
@@ -314,7 +324,7 @@ export async function stopCluster(log: (line: string) => void = () => {}): Promi
   }
   for (const c of [...COMPONENTS].reverse()) {
     const pid = state.pids[c];
-    if (pid === undefined || !alive(pid)) continue;
+    if (pid === undefined || !ours(pid, c)) continue;
     process.kill(pid, 'SIGTERM');
     for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
     if (alive(pid)) process.kill(pid, 'SIGKILL');

@@ -209,6 +209,7 @@ test('4. reinvocation: a later webhook changes the pod, and the pod still has ex
   const reinvoker = await startReinvoker(tls.serving);
   const name = 'zz-e2e-reinvoker'; // after the chart's configuration in the API server's name order
   try {
+    await cluster.request('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`); // a crashed run's
     const created = await cluster.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',

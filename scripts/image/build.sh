@@ -25,7 +25,7 @@ REVISION="$(git -C "$ROOT" rev-parse HEAD)"
 export SOURCE_DATE_EPOCH
 CREATED="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)"
 SOURCE_URL="$("$NODE" -p "const p=require('$ROOT/package.json'); (p.repository && (p.repository.url || p.repository)) || ''")"
-[ -n "$SOURCE_URL" ] || SOURCE_URL="$(git -C "$ROOT" config --get remote.origin.url || true)"
+# Not the git remote: a clone's remote is a path or carries credentials, and would change the digest.
 LICENSES="$("$NODE" -p "require('$ROOT/package.json').license")"
 if [ -n "$(git -C "$ROOT" status --porcelain -- app package.json package-lock.json Containerfile scripts/image)" ]; then
   log "warning: uncommitted changes in app/ or the image inputs: the image is not exactly revision $REVISION"

@@ -1,0 +1,50 @@
+// What every construct of the chart shares: the values binding, the namespace, the fixed names
+// and labels. Names are fixed (one PandoCore per cluster): the CLI, the webhook's own Secret and
+// webhook-configuration lookups and the docs rely on them.
+import { Binding } from './binding.ts';
+import type { Values } from './values.ts';
+
+export const NAMES = {
+  app: 'pando-webhook',
+  webhookConfiguration: 'pando-webhook',
+  webhook: 'inject.pandocore.xyz',
+  tlsSecret: 'pando-webhook-tls',
+  selfSignedIssuer: 'pando-webhook-selfsigned',
+  caCertificate: 'pando-webhook-ca',
+  caSecret: 'pando-webhook-ca',
+  caIssuer: 'pando-webhook-ca',
+  servingCertificate: 'pando-webhook-serving',
+} as const;
+
+export const PORTS = { https: 8443, metrics: 9090, service: 443 } as const;
+
+export interface PandoContext {
+  readonly b: Binding;
+  readonly values: Values;
+  /** The release namespace (a token in helm mode). */
+  readonly namespace: string;
+  /** The webhook image version when image.tag is empty (chart appVersion). */
+  readonly appVersion: string;
+  /** Labels of the webhook pods; the selector of the Deployment, Service, PDB and NetworkPolicy. */
+  readonly selectorLabels: Readonly<Record<string, string>>;
+  /** Labels on every object. */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export function createContext(values: Values, helm: boolean, namespace: string, appVersion: string): PandoContext {
+  const b = new Binding(values, helm);
+  const selectorLabels = { 'app.kubernetes.io/name': NAMES.app, 'app.kubernetes.io/component': 'webhook' };
+  return {
+    b,
+    values,
+    namespace: b.str('$.Release.Namespace', namespace),
+    appVersion: b.str('$.Chart.AppVersion', appVersion),
+    selectorLabels,
+    labels: { ...selectorLabels, 'app.kubernetes.io/part-of': 'pandocore', 'app.kubernetes.io/version': b.str('$.Chart.AppVersion', appVersion) },
+  };
+}
+
+/** `namespace/name` service DNS names the serving certificate covers. */
+export function serviceHosts(ctx: PandoContext): string[] {
+  return [`${NAMES.app}.${ctx.namespace}.svc`, `${NAMES.app}.${ctx.namespace}.svc.cluster.local`];
+}

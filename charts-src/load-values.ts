@@ -1,0 +1,32 @@
+// Values for a plain `cdk8s synth`: the defaults, then each YAML file of PANDO_VALUES
+// (comma-separated), validated against the same schema helm uses.
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import { parse } from 'yaml';
+import { defaultValues, valuesSchema, type Values } from './values.ts';
+
+function merge(base: unknown, override: unknown): unknown {
+  if (base && override && typeof base === 'object' && typeof override === 'object' && !Array.isArray(base) && !Array.isArray(override)) {
+    const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+    for (const [key, value] of Object.entries(override)) out[key] = merge(out[key], value);
+    return out;
+  }
+  return override === undefined ? base : override;
+}
+
+/** Defaults merged with the given overrides (as helm merges -f files), validated. */
+export function resolveValues(...overrides: unknown[]): Values {
+  const values = overrides.reduce<unknown>((acc, o) => merge(acc, o ?? {}), defaultValues());
+  const { $schema: _ignored, ...schema } = valuesSchema();
+  const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+  if (!validate(values)) {
+    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''}`.trim());
+    throw new Error(`invalid values:\n  ${problems.join('\n  ')}`);
+  }
+  return values as Values;
+}
+
+export function valuesFromFiles(list: string | undefined): Values {
+  const files = (list ?? '').split(',').map((f) => f.trim()).filter((f) => f !== '');
+  return resolveValues(...files.map((file) => parse(readFileSync(file, 'utf8')) as unknown));
+}

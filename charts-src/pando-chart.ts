@@ -1,0 +1,58 @@
+// The whole PandoCore deployment as one cdk8s Chart. Optional parts follow the values; in helm mode
+// they are all built and guarded (see binding.ts).
+import { Chart } from 'cdk8s';
+import type { Construct } from 'constructs';
+import { Autoscaler } from './autoscaler.ts';
+import { CertManagerTls } from './cert-manager-tls.ts';
+import { createContext, type PandoContext } from './context.ts';
+import { DisruptionBudget } from './disruption-budget.ts';
+import { LicenseSecret } from './license-secret.ts';
+import { WebhookNetworkPolicy } from './network-policy.ts';
+import { ProtectedNamespace } from './protected-namespace.ts';
+import { ServiceMonitor } from './service-monitor.ts';
+import { SidecarClusterRole } from './sidecar-cluster-role.ts';
+import type { Values } from './values.ts';
+import { WebhookConfiguration } from './webhook-configuration.ts';
+import { WebhookDeployment } from './webhook-deployment.ts';
+import { WebhookRbac } from './webhook-rbac.ts';
+import { WebhookService } from './webhook-service.ts';
+
+export interface PandoChartProps {
+  /** Complete, validated values (see values.ts). */
+  readonly values: Values;
+  /** The release namespace. @default pando-system */
+  readonly namespace?: string;
+  /** The webhook image tag when image.tag is empty (the chart's appVersion). */
+  readonly appVersion: string;
+  /** Build the helm template form (tokens and guards) instead of plain manifests. @default false */
+  readonly helm?: boolean;
+}
+
+export class PandoChart extends Chart {
+  readonly ctx: PandoContext;
+
+  constructor(scope: Construct, id: string, props: PandoChartProps) {
+    super(scope, id, { disableResourceNameHashes: true });
+    const ctx = createContext(props.values, props.helm ?? false, props.namespace ?? 'pando-system', props.appVersion);
+    this.ctx = ctx;
+    const { b, values: v } = ctx;
+
+    new LicenseSecret(this, 'license', { ctx });
+    const rbac = new WebhookRbac(this, 'rbac', { ctx });
+    new WebhookDeployment(this, 'deployment', { ctx, serviceAccountName: rbac.serviceAccount.name });
+    new WebhookService(this, 'service', { ctx });
+    new WebhookConfiguration(this, 'webhook-configuration', { ctx });
+    new SidecarClusterRole(this, 'sidecar-cluster-role', { ctx });
+    if (b.include('$.Values.tls.certManager', v.tls.certManager)) new CertManagerTls(this, 'cert-manager', { ctx });
+    if (b.include('$.Values.hpa.enabled', v.hpa.enabled)) new Autoscaler(this, 'autoscaler', { ctx });
+    if (b.include('$.Values.podDisruptionBudget.enabled', v.podDisruptionBudget.enabled)) new DisruptionBudget(this, 'disruption-budget', { ctx });
+    if (b.include('$.Values.networkPolicy.enabled', v.networkPolicy.enabled)) new WebhookNetworkPolicy(this, 'network-policy', { ctx });
+    if (b.include('$.Values.serviceMonitor.enabled', v.serviceMonitor.enabled)) new ServiceMonitor(this, 'service-monitor', { ctx });
+    if (b.helm) {
+      const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', '') });
+      for (const object of setup.objects) b.guard(object, { kind: 'range', variable: '$ns', expr: '$.Values.protectedNamespaces' });
+    } else {
+      for (const namespace of v.protectedNamespaces) new ProtectedNamespace(this, `protected-namespace-${namespace}`, { ctx, namespace });
+    }
+  }
+}

@@ -1,0 +1,29 @@
+// Optional Prometheus Operator ServiceMonitor for the metrics port (needs its CRD; off by default).
+import { ApiObject } from 'cdk8s';
+import { Construct } from 'constructs';
+import { PATH_METRICS } from '../app/contract.ts';
+import { NAMES, type PandoContext } from './context.ts';
+
+export interface ServiceMonitorProps {
+  readonly ctx: PandoContext;
+}
+
+export class ServiceMonitor extends Construct {
+  readonly apiObject: ApiObject;
+
+  constructor(scope: Construct, id: string, props: ServiceMonitorProps) {
+    super(scope, id);
+    const { ctx } = props;
+    const { b, values: v } = ctx;
+    this.apiObject = new ApiObject(this, 'resource', {
+      apiVersion: 'monitoring.coreos.com/v1',
+      kind: 'ServiceMonitor',
+      metadata: { name: NAMES.app, namespace: ctx.namespace, labels: { ...ctx.labels } },
+      spec: {
+        selector: { matchLabels: { ...ctx.selectorLabels } },
+        endpoints: [{ port: 'metrics', path: PATH_METRICS, scheme: 'http', interval: b.str('$.Values.serviceMonitor.interval', v.serviceMonitor.interval) }],
+      },
+    });
+    b.guard(this.apiObject, { kind: 'if', expr: '$.Values.serviceMonitor.enabled' });
+  }
+}

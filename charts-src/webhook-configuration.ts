@@ -1,0 +1,76 @@
+// The MutatingWebhookConfiguration: pods, CREATE only, labelled pods only, never the excluded
+// namespaces nor the release namespace; failurePolicy Ignore so PandoCore never blocks a pod;
+// reinvocationPolicy IfNeeded so later webhooks' changes are seen (our second answer is empty).
+import { ApiObject, JsonPatch } from 'cdk8s';
+import { Construct } from 'constructs';
+import type { IMutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
+import { LABEL_PROTECT, PATH_MUTATE } from '../app/contract.ts';
+import { NAMES, PORTS, type PandoContext } from './context.ts';
+
+export const CA_INJECTOR_ANNOTATION = 'cert-manager.io/inject-ca-from';
+
+export interface WebhookConfigurationProps {
+  readonly ctx: PandoContext;
+}
+
+export class WebhookConfiguration extends Construct {
+  readonly apiObject: ApiObject;
+
+  constructor(scope: Construct, id: string, props: WebhookConfigurationProps) {
+    super(scope, id);
+    const { ctx } = props;
+    const { b, values: v } = ctx;
+    if (v.timeoutSeconds < 1 || v.timeoutSeconds > 30) throw new Error(`timeoutSeconds must be 1-30 (got ${v.timeoutSeconds})`);
+
+    const clientConfig = b.raw(
+      [
+        '{{- if $.Values.webhook.url }}',
+        'url: {{ $.Values.webhook.url | quote }}',
+        '{{- else }}',
+        'service:',
+        `  name: ${NAMES.app}`,
+        '  namespace: {{ $.Release.Namespace | quote }}',
+        `  path: ${PATH_MUTATE}`,
+        `  port: ${PORTS.service}`,
+        '{{- end }}',
+        '{{- with $.Values.webhook.caBundle }}',
+        'caBundle: {{ . | quote }}',
+        '{{- end }}',
+      ].join('\n'),
+      {
+        ...(v.webhook.url ? { url: v.webhook.url } : { service: { name: NAMES.app, namespace: ctx.namespace, path: PATH_MUTATE, port: PORTS.service } }),
+        // Self-signed mode: the webhook writes caBundle itself; cert-manager mode: cainjector does.
+        ...(v.webhook.caBundle ? { caBundle: v.webhook.caBundle } : {}),
+      },
+    );
+    const excluded = b.block('uniq (concat $.Values.excludedNamespaces (list $.Release.Namespace))', [...new Set([...v.excludedNamespaces, ctx.namespace])]);
+    const annotations = b.optionalBlock(
+      `ternary (dict "${CA_INJECTOR_ANNOTATION}" (printf "%s/${NAMES.servingCertificate}" $.Release.Namespace)) (dict) $.Values.tls.certManager`,
+      v.tls.certManager ? { [CA_INJECTOR_ANNOTATION]: `${ctx.namespace}/${NAMES.servingCertificate}` } : {},
+    );
+    const body: IMutatingWebhookConfiguration = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: NAMES.webhookConfiguration, labels: { ...ctx.labels } },
+      webhooks: [
+        {
+          name: NAMES.webhook,
+          admissionReviewVersions: ['v1'],
+          clientConfig,
+          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+          objectSelector: { matchLabels: { [LABEL_PROTECT]: 'true' } },
+          namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excluded }] },
+          matchPolicy: 'Equivalent',
+          failurePolicy: 'Ignore',
+          reinvocationPolicy: 'IfNeeded',
+          // Required for server-side dry-run to call the webhook; we have none.
+          sideEffects: 'None',
+          timeoutSeconds: b.scalar('$.Values.timeoutSeconds', v.timeoutSeconds),
+        },
+      ],
+    };
+    this.apiObject = new ApiObject(this, 'resource', body as never);
+    // After construction: ApiObject's metadata helper would treat a token as a map.
+    if (annotations !== undefined) this.apiObject.addJsonPatch(JsonPatch.add('/metadata/annotations', annotations));
+  }
+}

@@ -1,0 +1,147 @@
+// The webhook Deployment. Written as a plain ApiObject typed by kubernetes-models rather than
+// cdk8s-plus's Deployment: that one adds fields nobody asked for here (a startupProbe, a
+// cdk8s.io/metadata.addr selector label, fsGroupChangePolicy, dnsPolicy, hostNetwork,
+// setHostnameAsFQDN, minReadySeconds, progressDeadlineSeconds, strategy percentages), and every
+// field of this object is one we chose (a chart test lists them).
+import { ApiObject } from 'cdk8s';
+import { Construct } from 'constructs';
+import type { IDeploymentSpec } from 'kubernetes-models/apps/v1/DeploymentSpec';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import { ENV, PATH_HEALTHZ, PATH_READYZ } from '../app/contract.ts';
+import { present } from './binding.ts';
+import { NAMES, PORTS, type PandoContext } from './context.ts';
+import type { Values } from './values.ts';
+
+export const TLS_MOUNT = '/etc/pando/tls';
+
+export interface WebhookDeploymentProps {
+  readonly ctx: PandoContext;
+  /** Name of the webhook's ServiceAccount. @default pando-webhook */
+  readonly serviceAccountName?: string;
+}
+
+/** Keys sorted as Go's encoding/json sorts them (helm's toJson), so both outputs agree. */
+export function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
+}
+
+export function webhookImage(ctx: PandoContext): string {
+  const { image } = ctx.values;
+  return ctx.b.str(
+    'printf "%s%s" $.Values.image.repository (ternary (print "@" $.Values.image.digest) (print ":" (default $.Chart.AppVersion $.Values.image.tag)) (ne $.Values.image.digest ""))',
+    `${image.repository}${image.digest ? `@${image.digest}` : `:${image.tag || ctx.appVersion}`}`,
+  );
+}
+
+export class WebhookDeployment extends Construct {
+  readonly apiObject: ApiObject;
+
+  constructor(scope: Construct, id: string, props: WebhookDeploymentProps) {
+    super(scope, id);
+    const { ctx } = props;
+    const { b, values: v } = ctx;
+    if (v.replicas < 1) throw new Error(`replicas must be at least 1 (got ${v.replicas})`);
+    const certManager = v.tls.certManager;
+    const selfSignedOnly = <T>(item: T) => b.when('not $.Values.tls.certManager', !certManager, item);
+    const certManagerOnly = <T>(item: T) => b.when('$.Values.tls.certManager', certManager, item);
+
+    const env = present<IEnvVar>([
+      { name: ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: ENV.port, value: String(PORTS.https) },
+      { name: ENV.metricsPort, value: String(PORTS.metrics) },
+      { name: ENV.defaultMode, value: b.str('$.Values.defaultMode', v.defaultMode) },
+      { name: ENV.excludedNamespaces, value: b.str('join "," $.Values.excludedNamespaces', v.excludedNamespaces.join(',')) },
+      { name: ENV.sidecarImage, value: b.str('printf "%s:%s" $.Values.sidecar.image.repository $.Values.sidecar.image.tag', `${v.sidecar.image.repository}:${v.sidecar.image.tag}`) },
+      { name: ENV.sidecarNative, value: b.str('$.Values.sidecar.native', String(v.sidecar.native)) },
+      { name: ENV.sidecarResources, value: b.str('toJson $.Values.sidecar.resources', sortedJson(v.sidecar.resources)) },
+      { name: ENV.logLevel, value: b.str('$.Values.logLevel', v.logLevel) },
+      { name: ENV.namespaceCheck, value: b.str('$.Values.namespaceCheck', String(v.namespaceCheck)) },
+      { name: ENV.serviceName, value: NAMES.app },
+      { name: ENV.webhookConfigName, value: NAMES.webhookConfiguration },
+      { name: ENV.tlsSecretName, value: NAMES.tlsSecret },
+      selfSignedOnly({ name: ENV.tlsSelfSigned, value: 'true' }),
+      selfSignedOnly({ name: ENV.tlsCaValidityDays, value: b.str('$.Values.tls.caValidityDays', String(v.tls.caValidityDays)) }),
+      selfSignedOnly({ name: ENV.tlsLeafValidityDays, value: b.str('$.Values.tls.leafValidityDays', String(v.tls.leafValidityDays)) }),
+      selfSignedOnly({ name: ENV.tlsRotateAtPercent, value: b.str('$.Values.tls.rotateAtPercent', String(v.tls.rotateAtPercent)) }),
+      selfSignedOnly({
+        name: ENV.tlsExtraSans,
+        value: b.str('join "," (concat $.Values.tls.extraDnsNames $.Values.tls.extraIpAddresses)', [...v.tls.extraDnsNames, ...v.tls.extraIpAddresses].join(',')),
+      }),
+      certManagerOnly({ name: ENV.tlsCertFile, value: `${TLS_MOUNT}/tls.crt` }),
+      certManagerOnly({ name: ENV.tlsKeyFile, value: `${TLS_MOUNT}/tls.key` }),
+    ]);
+
+    const spec: IDeploymentSpec = {
+      replicas: b.scalar('$.Values.replicas', v.replicas),
+      revisionHistoryLimit: 5,
+      selector: { matchLabels: { ...ctx.selectorLabels } },
+      // One extra pod during a rollout and none missing: the API server always has a ready endpoint.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      template: {
+        metadata: {
+          labels: { ...ctx.labels },
+          annotations: b.optionalBlock('$.Values.podAnnotations', v.podAnnotations),
+        },
+        spec: {
+          serviceAccountName: props.serviceAccountName ?? NAMES.app,
+          // The webhook reads namespaces' setup and (self-signed) keeps its Secret and caBundle.
+          automountServiceAccountToken: true,
+          imagePullSecrets: b.optionalBlock('$.Values.imagePullSecrets', v.imagePullSecrets),
+          priorityClassName: b.optionalBlock('$.Values.priorityClassName', v.priorityClassName),
+          nodeSelector: b.optionalBlock('$.Values.nodeSelector', v.nodeSelector),
+          tolerations: b.optionalBlock('$.Values.tolerations', v.tolerations) as never,
+          affinity: b.optionalBlock('$.Values.affinity', v.affinity),
+          topologySpreadConstraints: [
+            { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { ...ctx.selectorLabels } } },
+          ],
+          terminationGracePeriodSeconds: b.scalar('$.Values.terminationGracePeriodSeconds', v.terminationGracePeriodSeconds),
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'webhook',
+              image: webhookImage(ctx),
+              imagePullPolicy: b.str('$.Values.image.pullPolicy', v.image.pullPolicy) as Values['image']['pullPolicy'],
+              ports: [
+                { name: 'https', containerPort: PORTS.https, protocol: 'TCP' },
+                { name: 'metrics', containerPort: PORTS.metrics, protocol: 'TCP' },
+              ],
+              env,
+              resources: b.block('$.Values.resources', v.resources),
+              readinessProbe: { httpGet: { path: PATH_READYZ, port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 2 },
+              livenessProbe: { httpGet: { path: PATH_HEALTHZ, port: 'metrics', scheme: 'HTTP' }, periodSeconds: 10, failureThreshold: 3 },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                privileged: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                capabilities: { drop: ['ALL'] },
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              volumeMounts: present([
+                { name: 'tmp', mountPath: '/tmp' },
+                certManagerOnly({ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }),
+              ]),
+            },
+          ],
+          volumes: present([
+            { name: 'tmp', emptyDir: { sizeLimit: '16Mi' } },
+            certManagerOnly({ name: 'tls', secret: { secretName: NAMES.tlsSecret } }),
+          ]),
+        },
+      },
+    };
+    this.apiObject = new ApiObject(this, 'resource', {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: NAMES.app, namespace: ctx.namespace, labels: { ...ctx.labels } },
+      spec,
+    });
+  }
+}

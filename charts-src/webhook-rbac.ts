@@ -1,0 +1,82 @@
+// The webhook's ServiceAccount and least-privilege RBAC. Every rule names its resources where
+// Kubernetes allows it (resourceNames); `create` cannot be limited by name, so the self-signed
+// mode's Secret create is the only unnamed write, in the release namespace only.
+import { ApiObject } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { LICENSE_SECRET_NAME, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
+import { present } from './binding.ts';
+import { NAMES, type PandoContext } from './context.ts';
+
+export interface WebhookRbacProps {
+  readonly ctx: PandoContext;
+}
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+export class WebhookRbac extends Construct {
+  readonly serviceAccount: kplus.ServiceAccount;
+
+  constructor(scope: Construct, id: string, props: WebhookRbacProps) {
+    super(scope, id);
+    const { ctx } = props;
+    const { b, values: v } = ctx;
+    const selfSigned = <T>(rule: T) => b.when('not $.Values.tls.certManager', !v.tls.certManager, rule);
+    const namespaceCheck = <T>(rule: T) => b.when('$.Values.namespaceCheck', v.namespaceCheck, rule);
+    const labels = { ...ctx.labels };
+
+    this.serviceAccount = new kplus.ServiceAccount(this, 'account', {
+      metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
+      automountToken: true,
+    });
+
+    const namespaced: (Rule | undefined)[] = [
+      selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'update', 'patch'], resourceNames: [NAMES.tlsSecret] }),
+      // The first replica creates the TLS Secret; create cannot be limited to a name.
+      selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }),
+      { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+    ];
+    const clusterWide: (Rule | undefined)[] = [
+      // Read to check that caBundle verifies the serving chain; patch (self-signed) to keep it in sync.
+      { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], verbs: ['get'], resourceNames: [NAMES.webhookConfiguration] },
+      selfSigned({ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], verbs: ['patch'], resourceNames: [NAMES.webhookConfiguration] }),
+      // Namespace readiness: exactly the ServiceAccount and the license Secret by name; never list
+      // or watch Secrets, never read other Secrets.
+      namespaceCheck({ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] }),
+      namespaceCheck({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }),
+    ];
+    const subject = { kind: 'ServiceAccount', name: NAMES.app, namespace: ctx.namespace };
+
+    new ApiObject(this, 'role', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
+      rules: present(namespaced),
+    });
+    new ApiObject(this, 'role-binding', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: NAMES.app },
+      subjects: [subject],
+    });
+    new ApiObject(this, 'cluster-role', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: NAMES.app, labels },
+      rules: present(clusterWide),
+    });
+    new ApiObject(this, 'cluster-role-binding', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: NAMES.app, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAMES.app },
+      subjects: [subject],
+    });
+  }
+}

@@ -14,7 +14,7 @@ log() { printf '[registry] %s\n' "$*" >&2; }
 die() { printf '[registry] error: %s\n' "$*" >&2; exit 1; }
 
 running() { [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; }
-healthy() { curl -fsS -o /dev/null --max-time 2 "http://$1/v2/"; }
+healthy() { curl -fs -o /dev/null --max-time 2 "http://$1/v2/"; }
 
 ensure_installed() {
   command -v docker-registry >/dev/null && return 0

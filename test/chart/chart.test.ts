@@ -1,0 +1,277 @@
+// The Helm chart in dist/: lint, the objects it renders, each requirement by name, the schema's
+// rejections, Kubernetes schema validation, equality with the plain cdk8s synth, and freshness.
+import { deepStrictEqual, equal, match, ok } from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { describe, test } from 'node:test';
+import { ENV, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, PATH_HEALTHZ, PATH_READYZ, SIDECAR_CLUSTER_ROLE } from '../../app/contract.ts';
+import { CHART_DIR, NAMESPACE, ROOT, byKey, find, helm, helmTemplate, helmTemplateRaw, parseObjects, plainSynth, type K8sObject } from './render.ts';
+
+const LICENSE = 'test-license-0123';
+const base = { licenseKey: LICENSE };
+const kinds = (objects: K8sObject[]) => objects.map((o) => o.kind).sort();
+const container = (objects: K8sObject[]) => find(objects, 'Deployment').spec.template.spec.containers[0];
+const env = (objects: K8sObject[]) => Object.fromEntries((container(objects).env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
+const webhook = (objects: K8sObject[]) => find(objects, 'MutatingWebhookConfiguration').webhooks[0];
+
+const DEFAULT_KINDS = [
+  'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'HorizontalPodAutoscaler', 'MutatingWebhookConfiguration',
+  'NetworkPolicy', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount',
+];
+const CERT_MANAGER_KINDS = ['Certificate', 'Certificate', 'Issuer', 'Issuer'];
+
+describe('chart: lint and render', () => {
+  test('helm lint --strict passes', () => {
+    const r = helm(['lint', '--strict', CHART_DIR, '--set', `licenseKey=${LICENSE}`]);
+    equal(r.status, 0, r.stdout + r.stderr);
+    match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  test('the default render holds exactly the expected kinds', () => {
+    deepStrictEqual(kinds(helmTemplate(base)), DEFAULT_KINDS);
+  });
+
+  test('cert-manager objects are present if and only if tls.certManager', () => {
+    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...DEFAULT_KINDS, ...CERT_MANAGER_KINDS].sort());
+    ok(!helmTemplate(base).some((o) => o.apiVersion.startsWith('cert-manager.io/')));
+  });
+});
+
+describe('chart: requirements', () => {
+  const objects = helmTemplate(base);
+
+  test('Deployment: 2 replicas, probes on /healthz and /readyz, no startupProbe', () => {
+    const deployment = find(objects, 'Deployment', 'pando-webhook');
+    equal(deployment.spec.replicas, 2);
+    const c = container(objects);
+    equal(c.readinessProbe.httpGet.path, PATH_READYZ);
+    equal(c.readinessProbe.httpGet.scheme, 'HTTPS');
+    equal(c.livenessProbe.httpGet.path, PATH_HEALTHZ);
+    equal(c.startupProbe, undefined);
+  });
+
+  test('Deployment: every container field is one we chose (no cdk8s-plus defaults)', () => {
+    deepStrictEqual(Object.keys(container(objects)).sort(), ['env', 'image', 'imagePullPolicy', 'livenessProbe', 'name', 'ports', 'readinessProbe', 'resources', 'securityContext', 'volumeMounts']);
+    const text = JSON.stringify(objects);
+    ok(!text.includes('cdk8s.io/'), 'no cdk8s.io labels or annotations');
+    const pod = find(objects, 'Deployment').spec.template.spec;
+    for (const field of ['dnsPolicy', 'hostNetwork', 'setHostnameAsFQDN', 'restartPolicy']) equal(pod[field], undefined, field);
+    deepStrictEqual(find(objects, 'Deployment').spec.selector.matchLabels, { 'app.kubernetes.io/component': 'webhook', 'app.kubernetes.io/name': 'pando-webhook' });
+  });
+
+  test('Deployment: restricted securityContext for pod and container, resources, spread, grace period', () => {
+    const pod = find(objects, 'Deployment').spec.template.spec;
+    deepStrictEqual(pod.securityContext, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    const sc = container(objects).securityContext;
+    equal(sc.allowPrivilegeEscalation, false);
+    equal(sc.readOnlyRootFilesystem, true);
+    equal(sc.runAsNonRoot, true);
+    deepStrictEqual(sc.capabilities, { drop: ['ALL'] });
+    deepStrictEqual(sc.seccompProfile, { type: 'RuntimeDefault' });
+    deepStrictEqual(container(objects).resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } });
+    equal(pod.topologySpreadConstraints[0].topologyKey, 'kubernetes.io/hostname');
+    equal(pod.terminationGracePeriodSeconds, 30);
+    equal(pod.serviceAccountName, 'pando-webhook');
+  });
+
+  test('Deployment: scheduling values reach the pod', () => {
+    const pod = find(helmTemplate({ ...base, nodeSelector: { disk: 'ssd' }, tolerations: [{ key: 'dedicated', operator: 'Exists' }], priorityClassName: 'system-cluster-critical', affinity: { nodeAffinity: {} } }), 'Deployment').spec.template.spec;
+    deepStrictEqual(pod.nodeSelector, { disk: 'ssd' });
+    deepStrictEqual(pod.tolerations, [{ key: 'dedicated', operator: 'Exists' }]);
+    equal(pod.priorityClassName, 'system-cluster-critical');
+    deepStrictEqual(pod.affinity, { nodeAffinity: {} });
+  });
+
+  test('Deployment: image defaults to the chart appVersion; a digest pins it', () => {
+    const chartVersion = helm(['show', 'chart', CHART_DIR]).stdout.match(/^appVersion: (.+)$/m)![1]!.replaceAll('"', '');
+    equal(container(objects).image, `registry.pandocore.xyz/pandocore/pando-webhook:${chartVersion}`);
+    const digest = `sha256:${'b'.repeat(64)}`;
+    equal(container(helmTemplate({ ...base, image: { repository: 'r.example/w', digest } })).image, `r.example/w@${digest}`);
+    equal(container(helmTemplate({ ...base, image: { repository: 'r.example/w', tag: '9.9.9' } })).image, 'r.example/w:9.9.9');
+  });
+
+  test('Deployment: webhook settings reach the container env; the license key never does', () => {
+    const e = env(helmTemplate({ ...base, defaultMode: 'enforce', sidecar: { image: { repository: 'r.example/side', tag: '2.0.0' }, native: false } }));
+    equal(e[ENV.defaultMode], 'enforce');
+    equal(e[ENV.sidecarImage], 'r.example/side:2.0.0');
+    equal(e[ENV.sidecarNative], 'false');
+    equal(e[ENV.excludedNamespaces], 'kube-system,kube-public,kube-node-lease');
+    deepStrictEqual(JSON.parse(e[ENV.sidecarResources]!), { limits: { cpu: '200m', memory: '128Mi' }, requests: { cpu: '50m', memory: '64Mi' } });
+    equal(e[ENV.namespaceCheck], 'true');
+    equal(e[ENV.tlsSelfSigned], 'true');
+    equal(e[ENV.tlsCertFile], undefined);
+    ok(!JSON.stringify(find(objects, 'Deployment')).includes(LICENSE), 'license key in the Deployment');
+  });
+
+  test('PodDisruptionBudget minAvailable 1; Service 443 to the webhook port; NetworkPolicy admits only the two ports', () => {
+    equal(find(objects, 'PodDisruptionBudget').spec.minAvailable, 1);
+    const service = find(objects, 'Service');
+    deepStrictEqual(service.spec.ports.find((p: any) => p.name === 'https'), { name: 'https', port: 443, protocol: 'TCP', targetPort: 8443 });
+    ok(!('externalIPs' in service.spec));
+    const policy = find(objects, 'NetworkPolicy').spec;
+    deepStrictEqual(policy.policyTypes, ['Ingress']);
+    deepStrictEqual(policy.ingress, [{ ports: [{ port: 8443, protocol: 'TCP' }, { port: 9090, protocol: 'TCP' }] }]);
+  });
+
+  test('MutatingWebhookConfiguration: Ignore, IfNeeded, None, v1, timeout 5, pods CREATE, label and namespace selectors', () => {
+    const w = webhook(objects);
+    equal(w.failurePolicy, 'Ignore');
+    equal(w.reinvocationPolicy, 'IfNeeded');
+    equal(w.sideEffects, 'None');
+    deepStrictEqual(w.admissionReviewVersions, ['v1']);
+    equal(w.timeoutSeconds, 5);
+    deepStrictEqual(w.rules, [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);
+    deepStrictEqual(w.objectSelector, { matchLabels: { [LABEL_PROTECT]: 'true' } });
+    deepStrictEqual(w.namespaceSelector.matchExpressions, [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', NAMESPACE] }]);
+    deepStrictEqual(w.clientConfig, { service: { name: 'pando-webhook', namespace: NAMESPACE, path: '/mutate', port: 443 } });
+    equal(find(objects, 'MutatingWebhookConfiguration').metadata.annotations, undefined);
+    equal(webhook(helmTemplate({ ...base, timeoutSeconds: 12 })).timeoutSeconds, 12);
+  });
+
+  test('webhook.url (out-of-cluster development) replaces the Service; caBundle only when given', () => {
+    const w = webhook(helmTemplate({ ...base, webhook: { url: 'https://127.0.0.1:9443/mutate', caBundle: 'QUJD' } }));
+    deepStrictEqual(w.clientConfig, { url: 'https://127.0.0.1:9443/mutate', caBundle: 'QUJD' });
+  });
+
+  test('HorizontalPodAutoscaler: min = replicas, max 5, CPU 75 %', () => {
+    const hpa = find(objects, 'HorizontalPodAutoscaler').spec;
+    equal(hpa.minReplicas, 2);
+    equal(hpa.maxReplicas, 5);
+    equal(hpa.metrics[0].resource.target.averageUtilization, 75);
+    deepStrictEqual(hpa.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: 'pando-webhook' });
+    equal(find(helmTemplate({ ...base, replicas: 3 }), 'HorizontalPodAutoscaler').spec.minReplicas, 3);
+  });
+
+  test('RBAC: least privilege, Secrets only by name, never list or watch them', () => {
+    const rules = [...find(objects, 'Role').rules, ...find(objects, 'ClusterRole', 'pando-webhook').rules] as { resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+    for (const rule of rules.filter((r) => r.resources.includes('secrets'))) {
+      ok(!rule.verbs.some((v) => ['list', 'watch', '*'].includes(v)), JSON.stringify(rule));
+      if (!(rule.verbs.length === 1 && rule.verbs[0] === 'create')) ok(rule.resourceNames && rule.resourceNames.length > 0, `unnamed secret rule ${JSON.stringify(rule)}`);
+    }
+    const clusterSecrets = find(objects, 'ClusterRole', 'pando-webhook').rules.filter((r: any) => r.resources.includes('secrets'));
+    deepStrictEqual(clusterSecrets, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }]);
+    const mwc = find(objects, 'ClusterRole', 'pando-webhook').rules.filter((r: any) => r.resources.includes('mutatingwebhookconfigurations'));
+    ok(mwc.every((r: any) => JSON.stringify(r.resourceNames) === '["pando-webhook"]'));
+    ok(!rules.some((r) => r.verbs.includes('*') || r.resources.includes('*')));
+    const cm = helmTemplate({ ...base, tls: { certManager: true } });
+    ok(!find(cm, 'Role').rules.some((r: any) => r.resources.includes('secrets')), 'cert-manager mode needs no Secret access in its namespace');
+    equal(find(objects, 'ClusterRole', SIDECAR_CLUSTER_ROLE).metadata.name, SIDECAR_CLUSTER_ROLE);
+  });
+
+  test('license Secret in the release namespace from licenseKey', () => {
+    const secret = find(objects, 'Secret', LICENSE_SECRET_NAME);
+    equal(secret.metadata.namespace, NAMESPACE);
+    equal(secret.stringData[LICENSE_SECRET_KEY], LICENSE);
+  });
+
+  test('tls.certManager: Issuers, CA and serving Certificates, cainjector annotation, mounted Secret', () => {
+    const cm = helmTemplate({ ...base, tls: { certManager: true, extraIpAddresses: ['127.0.0.1'] } });
+    equal(find(cm, 'Issuer', 'pando-webhook-selfsigned').spec.selfSigned !== undefined, true);
+    equal(find(cm, 'Certificate', 'pando-webhook-ca').spec.isCA, true);
+    equal(find(cm, 'Issuer', 'pando-webhook-ca').spec.ca.secretName, 'pando-webhook-ca');
+    const serving = find(cm, 'Certificate', 'pando-webhook-serving').spec;
+    equal(serving.secretName, 'pando-webhook-tls');
+    deepStrictEqual(serving.dnsNames, [`pando-webhook.${NAMESPACE}.svc`, `pando-webhook.${NAMESPACE}.svc.cluster.local`]);
+    deepStrictEqual(serving.ipAddresses, ['127.0.0.1']);
+    equal(serving.privateKey.algorithm, 'ECDSA');
+    equal(find(cm, 'MutatingWebhookConfiguration').metadata.annotations['cert-manager.io/inject-ca-from'], `${NAMESPACE}/pando-webhook-serving`);
+    const e = env(cm);
+    equal(e[ENV.tlsCertFile], '/etc/pando/tls/tls.crt');
+    equal(e[ENV.tlsSelfSigned], undefined);
+    ok(find(cm, 'Deployment').spec.template.spec.volumes.some((v: any) => v.secret?.secretName === 'pando-webhook-tls'));
+  });
+
+  test('protectedNamespaces: ServiceAccount, RoleBinding and license Secret in each', () => {
+    const objs = helmTemplate({ ...base, protectedNamespaces: ['team-a', 'team-b'] });
+    for (const ns of ['team-a', 'team-b']) {
+      const inNs = objs.filter((o) => o.metadata.namespace === ns).map((o) => `${o.kind}/${o.metadata.name}`).sort();
+      deepStrictEqual(inNs, ['RoleBinding/pando-sidecar', 'Secret/pando-license', 'ServiceAccount/pando-sidecar']);
+      equal(find(objs.filter((o) => o.metadata.namespace === ns), 'RoleBinding').roleRef.name, SIDECAR_CLUSTER_ROLE);
+    }
+  });
+
+  test('ServiceMonitor only when enabled', () => {
+    ok(!objects.some((o) => o.kind === 'ServiceMonitor'));
+    equal(find(helmTemplate({ ...base, serviceMonitor: { enabled: true } }), 'ServiceMonitor').spec.endpoints[0].port, 'metrics');
+  });
+});
+
+describe('chart: helm rejects bad values', () => {
+  const rejects = (values: unknown, message: RegExp) => {
+    const r = helmTemplateRaw(values);
+    ok(r.status !== 0, 'helm accepted the values');
+    match(r.stderr, message);
+  };
+  test('missing licenseKey, with the command that fixes it', () => rejects({}, /licenseKey is required: helm upgrade --install .* --set licenseKey=/));
+  test('bad defaultMode', () => rejects({ ...base, defaultMode: 'foo' }, /defaultMode.*(monitor|enum)/));
+  test('replicas 0', () => rejects({ ...base, replicas: 0 }, /replicas.*minimum/));
+  test('a misspelt value', () => rejects({ ...base, replica: 3 }, /additional properties|replica/i));
+  test('timeoutSeconds above 30', () => rejects({ ...base, timeoutSeconds: 31 }, /timeoutSeconds/));
+  test('hpa.maxReplicas below replicas', () => rejects({ ...base, replicas: 7 }, /hpa.maxReplicas must be at least replicas \(5 < 7\)/));
+});
+
+describe('chart: Kubernetes schemas', () => {
+  const models: Record<string, string> = {
+    'v1/Secret': 'v1/Secret', 'v1/Service': 'v1/Service', 'v1/ServiceAccount': 'v1/ServiceAccount',
+    'apps/v1/Deployment': 'apps/v1/Deployment', 'policy/v1/PodDisruptionBudget': 'policy/v1/PodDisruptionBudget',
+    'autoscaling/v2/HorizontalPodAutoscaler': 'autoscaling/v2/HorizontalPodAutoscaler',
+    'networking.k8s.io/v1/NetworkPolicy': 'networking.k8s.io/v1/NetworkPolicy',
+    'rbac.authorization.k8s.io/v1/Role': 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding': 'rbac.authorization.k8s.io/v1/RoleBinding',
+    'rbac.authorization.k8s.io/v1/ClusterRole': 'rbac.authorization.k8s.io/v1/ClusterRole', 'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'rbac.authorization.k8s.io/v1/ClusterRoleBinding',
+    'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': 'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration',
+  };
+  test('every built-in object of every render validates (kubernetes-models)', async () => {
+    const renders = [helmTemplate(base), helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' } })];
+    let checked = 0;
+    for (const object of renders.flat()) {
+      if (object.apiVersion.startsWith('cert-manager.io/') || object.apiVersion.startsWith('monitoring.coreos.com/')) continue;
+      const path = models[`${object.apiVersion}/${object.kind}`];
+      ok(path, `no schema mapped for ${object.apiVersion} ${object.kind}`);
+      const mod = (await import(`kubernetes-models/${path}`)) as Record<string, new (o: unknown) => { validate(): void }>;
+      new mod[object.kind]!(object).validate();
+      checked++;
+    }
+    ok(checked >= 26, `checked ${checked}`);
+  });
+});
+
+describe('chart: plain cdk8s synth and helm template agree', () => {
+  const valueSets: Record<string, unknown> = {
+    defaults: base,
+    'cert-manager with extra names': { ...base, tls: { certManager: true, extraIpAddresses: ['127.0.0.1'], extraDnsNames: ['webhook.example'] } },
+    'development url, optional parts flipped, scheduling': {
+      ...base, defaultMode: 'debug', replicas: 3, webhook: { url: 'https://127.0.0.1:8443/mutate', caBundle: 'QUJD' }, hpa: { enabled: false }, podDisruptionBudget: { enabled: false },
+      networkPolicy: { enabled: false }, serviceMonitor: { enabled: true }, protectedNamespaces: ['a', 'b'], nodeSelector: { disk: 'ssd' },
+      tolerations: [{ key: 'k', operator: 'Exists' }], priorityClassName: 'high', image: { digest: `sha256:${'a'.repeat(64)}` }, podAnnotations: { team: 'sec' },
+      imagePullSecrets: [{ name: 'pull' }], sidecar: { native: false, image: { tag: '2.1.0' } }, namespaceCheck: false,
+    },
+  };
+  for (const [name, values] of Object.entries(valueSets)) {
+    test(name, () => {
+      const fromHelm = byKey(helmTemplate(values));
+      const fromSynth = byKey(plainSynth(values));
+      deepStrictEqual([...fromHelm.keys()].sort(), [...fromSynth.keys()].sort());
+      for (const [k, object] of fromSynth) deepStrictEqual(fromHelm.get(k), object, k);
+    });
+  }
+
+  test('`cdk8s synth` (cdk8s.yaml) writes the plain manifests', () => {
+    const r = spawnSync(`${ROOT}/node_modules/.bin/cdk8s`, ['synth', '--check-upgrade', 'false', '--output', 'cdk8s.out/test'], {
+      cwd: ROOT, encoding: 'utf8', env: { ...process.env, PANDO_VALUES: `${ROOT}/test/chart/testdata/custom-values.yaml`, PATH: `${ROOT}/node_modules/.bin:${process.env.PATH}` },
+    });
+    equal(r.status, 0, r.stderr + r.stdout);
+    const objects = parseObjects(readFileSync(`${ROOT}/cdk8s.out/test/pando-webhook.k8s.yaml`, 'utf8'));
+    equal(find(objects, 'Deployment').spec.replicas, 3);
+    equal(env(objects)[ENV.sidecarImage], 'registry.example/pandocore/sidecar:1.2.3');
+    equal(env(objects)[ENV.defaultMode], 'enforce');
+    deepStrictEqual(byKey(objects), byKey(plainSynth(parse(readFileSync(`${ROOT}/test/chart/testdata/custom-values.yaml`, 'utf8')))));
+  });
+});
+
+describe('chart: dist/ is fresh', () => {
+  test('npm run chart:check', () => {
+    const r = spawnSync(process.execPath, [`${ROOT}/scripts/chart/build.ts`, '--check'], { encoding: 'utf8' });
+    equal(r.status, 0, r.stderr);
+  });
+});

@@ -15,6 +15,7 @@ import { buildMetricsServer, buildServer } from './server.ts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createReadinessCache, kubeReadinessFetcher } from './namespaces.ts';
 import { createSelfSignedManager } from './selfsigned/manager.ts';
+import { trackConnections } from './drain.ts';
 import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
 
 function packageVersion(): string {
@@ -118,6 +119,8 @@ async function main(): Promise<void> {
   expiryCheck.unref();
   const metricsApp = buildMetricsServer(registry);
 
+  const webhookConnections = trackConnections(app.server, true);
+  const metricsConnections = trackConnections(metricsApp.server, false);
   await app.listen({ host: config.host, port: config.port });
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
@@ -140,7 +143,14 @@ async function main(): Promise<void> {
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');
     setTimeout(() => {
-      Promise.all([app.close(), metricsApp.close()]).then(
+      // close() stops accepting and then waits for every open connection, and clients hold some open
+      // (see drain.ts): close each one as soon as no request is in flight on it, so in-flight reviews
+      // still finish and nothing waits for the timeout.
+      const sweep = setInterval(() => {
+        webhookConnections.closeIdle();
+        metricsConnections.closeIdle();
+      }, 50);
+      Promise.all([app.close(), metricsApp.close()]).finally(() => clearInterval(sweep)).then(
         () => {
           logger.info('stopped');
           process.exit(0);

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -77,6 +78,41 @@ describe('app/main.ts', () => {
       assert.ok(Date.now() - stopped < 10_000);
       assert.match(out(), /"msg":"stopped"/);
     } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('exits 0 soon after the drain delay although clients hold keep-alive and request-less connections', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const { child, out } = start({ PANDO_HOST: '127.0.0.1', PANDO_PORT: String(port), PANDO_METRICS_PORT: String(port + 1), PANDO_SHUTDOWN_DELAY_MS: '500' });
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 4 });
+    const sockets: tls.TLSSocket[] = [];
+    try {
+      await waitFor(() => out().includes('curl --cacert'), 15_000);
+      const ca = readFileSync(/--cacert (\S+)/.exec(out())![1]!, 'utf8');
+      // As the API server does: a pooled keep-alive connection that answered a review...
+      const first = await new Promise<number>((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port, path: '/healthz', ca, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject);
+      });
+      assert.equal(first, 200);
+      // ...and connections that completed TLS but never sent a request.
+      for (let i = 0; i < 2; i++) {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+        socket.on('error', () => undefined);
+        await once(socket, 'secureConnect');
+        sockets.push(socket);
+      }
+      const metricsSocket = await fetch(`http://127.0.0.1:${port + 1}/metrics`, { keepalive: true });
+      await metricsSocket.text();
+      const stopped = Date.now();
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      assert.equal(code, 0, 'exit code');
+      assert.ok(Date.now() - stopped < 3_000, `exited after ${Date.now() - stopped} ms (drain delay 500 ms)`);
+    } finally {
+      agent.destroy();
+      for (const s of sockets) s.destroy();
       child.kill('SIGKILL');
     }
   });

@@ -1,11 +1,14 @@
 // Runs the webhook server (app/main.ts, the code the image runs) as a local process on 127.0.0.1,
 // serving a certificate that a throw-away CA signed for IP:127.0.0.1, as the chart's out-of-cluster
-// development mode (webhook.url + webhook.caBundle) expects.
+// development mode (webhook.url + webhook.caBundle) expects; or in self-signed mode, where the
+// process makes its own CA and keeps the webhook configuration's caBundle itself.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCa, issueServingCert, type KeyPairPem } from '../../app/certs.ts';
@@ -64,9 +67,10 @@ export interface WebhookProcess {
   stop(): Promise<void>;
 }
 
-function readyz(port: number, caPem: string): Promise<number> {
+function readyz(port: number, caPem: string | undefined): Promise<number> {
   return new Promise((res) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path: PATH_READYZ, ca: caPem, timeout: 2000 }, (r) => {
+    const trust = caPem === undefined ? { rejectUnauthorized: false } : { ca: caPem };
+    const req = httpsRequest({ host: '127.0.0.1', port, path: PATH_READYZ, ...trust, timeout: 2000 }, (r) => {
       r.resume();
       res(r.statusCode ?? 0);
     });
@@ -81,6 +85,51 @@ function readyz(port: number, caPem: string): Promise<number> {
  * the local listening and TLS settings, and waits until /readyz answers 200.
  */
 export async function startWebhook(tls: WebhookTls, env: Record<string, string>, port?: number): Promise<WebhookProcess> {
+  return spawnWebhook({ ...env, [ENV.tlsCertFile]: tls.certFile, [ENV.tlsKeyFile]: tls.keyFile }, tls.ca.certPem, port);
+}
+
+/**
+ * Starts `node app/main.ts` in self-signed mode (PANDO_TLS_SELF_SIGNED=true, no TLS files): the
+ * process makes or reads its CA from the Secret and patches the webhook configuration's caBundle
+ * itself, so `env` must carry KUBECONFIG and the namespace. Ready means /readyz answers 200; whom
+ * the served certificate is trusted by is for the test to check (see `servedCertificate`).
+ */
+export async function startSelfSignedWebhook(env: Record<string, string>, port?: number): Promise<WebhookProcess> {
+  return spawnWebhook({ ...env, [ENV.tlsSelfSigned]: 'true' }, undefined, port);
+}
+
+/** The leaf certificate the server on 127.0.0.1:port presents, whoever issued it. */
+export function servedCertificate(port: number): Promise<X509Certificate> {
+  return new Promise((res, rej) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, timeout: 5000 }, () => {
+      const cert = socket.getPeerX509Certificate();
+      socket.end();
+      if (cert) res(cert);
+      else rej(new Error(`no certificate from 127.0.0.1:${port}`));
+    });
+    socket.once('error', rej);
+    socket.once('timeout', () => socket.destroy(new Error(`TLS handshake with 127.0.0.1:${port} timed out`)));
+  });
+}
+
+/**
+ * Connects to 127.0.0.1:port trusting only `caPem` (as the API server does with a caBundle) and
+ * checking the name 127.0.0.1: resolves with the TLS library's verdict ('ok' or its error code).
+ */
+export function verifyServedChain(port: number, caPem: string): Promise<string> {
+  return new Promise((res) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: caPem, rejectUnauthorized: false, timeout: 5000 }, () => {
+      const verdict = socket.authorized ? 'ok' : String(socket.authorizationError);
+      socket.end();
+      res(verdict);
+    });
+    socket.once('error', (err) => res(`error: ${err.message}`));
+    socket.once('timeout', () => socket.destroy(new Error('timeout')));
+  });
+}
+
+/** Spawns app/main.ts with `env` plus the local listening settings; `caPem` verifies /readyz when given. */
+async function spawnWebhook(env: Record<string, string>, caPem: string | undefined, port?: number): Promise<WebhookProcess> {
   const listenPort = port ?? (await freePort());
   let metricsPort = await freePort();
   while (metricsPort === listenPort) metricsPort = await freePort();
@@ -95,8 +144,6 @@ export async function startWebhook(tls: WebhookTls, env: Record<string, string>,
       [ENV.host]: '127.0.0.1',
       [ENV.port]: String(listenPort),
       [ENV.metricsPort]: String(metricsPort),
-      [ENV.tlsCertFile]: tls.certFile,
-      [ENV.tlsKeyFile]: tls.keyFile,
     },
   });
   let out = '';
@@ -106,7 +153,7 @@ export async function startWebhook(tls: WebhookTls, env: Record<string, string>,
   const deadline = Date.now() + 30_000;
   for (let i = 0; i < 300 && Date.now() < deadline; i++) {
     if (child.exitCode !== null) throw new Error(`the webhook exited with ${child.exitCode}:\n${out}`);
-    if ((await readyz(listenPort, tls.ca.certPem)) === 200) {
+    if ((await readyz(listenPort, caPem)) === 200) {
       return {
         port: listenPort,
         url: `https://127.0.0.1:${listenPort}${PATH_MUTATE}`,

@@ -1,0 +1,295 @@
+// Issue 5, self-signed TLS (the chart's tls.certManager=false) against a real API server: no
+// cert-manager, no caBundle given to anyone. The webhook runs as a local process (app/main.ts) with
+// PANDO_TLS_SELF_SIGNED=true; it must create its CA and serving certificate in the Secret, fill the
+// webhook configuration's caBundle, rotate the CA with overlap while pods are being created, and
+// agree on one CA with a second replica started at the same moment.
+// The tests run in order and share the webhook configuration `pando-webhook`.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { ANNOTATION_STATUS, ENV, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
+import { ANNOTATION_ROTATE } from '../../app/selfsigned/manager.ts';
+import { startCluster, type Cluster } from '../cluster/harness.ts';
+import { RELEASE_NAMESPACE, setupProtectedNamespace } from './product.ts';
+import { createNamespace, deleteNamespace, uniqueName, waitUntil } from './support.ts';
+import { freePort, servedCertificate, startSelfSignedWebhook, verifyServedChain, type WebhookProcess } from './webhook-process.ts';
+
+const CONFIG_NAME = 'pando-webhook';
+const SECRET_NAME = 'pando-webhook-tls';
+const CONFIG_PATH = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${CONFIG_NAME}`;
+const SECRET_PATH = `/api/v1/namespaces/${RELEASE_NAMESPACE}/secrets/${SECRET_NAME}`;
+// Short cycles so that a whole CA rotation (propagation, promotion, retirement) takes seconds.
+const CHECK_SECONDS = 1;
+const PROPAGATION_SECONDS = 3;
+
+let cluster: Cluster;
+let ns: string;
+const running: WebhookProcess[] = [];
+
+const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
+
+function webhookEnv(): Record<string, string> {
+  return {
+    KUBECONFIG: cluster.kubeconfigPath,
+    [ENV.logLevel]: 'info',
+    [ENV.namespace]: RELEASE_NAMESPACE,
+    [ENV.sidecarImage]: 'registry.example.invalid/pandocore/sidecar:1.0.0',
+    [ENV.tlsExtraSans]: '127.0.0.1',
+    [ENV.tlsCheckIntervalSeconds]: String(CHECK_SECONDS),
+    [ENV.tlsPropagationSeconds]: String(PROPAGATION_SECONDS),
+  };
+}
+
+/** The webhook configuration as an install without cert-manager creates it: a URL and no caBundle. */
+async function createConfigWithoutCaBundle(url: string): Promise<void> {
+  await cluster.request('DELETE', CONFIG_PATH);
+  await waitUntil('the old webhook configuration to be gone', 20_000, async () => (await cluster.request('GET', CONFIG_PATH)).status === 404);
+  const r = await cluster.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: CONFIG_NAME },
+    webhooks: [
+      {
+        name: 'inject.pandocore.xyz',
+        admissionReviewVersions: ['v1'],
+        clientConfig: { url },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
+        objectSelector: { matchLabels: { [LABEL_PROTECT]: 'true' } },
+        failurePolicy: 'Ignore',
+        sideEffects: 'None',
+        reinvocationPolicy: 'IfNeeded',
+        timeoutSeconds: 10,
+      },
+    ],
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.body.webhooks[0].clientConfig.caBundle, undefined, 'the configuration starts without a caBundle');
+}
+
+async function deleteSecret(): Promise<void> {
+  await cluster.request('DELETE', SECRET_PATH);
+  await waitUntil(`Secret ${SECRET_NAME} to be gone`, 20_000, async () => (await cluster.request('GET', SECRET_PATH)).status === 404);
+}
+
+function pems(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+function fingerprint(pem: string): string {
+  return new X509Certificate(pem).fingerprint256;
+}
+
+/** The caBundle of the (only) webhook of the configuration, as PEM ('' when unset). */
+async function configBundle(): Promise<string> {
+  const r = await cluster.request('GET', CONFIG_PATH);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const b64 = r.body.webhooks[0].clientConfig.caBundle as string | undefined;
+  return b64 ? Buffer.from(b64, 'base64').toString('utf8') : '';
+}
+
+interface StoredTls {
+  caCert: string;
+  nextCaCert?: string;
+  bundle: string[];
+  leafCert: string;
+  annotations: Record<string, string>;
+}
+
+async function readStoredTls(): Promise<StoredTls | undefined> {
+  const r = await cluster.request('GET', SECRET_PATH);
+  if (r.status !== 200) return undefined;
+  const get = (k: string) => (r.body.data?.[k] ? Buffer.from(r.body.data[k], 'base64').toString('utf8') : undefined);
+  const caCert = get('pando-ca.crt');
+  const leafCert = get('tls.crt');
+  if (!caCert || !leafCert) return undefined;
+  return { caCert, nextCaCert: get('pando-next-ca.crt'), bundle: pems(get('ca.crt') ?? ''), leafCert, annotations: r.body.metadata.annotations ?? {} };
+}
+
+function podBody(name: string): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels: { [LABEL_PROTECT]: 'true' } },
+    spec: { containers: [{ name: 'app', image: 'registry.example.invalid/app:1' }] },
+  };
+}
+
+function injected(pod: V1Pod): boolean {
+  const sidecars = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter((c) => c.name === SIDECAR_NAME);
+  return sidecars.length === 1 && pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED;
+}
+
+/**
+ * A new or changed caBundle reaches the API server's webhook client through its informer, a moment
+ * after the write. Creates labelled pods until one is injected; returns it and the number of tries.
+ */
+async function firstInjectedPod(prefix: string): Promise<{ pod: V1Pod; tries: number }> {
+  let tries = 0;
+  const pod = await waitUntil('a labelled pod to be injected', 30_000, async () => {
+    tries++;
+    const p = await core().createNamespacedPod({ namespace: ns, body: podBody(uniqueName(prefix)) });
+    return injected(p) ? p : undefined;
+  });
+  return { pod, tries };
+}
+
+before(async () => {
+  cluster = await startCluster();
+  await core().createNamespace({ body: { metadata: { name: RELEASE_NAMESPACE } } }).catch(() => undefined);
+  ns = await createNamespace(cluster, 'e2e-tls-selfsigned');
+  await setupProtectedNamespace(cluster, ns, 'e2e-license');
+  await deleteSecret(); // a crashed run's
+});
+
+after(async () => {
+  for (const w of running) await w.stop();
+  await cluster?.request('DELETE', CONFIG_PATH);
+  if (cluster) await deleteSecret().catch(() => undefined);
+  if (ns) await deleteNamespace(cluster, ns);
+  await cluster?.stop();
+});
+
+test('install without cert-manager: the webhook creates its CA, fills caBundle itself, and a labelled pod is injected', async (t) => {
+  const port = await freePort();
+  await createConfigWithoutCaBundle(`https://127.0.0.1:${port}/mutate`);
+  const t0 = Date.now();
+  const webhook = await startSelfSignedWebhook(webhookEnv(), port);
+  running.push(webhook);
+  t.diagnostic(`webhook ready ${Date.now() - t0} ms after start`);
+
+  const stored = await waitUntil(`Secret ${SECRET_NAME}`, 20_000, readStoredTls);
+  assert.equal(stored.bundle.length, 1, 'one CA in the bundle');
+  assert.equal(stored.nextCaCert, undefined);
+  const bundle = await waitUntil('the webhook to fill caBundle', 20_000, async () => (await configBundle()) || undefined);
+  assert.deepEqual(pems(bundle).map(fingerprint), [fingerprint(stored.caCert)], 'caBundle is the Secret\'s CA');
+
+  const served = await servedCertificate(port);
+  assert.equal(served.fingerprint256, fingerprint(stored.leafCert), 'the process serves the Secret\'s leaf');
+  const sans = served.subjectAltName ?? '';
+  assert.match(sans, /DNS:pando-webhook\.pando-system\.svc(,|$)/, sans);
+  assert.match(sans, /IP Address:127\.0\.0\.1/, sans);
+  assert.equal(await verifyServedChain(port, bundle), 'ok', 'the served chain verifies against caBundle for 127.0.0.1');
+
+  const { pod, tries } = await firstInjectedPod('first');
+  t.diagnostic(`labelled pod ${pod.metadata?.name} injected (${tries} tr${tries === 1 ? 'y' : 'ies'}, ${Date.now() - t0} ms after start)`);
+  const stored2 = await core().readNamespacedPod({ name: pod.metadata!.name!, namespace: ns });
+  assert.ok(injected(stored2), 'the stored pod has the sidecar');
+});
+
+test('forced CA rotation while pods are being created: every pod is injected', async (t) => {
+  const webhook = running[0];
+  assert.ok(webhook, 'the webhook of the first test runs');
+  const before = await readStoredTls();
+  assert.ok(before && before.nextCaCert === undefined && before.bundle.length === 1, 'a settled state to rotate from');
+  const oldCa = fingerprint(before.caCert);
+
+  // Pods are created back to back by two clients for the whole rotation and a little after.
+  let creating = true;
+  const results: { name: string; injected: boolean; startedAt: number; error?: string }[] = [];
+  const worker = async (id: number) => {
+    for (let i = 0; creating && i < 10_000; i++) {
+      const name = `rot-${id}-${i}`;
+      const startedAt = Date.now();
+      try {
+        const p = await core().createNamespacedPod({ namespace: ns, body: podBody(name) });
+        results.push({ name, injected: injected(p), startedAt });
+      } catch (err) {
+        results.push({ name, injected: false, startedAt, error: String(err) });
+      }
+    }
+  };
+  const workers = [worker(1), worker(2)];
+
+  // What is observed, every 100 ms: the stored phase, the caBundle the API server was given, and
+  // which CA issued the leaf the process serves. Every observation must have the served leaf
+  // trusted by the caBundle of that moment.
+  type Phase = 'settled' | 'next-ca-trusted' | 'promoted' | 'retired';
+  const seen: { phase: Phase; atMs: number; bundleCas: number; servedBy: 'old' | 'new' | 'other' }[] = [];
+  const untrusted: string[] = [];
+  let observations = 0;
+  const t0 = Date.now();
+  await sleep(1000); // pods are flowing before the rotation starts
+  const patched = await cluster.request('PATCH', SECRET_PATH, { metadata: { annotations: { [ANNOTATION_ROTATE]: 'e2e' } } }, 'application/merge-patch+json');
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+  const rotateAt = Date.now();
+  let newCa: string | undefined;
+  const deadline = rotateAt + 60_000;
+  while (Date.now() < deadline) {
+    const s = await readStoredTls();
+    const bundle = await configBundle();
+    const served = await servedCertificate(webhook.port);
+    observations++;
+    if (!s) continue;
+    if (s.nextCaCert) newCa = fingerprint(s.nextCaCert);
+    const active = fingerprint(s.caCert);
+    const phase: Phase = s.nextCaCert ? 'next-ca-trusted' : active === oldCa ? 'settled' : s.bundle.length > 1 ? 'promoted' : 'retired';
+    const issuer = pems(bundle).find((ca) => served.checkIssued(new X509Certificate(ca)) && served.verify(new X509Certificate(ca).publicKey));
+    const servedBy = !issuer ? 'other' : fingerprint(issuer) === oldCa ? 'old' : fingerprint(issuer) === newCa ? 'new' : 'other';
+    if (!issuer) untrusted.push(`${Date.now() - rotateAt} ms: served leaf ${served.fingerprint256} not issued by a caBundle CA (${phase})`);
+    const last = seen.at(-1);
+    if (!last || last.phase !== phase || last.bundleCas !== pems(bundle).length || last.servedBy !== servedBy) {
+      seen.push({ phase, atMs: Date.now() - rotateAt, bundleCas: pems(bundle).length, servedBy });
+    }
+    if (phase === 'retired' && pems(bundle).length === 1 && servedBy === 'new') break;
+    await sleep(100);
+  }
+  const doneAt = Date.now();
+  await sleep(2000); // and a little after
+  creating = false;
+  await Promise.all(workers);
+
+  const during = results.filter((r) => r.startedAt >= rotateAt && r.startedAt <= doneAt).length;
+  const failures = results.filter((r) => !r.injected);
+  t.diagnostic(`observed: ${seen.map((p) => `${p.phase}@${p.atMs}ms(caBundle ${p.bundleCas} CA, serving ${p.servedBy})`).join(' -> ')}`);
+  t.diagnostic(`pods created: ${results.length} in all, ${during} between the rotate request and the end of the rotation (${doneAt - rotateAt} ms); not injected or failed: ${failures.length}; ${observations} observations in ${Date.now() - t0} ms`);
+  assert.deepEqual(untrusted, [], 'the served leaf was always trusted by the caBundle of the moment');
+  const phases = seen.map((p) => p.phase).filter((p, i, all) => p !== all[i - 1]);
+  assert.deepEqual(phases, ['settled', 'next-ca-trusted', 'promoted', 'retired'].slice(phases[0] === 'settled' ? 0 : 1), 'every phase, in order');
+  assert.ok(seen.some((p) => p.phase === 'promoted' && p.servedBy === 'new' && p.bundleCas === 2), 'the new leaf was served while both CAs were trusted');
+  assert.deepEqual(failures.slice(0, 5), [], `every pod created during the rotation was injected (${failures.length} of ${results.length} were not)`);
+  assert.ok(during >= 20, `pods kept being created during the rotation (${during})`);
+
+  const after = await readStoredTls();
+  assert.ok(after);
+  assert.notEqual(fingerprint(after.caCert), oldCa, 'a new CA is active');
+  assert.equal(after.annotations[ANNOTATION_ROTATE], undefined, 'the rotate request was consumed');
+  assert.deepEqual(pems(await configBundle()).map(fingerprint), [fingerprint(after.caCert)], 'caBundle holds only the new CA');
+  assert.equal(await verifyServedChain(webhook.port, after.caCert), 'ok');
+  assert.match(webhook.output(), /ca-rotation-started/);
+  assert.match(webhook.output(), /ca-promoted/);
+  assert.match(webhook.output(), /ca-retired/);
+});
+
+test('two webhook processes started together agree on one CA', async (t) => {
+  for (const w of running.splice(0)) await w.stop();
+  await deleteSecret();
+  const [portA, portB] = [await freePort(), await freePort()];
+  await createConfigWithoutCaBundle(`https://127.0.0.1:${portA}/mutate`);
+
+  const [a, b] = await Promise.all([startSelfSignedWebhook(webhookEnv(), portA), startSelfSignedWebhook(webhookEnv(), portB)]);
+  running.push(a, b);
+
+  const list = await cluster.request('GET', `/api/v1/namespaces/${RELEASE_NAMESPACE}/secrets?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dpando-webhook`);
+  assert.equal(list.status, 200);
+  assert.deepEqual(list.body.items.map((s: any) => s.metadata.name), [SECRET_NAME], 'one Secret');
+  const stored = await readStoredTls();
+  assert.ok(stored);
+  assert.equal(stored.bundle.length, 1, 'one CA');
+  const bundle = await waitUntil('caBundle', 20_000, async () => (await configBundle()) || undefined);
+  assert.deepEqual(pems(bundle).map(fingerprint), [fingerprint(stored.caCert)]);
+
+  const [certA, certB] = [await servedCertificate(portA), await servedCertificate(portB)];
+  assert.equal(certA.fingerprint256, fingerprint(stored.leafCert), 'A serves the stored leaf');
+  assert.equal(certB.fingerprint256, fingerprint(stored.leafCert), 'B serves the stored leaf');
+  assert.equal(await verifyServedChain(portA, bundle), 'ok', 'A\'s chain verifies against caBundle');
+  assert.equal(await verifyServedChain(portB, bundle), 'ok', 'B\'s chain verifies against caBundle');
+  const creators = [a, b].filter((w) => /"created"/.test(w.output()));
+  assert.equal(creators.length, 1, 'exactly one process created the CA; the other adopted it');
+  t.diagnostic(`CA ${fingerprint(stored.caCert).slice(0, 23)}... created by ${creators[0] === a ? 'A' : 'B'}, both serve it`);
+
+  const { pod, tries } = await firstInjectedPod('after-race');
+  t.diagnostic(`labelled pod ${pod.metadata?.name} injected through A (${tries} tr${tries === 1 ? 'y' : 'ies'})`);
+});

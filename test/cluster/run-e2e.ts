@@ -8,6 +8,20 @@ import { REPO_ROOT, startCluster } from './harness.ts';
 const build = spawnSync('bash', [join(REPO_ROOT, 'test/cluster/build.sh')], { stdio: 'inherit' });
 if (build.status !== 0) process.exit(build.status ?? 1);
 
+// The chart comes from a local OCI registry, as users get it: publish dist/pando-webhook there.
+function run(command: string, args: string[]): string {
+  const r = spawnSync(command, args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) {
+    console.error(`${command} ${args.join(' ')} failed (exit ${r.status})`);
+    process.exit(1);
+  }
+  return r.stdout.trim();
+}
+run('bash', [join(REPO_ROOT, 'scripts/tools/helm.sh')]);
+const registry = run('bash', [join(REPO_ROOT, 'scripts/registry.sh'), 'start']);
+const chartRef = run('bash', [join(REPO_ROOT, 'scripts/chart/publish.sh'), `oci://${registry}/charts`]);
+console.log(`[e2e] chart published as ${chartRef}`);
+
 const t0 = Date.now();
 const cluster = await startCluster((line) => console.log(`[cluster] ${line}`));
 let status = 1;
@@ -19,11 +33,12 @@ try {
   const run = spawnSync(
     process.execPath,
     ['--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=600000', ...files],
-    { stdio: 'inherit', cwd: REPO_ROOT, env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath } },
+    { stdio: 'inherit', cwd: REPO_ROOT, env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath, PANDO_E2E_CHART: chartRef } },
   );
   status = run.status ?? 1;
 } finally {
   await cluster.stop();
+  spawnSync('bash', [join(REPO_ROOT, 'scripts/registry.sh'), 'stop']);
   console.log(`[cluster] e2e finished in ${Math.round((Date.now() - t0) / 1000)} s (exit ${status})`);
 }
 process.exit(status);

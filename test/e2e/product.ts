@@ -1,5 +1,5 @@
-// Installing the product into the e2e cluster: the Helm chart (from the local OCI registry when the
-// publishing script is there, else from dist/), the per-namespace setup of the product page, and the
+// Installing the product into the e2e cluster: the Helm chart (from the local OCI registry the e2e
+// runner publishes it to), the per-namespace setup of the product page, and the
 // environment the chart gives the webhook container (which the local webhook process then runs with).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import {
 } from '../../app/contract.ts';
 import { BIN_DIR, REPO_ROOT, type Cluster } from '../cluster/harness.ts';
 
-export const RELEASE = 'pando';
+export const RELEASE = 'pando-webhook';
 export const RELEASE_NAMESPACE = 'pando-system';
 export const CHART_DIR = join(REPO_ROOT, 'dist/pando-webhook');
 export const HELM = join(BIN_DIR, 'helm');
@@ -31,7 +31,7 @@ export interface ChartValues {
 }
 
 export function helm(cluster: Cluster, args: string[]): string {
-  if (!existsSync(HELM)) throw new Error(`${HELM} is missing (built by the chart tooling in scripts/tools/)`);
+  if (!existsSync(HELM)) throw new Error(`${HELM} is missing (built by scripts/tools/helm.sh)`);
   const r = spawnSync(HELM, args, {
     encoding: 'utf8',
     env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath, HELM_CACHE_HOME: join(REPO_ROOT, '.tools/helm/cache'), HELM_CONFIG_HOME: join(REPO_ROOT, '.tools/helm/config'), HELM_DATA_HOME: join(REPO_ROOT, '.tools/helm/data') },
@@ -41,10 +41,17 @@ export function helm(cluster: Cluster, args: string[]): string {
   return r.stdout;
 }
 
-/** Where the chart comes from: `helm` arguments naming it. */
+/**
+ * Where the chart comes from: the OCI reference `npm run test:e2e` published to its 127.0.0.1
+ * registry (PANDO_E2E_CHART=oci://HOST/charts/pando-webhook:VERSION), as users install it.
+ */
 export function chartSource(): { ref: string; args: string[]; from: string } {
-  if (!existsSync(join(CHART_DIR, 'Chart.yaml'))) throw new Error(`no chart in ${CHART_DIR} (generated from charts-src/)`);
-  return { ref: CHART_DIR, args: [], from: 'dist/pando-webhook' };
+  const published = process.env.PANDO_E2E_CHART;
+  if (!published) throw new Error('PANDO_E2E_CHART is not set: run the e2e tests with npm run test:e2e (it publishes the chart to a local registry)');
+  const at = published.lastIndexOf(':');
+  const ref = published.slice(0, at);
+  const version = published.slice(at + 1);
+  return { ref, args: ['--version', version, '--plain-http'], from: published };
 }
 
 function valuesYaml(v: ChartValues): string {
@@ -117,71 +124,25 @@ export async function setupProtectedNamespace(cluster: Cluster, namespace: strin
 }
 
 export interface Deployed {
-  /** 'dist/pando-webhook', 'oci://...', or 'no chart' when the chart is not there yet. */
+  /** The chart reference installed (oci://...). */
   from: string;
-  /** The objects the chart rendered (empty without a chart). */
+  /** The objects the chart rendered. */
   objects: any[];
   /** The env the local webhook process runs with. */
   env: Record<string, string>;
 }
 
-/**
- * Installs (or upgrades) the product. Without a chart in dist/ (it is being written), the scenarios
- * that test the webhook's behaviour still run against a webhook configuration the test writes from
- * the documented contract; scenario 1 (the chart) then fails on its own.
- */
+/** Installs (or upgrades) the product with helm from the published chart. */
 export async function deployProduct(cluster: Cluster, values: ChartValues): Promise<Deployed> {
-  if (existsSync(join(CHART_DIR, 'Chart.yaml')) && existsSync(HELM)) {
-    const { objects, from } = helmUpgradeInstall(cluster, values);
-    return { from, objects, env: await webhookEnvFromChart(cluster) };
-  }
-  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: RELEASE_NAMESPACE } } }).catch(() => undefined);
-  const body = {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'pando-webhook' },
-    webhooks: [
-      {
-        name: 'inject.pandocore.xyz',
-        admissionReviewVersions: ['v1'],
-        clientConfig: { url: values.webhookUrl, caBundle: values.caBundle },
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
-        objectSelector: { matchLabels: { 'pandocore.xyz/protect': 'true' } },
-        failurePolicy: 'Ignore',
-        sideEffects: 'None',
-        reinvocationPolicy: 'IfNeeded',
-        timeoutSeconds: 10,
-      },
-    ],
-  };
-  const path = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
-  const current = await cluster.request('GET', `${path}/pando-webhook`);
-  const r = current.status === 200
-    ? await cluster.request('PUT', `${path}/pando-webhook`, { ...body, metadata: { ...body.metadata, resourceVersion: current.body.metadata.resourceVersion } })
-    : await cluster.request('POST', path, body);
-  if (r.status !== 200 && r.status !== 201) throw new Error(`webhook configuration: ${r.status} ${JSON.stringify(r.body)}`);
-  return {
-    from: 'no chart',
-    objects: [],
-    env: {
-      KUBECONFIG: cluster.kubeconfigPath,
-      [ENV.namespace]: RELEASE_NAMESPACE,
-      [ENV.sidecarImage]: `${values.image.repository}:${values.image.tag}`,
-      ...(values.defaultMode ? { [ENV.defaultMode]: values.defaultMode } : {}),
-      ...(values.excludedNamespaces ? { [ENV.excludedNamespaces]: values.excludedNamespaces.join(',') } : {}),
-    },
-  };
+  const { objects, from } = helmUpgradeInstall(cluster, values);
+  return { from, objects, env: await webhookEnvFromChart(cluster) };
 }
 
 export async function undeployProduct(cluster: Cluster, deployed: Deployed | undefined): Promise<void> {
-  if (deployed?.from && deployed.from !== 'no chart') {
-    try {
-      helm(cluster, ['uninstall', RELEASE, '--namespace', RELEASE_NAMESPACE]);
-    } catch {
-      /* best effort */
-    }
-  } else {
-    await cluster.request('DELETE', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pando-webhook');
+  if (!deployed) return;
+  try {
+    helm(cluster, ['uninstall', RELEASE, '--namespace', RELEASE_NAMESPACE, '--wait', '--timeout', '60s']);
+  } catch {
+    /* best effort: the cluster is torn down anyway */
   }
 }

@@ -1,0 +1,460 @@
+// npm run bench [-- --quick] [-- --servers=webhook,ceiling] [-- --loads=typical-create]
+//
+// Runs the webhook (compiled JavaScript, as in production), the ceiling (a bare Node HTTPS server
+// answering a fixed AdmissionReview) and the Go peer one after another on the same certificate and
+// the same six loads, each server pinned to core 0 and the load generator to core 1 where taskset
+// allows, and writes a markdown table and JSON to bench/results/ (and, after a full run of
+// everything, the table to bench/RESULTS.md). Asserts that each server answers each load correctly,
+// never anything about timings.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { isDeepStrictEqual } from 'node:util';
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import { createCa, issueServingCert } from '../app/certs.ts';
+import { ENV } from '../app/contract.ts';
+import { post, pacedLatency, throughput, type LatencyResult, type Target, type ThroughputResult } from './load.ts';
+import { summariseProfile, type ProfileEntry } from './profile.ts';
+import { renderMarkdown } from './report.ts';
+import { BENCH_ENV, benchConfig, generateLoads, type Load, type Size } from './reviews.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const RESULTS_DIR = join(ROOT, 'bench', 'results');
+const WEBHOOK_MAIN = join(ROOT, 'build', 'app', 'main.js');
+const GO_PEER = join(ROOT, '.tools', 'bin', 'pando-go-peer');
+const NODE = process.execPath;
+
+export type ServerId = 'ceiling' | 'webhook' | 'go-peer';
+export const SERVERS: readonly ServerId[] = ['ceiling', 'webhook', 'go-peer'];
+
+export interface Settings {
+  quick: boolean;
+  connections: number;
+  warmupSeconds: number;
+  throughputSeconds: number;
+  latencySeconds: number;
+  /** Fixed rate of the latency runs, per pod size. */
+  latencyRate: Record<Size, number>;
+  coldStarts: number;
+  profileSeconds: number;
+  pinned: boolean;
+}
+
+export interface LoadResult {
+  load: string;
+  bytes: number;
+  throughput: ThroughputResult;
+  latency: LatencyResult;
+  /** Largest RSS seen during the throughput run (warm-up included), MiB. */
+  rssMiB: number;
+}
+
+export interface ServerResult {
+  server: ServerId;
+  /** Each cold start (process start to first successful review), ms. */
+  coldStartsMs: number[];
+  idleRssMiB: number;
+  tls: string;
+  loads: LoadResult[];
+}
+
+export interface Run {
+  date: string;
+  settings: Settings;
+  machine: { cpu: string; cores: number; memoryGiB: number; kernel: string };
+  /** 1-minute load average of the machine before and after the measurements: others' work shows here. */
+  loadAverage: { before: number; after: number };
+  versions: Record<string, string>;
+  loads: Array<{ id: string; bytes: number; patched: boolean }>;
+  servers: ServerResult[];
+  profile: { load: string; seconds: number; top: ProfileEntry[] } | null;
+}
+
+function parseArgs(argv: string[]) {
+  const quick = argv.includes('--quick');
+  const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const servers = (value('servers')?.split(',') ?? SERVERS) as ServerId[];
+  for (const s of servers) if (!SERVERS.includes(s)) throw new Error(`bench: unknown server ${s} (${SERVERS.join(', ')})`);
+  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile') };
+}
+
+function log(message: string) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function canPin(): boolean {
+  if (cpus().length < 2 || !existsSync('/usr/bin/taskset')) return false;
+  // The load generator (this process and its threads) on core 1; servers are started on core 0.
+  return spawnSync('/usr/bin/taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' }).status === 0;
+}
+
+function goBinary(): string | undefined {
+  const onPath = spawnSync('sh', ['-c', 'command -v go'], { encoding: 'utf8' }).stdout.trim();
+  if (onPath) return onPath;
+  return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined;
+}
+
+function buildGoPeer() {
+  const result = spawnSync('bash', [join(ROOT, 'bench', 'go-peer', 'build.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) throw new Error('bench: building the Go peer failed (see above)');
+}
+
+function rssMiB(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+    return kb / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    // utime and stime: fields 14 and 15, after the parenthesised command name.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Waits until the server stops using CPU: autocannon closes its connections when its time is up,
+ * but a server still works through the reviews it had already read (seconds' worth for 1 MiB
+ * reviews), which would land in the next measurement.
+ */
+async function quiesce(pid: number): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  let last = cpuTicks(pid);
+  while (performance.now() < deadline) {
+    await sleep(100);
+    const now = cpuTicks(pid);
+    if (!(now - last > 1)) return;
+    last = now;
+  }
+}
+
+interface Files {
+  dir: string;
+  cert: string;
+  key: string;
+  ca: string;
+  goConfig: string;
+}
+
+async function prepareFiles(): Promise<Files> {
+  const dir = mkdtempSync(join(tmpdir(), 'pando-bench-'));
+  const now = new Date();
+  const ca = await createCa('pando bench CA', now, 1);
+  const leaf = await issueServingCert(ca, ['127.0.0.1'], now, 1);
+  const files = { dir, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), ca: ca.certPem, goConfig: join(dir, 'go-peer.json') };
+  writeFileSync(files.cert, leaf.certPem);
+  writeFileSync(files.key, leaf.keyPem, { mode: 0o600 });
+  return files;
+}
+
+function writeGoConfig(files: Files, plan: ReturnType<typeof generateLoads>['plan']) {
+  const config = benchConfig();
+  writeFileSync(
+    files.goConfig,
+    JSON.stringify({
+      image: config.sidecar.image,
+      version: plan.version,
+      configHash: plan.configHash,
+      native: plan.native,
+      defaultMode: plan.defaultMode,
+      namespace: plan.ownNamespace,
+      excludedNamespaces: [...plan.excludedNamespaces],
+      requests: plan.resources.requests,
+      limits: plan.resources.limits,
+      runAsUser: config.sidecar.runAsUser,
+    }),
+  );
+}
+
+interface Started {
+  child: ChildProcess;
+  target: Target;
+  coldStartMs: number;
+  stderr: () => string;
+}
+
+function command(server: ServerId, port: number, metricsPort: number, files: Files, nodeFlags: string[]) {
+  switch (server) {
+    case 'webhook':
+      return {
+        file: NODE,
+        args: [...nodeFlags, WEBHOOK_MAIN],
+        env: {
+          ...process.env,
+          ...BENCH_ENV,
+          [ENV.host]: '127.0.0.1',
+          [ENV.port]: String(port),
+          [ENV.metricsPort]: String(metricsPort),
+          [ENV.tlsCertFile]: files.cert,
+          [ENV.tlsKeyFile]: files.key,
+        },
+      };
+    case 'ceiling':
+      return { file: NODE, args: [...nodeFlags, join(ROOT, 'bench', 'ceiling.mjs'), String(port), files.cert, files.key], env: process.env };
+    case 'go-peer':
+      return { file: GO_PEER, args: [`-addr=127.0.0.1:${port}`, `-cert=${files.cert}`, `-key=${files.key}`, `-config=${files.goConfig}`], env: process.env };
+  }
+}
+
+/** Starts a server on core 0 and waits for its first successful review. */
+async function start(server: ServerId, files: Files, probe: Load, pinned: boolean, nodeFlags: string[] = []): Promise<Started> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const { file, args, env } = command(server, port, metricsPort, files, nodeFlags);
+  const target = { port, ca: files.ca };
+  const began = performance.now();
+  // Logs go nowhere, as cheaply as the kernel allows; stderr is kept for error messages.
+  const child = pinned
+    ? spawn('/usr/bin/taskset', ['-c', '0', file, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4000);
+  });
+  let exited = false;
+  child.on('exit', () => {
+    exited = true;
+  });
+  const deadline = began + 20_000;
+  for (;;) {
+    if (exited) throw new Error(`bench: ${server} exited before answering: ${stderr.trim()}`);
+    if (performance.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`bench: ${server} did not answer within 20 s: ${stderr.trim()}`);
+    }
+    try {
+      const answer = await post(target, probe.body);
+      if (answer.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    await sleep(2);
+  }
+  return { child, target, coldStartMs: performance.now() - began, stderr: () => stderr };
+}
+
+async function stop(started: Started): Promise<void> {
+  const { child } = started;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The server's answer to each load must be right: the patch yields the injected pod, or no patch. */
+async function checkAnswers(server: ServerId, target: Target, loads: Load[]): Promise<string> {
+  let tls = '';
+  for (const load of loads) {
+    const answer = await post(target, load.body);
+    tls = `${answer.protocol} ${answer.cipher}`;
+    const fail = (why: string) => new Error(`bench: ${server} answered ${load.id} wrongly: ${why}`);
+    if (answer.status !== 200) throw fail(`HTTP ${answer.status}: ${answer.body.slice(0, 200)}`);
+    const review = JSON.parse(answer.body) as { response?: { uid?: string; allowed?: boolean; patch?: string; patchType?: string } };
+    if (review.response?.allowed !== true) throw fail('not allowed');
+    if (server === 'ceiling') continue;
+    const sentUid = (JSON.parse(load.body.toString('utf8')) as { request: { uid: string } }).request.uid;
+    if (review.response.uid !== sentUid) throw fail(`uid ${review.response.uid}`);
+    if (!load.patched) {
+      if (review.response.patch) throw fail('a patch for an injected pod (reinvocation must be a no-op)');
+      continue;
+    }
+    if (!review.response.patch || review.response.patchType !== 'JSONPatch') throw fail('no JSONPatch');
+    const patch = JSON.parse(Buffer.from(review.response.patch, 'base64').toString('utf8')) as Operation[];
+    const patchedPod = fastJsonPatch.applyPatch(structuredClone(load.pod), patch, true, false).newDocument;
+    if (!isDeepStrictEqual(patchedPod, load.expectedPod)) throw fail('the patched pod differs from the injected pod');
+  }
+  return tls;
+}
+
+async function measureLoad(server: ServerId, running: Started, load: Load, settings: Settings): Promise<LoadResult> {
+  const pid = running.child.pid!;
+  let rss = 0;
+  const sampler = setInterval(() => {
+    rss = Math.max(rss, rssMiB(pid));
+  }, 100);
+  if (settings.warmupSeconds > 0) {
+    await throughput(running.target, load.body, settings.connections, settings.warmupSeconds);
+    await quiesce(pid);
+  }
+  const measured = await throughput(running.target, load.body, settings.connections, settings.throughputSeconds);
+  clearInterval(sampler);
+  rss = Math.max(rss, rssMiB(pid));
+  await quiesce(pid);
+  const latency = await pacedLatency(running.target, load.body, settings.latencyRate[load.size], settings.latencySeconds);
+  log(
+    `${server.padEnd(8)} ${load.id.padEnd(21)} ${measured.reviewsPerSecond.toFixed(0).padStart(6)}/s  ` +
+      `p50 ${latency.p50Ms.toFixed(2)} p99 ${latency.p99Ms.toFixed(2)} p99.9 ${latency.p999Ms.toFixed(2)} ms @${latency.rate}/s  rss ${rss.toFixed(0)} MiB` +
+      (measured.non2xx + measured.errors + latency.failed > 0 ? `  (failures: ${measured.non2xx} non-2xx, ${measured.errors} errors, ${latency.failed} latency)` : ''),
+  );
+  return { load: load.id, bytes: load.body.length, throughput: measured, latency, rssMiB: rss };
+}
+
+/**
+ * Cold starts one server after another (keeping the last start of each running), checks every
+ * answer, then measures load by load with the servers taking turns, so that whatever else the
+ * machine does at a moment weighs on all three alike.
+ */
+async function measureAll(servers: readonly ServerId[], files: Files, loads: Load[], settings: Settings): Promise<ServerResult[]> {
+  const running = new Map<ServerId, Started>();
+  const results = new Map<ServerId, ServerResult>();
+  try {
+    for (const server of servers) {
+      const coldStartsMs: number[] = [];
+      for (let i = 0; i < settings.coldStarts; i++) {
+        const previous = running.get(server);
+        if (previous) await stop(previous);
+        const started = await start(server, files, loads[0]!, settings.pinned);
+        running.set(server, started);
+        coldStartsMs.push(started.coldStartMs);
+      }
+      const tls = await checkAnswers(server, running.get(server)!.target, loads);
+      results.set(server, { server, coldStartsMs, idleRssMiB: Number.NaN, tls, loads: [] });
+      log(`${server.padEnd(8)} cold start ${coldStartsMs.map((v) => v.toFixed(0)).join(', ')} ms, answers checked (${tls})`);
+    }
+    await sleep(settings.quick ? 200 : 1000);
+    for (const server of servers) results.get(server)!.idleRssMiB = rssMiB(running.get(server)!.child.pid!);
+    for (const load of loads) {
+      for (const server of servers) {
+        results.get(server)!.loads.push(await measureLoad(server, running.get(server)!, load, settings));
+      }
+    }
+    return servers.map((s) => results.get(s)!);
+  } finally {
+    for (const started of running.values()) await stop(started);
+  }
+}
+
+/** A separate webhook run under --cpu-prof on the typical CREATE: where the time goes. */
+async function profileWebhook(files: Files, load: Load, settings: Settings) {
+  const dir = join(RESULTS_DIR, 'profiles');
+  mkdirSync(dir, { recursive: true });
+  const before = new Set(readdirSync(dir));
+  const started = await start('webhook', files, load, settings.pinned, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  try {
+    await throughput(started.target, load.body, settings.connections, settings.profileSeconds);
+  } finally {
+    await stop(started);
+  }
+  const written = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
+  if (written.length === 0) throw new Error('bench: the webhook wrote no CPU profile');
+  const file = join(dir, written.sort().at(-1)!);
+  log(`profile: ${file}`);
+  return { load: load.id, seconds: settings.profileSeconds, top: summariseProfile(JSON.parse(readFileSync(file, 'utf8')), ROOT, 12) };
+}
+
+function versions(): Record<string, string> {
+  const go = goBinary();
+  const pkg = (name: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  return {
+    node: process.version,
+    go: go ? spawnSync(go, ['env', 'GOVERSION'], { encoding: 'utf8' }).stdout.trim() : 'missing',
+    autocannon: pkg('autocannon'),
+    fastify: pkg('fastify'),
+    'fast-json-patch': pkg('fast-json-patch'),
+    openssl: process.versions.openssl ?? 'unknown',
+  };
+}
+
+function loadAverage(): number {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function machine() {
+  const kernel = (() => {
+    try {
+      return readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  return { cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel };
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const settings: Settings = {
+    quick: args.quick,
+    // Quick: fewer connections, so that the slowest server's backlog of 1 MiB reviews drains fast.
+    connections: args.quick ? 8 : 32,
+    warmupSeconds: args.quick ? 0 : 1,
+    throughputSeconds: args.quick ? 0.4 : 5,
+    latencySeconds: args.quick ? 0.4 : 10,
+    latencyRate: { small: 200, typical: 200, large: 10 },
+    coldStarts: args.quick ? 1 : 3,
+    profileSeconds: args.quick ? 1 : 5,
+    pinned: canPin(),
+  };
+  if (!existsSync(WEBHOOK_MAIN)) throw new Error('bench: build/app/main.js is missing: run `npm run build` first (npm run bench does)');
+  if (args.servers.includes('go-peer')) buildGoPeer();
+  log(settings.pinned ? 'servers pinned to core 0, load generator to core 1' : 'taskset unavailable or one core: not pinned');
+
+  const generated = generateLoads();
+  const loads = args.loads ? generated.loads.filter((l) => args.loads!.includes(l.id)) : generated.loads;
+  if (loads.length === 0) throw new Error(`bench: no load matches ${args.loads!.join(',')}`);
+  const files = await prepareFiles();
+  writeGoConfig(files, generated.plan);
+  const began = performance.now();
+  try {
+    const loadBefore = loadAverage();
+    const servers = await measureAll(args.servers, files, loads, settings);
+    const typical = loads.find((l) => l.id === 'typical-create') ?? loads[0]!;
+    const profile = args.profile && args.servers.includes('webhook') ? await profileWebhook(files, typical, settings) : null;
+    const run: Run = {
+      date: new Date().toISOString(),
+      settings,
+      machine: machine(),
+      loadAverage: { before: loadBefore, after: loadAverage() },
+      versions: versions(),
+      loads: loads.map((l) => ({ id: l.id, bytes: l.body.length, patched: l.patched })),
+      servers,
+      profile,
+    };
+    const markdown = renderMarkdown(run);
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const stamp = run.date.replace(/[:.]/g, '-');
+    const name = `${stamp}${settings.quick ? '-quick' : ''}`;
+    writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
+    writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
+    const complete = !settings.quick && !args.loads && args.servers.length === SERVERS.length;
+    if (complete) writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), markdown);
+    process.stdout.write(`\n${markdown}\n`);
+    log(`done in ${((performance.now() - began) / 1000).toFixed(1)} s: bench/results/${name}.{md,json}${complete ? ' and bench/RESULTS.md' : ''}`);
+  } finally {
+    rmSync(files.dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -123,6 +123,8 @@ export interface ImageWebhookOptions {
   keyPem: string;
   /** CA that signed certPem: readiness is checked with verification when given. */
   caPem?: string;
+  /** More read-only files in the same mounted folder (name -> content), e.g. a kubeconfig standing in for the service account token mount. */
+  extraFiles?: Record<string, string>;
   port?: number;
   metricsPort?: number;
   readyTimeoutMs?: number;
@@ -171,7 +173,8 @@ export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<
   mkdirSync(tlsDir);
   writeFileSync(join(tlsDir, 'tls.crt'), opts.certPem);
   writeFileSync(join(tlsDir, 'tls.key'), opts.keyPem);
-  for (const f of ['tls.crt', 'tls.key']) {
+  for (const [name, content] of Object.entries(opts.extraFiles ?? {})) writeFileSync(join(tlsDir, name), content);
+  for (const f of ['tls.crt', 'tls.key', ...Object.keys(opts.extraFiles ?? {})]) {
     chownSync(join(tlsDir, f), image.uid, image.gid);
     chmodSync(join(tlsDir, f), 0o400);
   }

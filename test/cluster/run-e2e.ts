@@ -22,6 +22,18 @@ const registry = run('bash', [join(REPO_ROOT, 'scripts/registry.sh'), 'start']);
 const chartRef = run('bash', [join(REPO_ROOT, 'scripts/chart/publish.sh'), `oci://${registry}/charts`]);
 console.log(`[e2e] chart published as ${chartRef}`);
 
+// The webhook runs from its image, published beside the chart, wherever that is possible (root for
+// buildah, the mount namespace and chroot); PANDO_E2E_FROM=source runs app/main.ts instead.
+let imageRef = '';
+const fromSource = process.env.PANDO_E2E_FROM === 'source';
+if (!fromSource && process.getuid?.() === 0) {
+  run('bash', [join(REPO_ROOT, 'scripts/image/build.sh')]);
+  imageRef = run('bash', [join(REPO_ROOT, 'scripts/image/publish.sh'), `${registry}/pando-webhook`]).split('\n').pop()!;
+  console.log(`[e2e] webhook image published as ${imageRef}; the scenarios run it`);
+} else {
+  console.log(`[e2e] the scenarios run the webhook from source (${fromSource ? 'PANDO_E2E_FROM=source' : 'not root: the image runtime needs a mount namespace and chroot'})`);
+}
+
 const t0 = Date.now();
 const cluster = await startCluster((line) => console.log(`[cluster] ${line}`));
 let status = 1;
@@ -33,7 +45,7 @@ try {
   const run = spawnSync(
     process.execPath,
     ['--test', '--test-reporter=spec', '--test-concurrency=1', '--test-timeout=600000', ...files],
-    { stdio: 'inherit', cwd: REPO_ROOT, env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath, PANDO_E2E_CHART: chartRef } },
+    { stdio: 'inherit', cwd: REPO_ROOT, env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath, PANDO_E2E_CHART: chartRef, ...(imageRef ? { PANDO_E2E_IMAGE: imageRef } : {}) } },
   );
   status = run.status ?? 1;
 } finally {

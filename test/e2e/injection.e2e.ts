@@ -145,6 +145,10 @@ test('1. helm upgrade --install: every object of the chart is accepted by the AP
   assert.equal(hook.failurePolicy, 'Ignore');
   assert.equal(hook.sideEffects, 'None');
   assert.equal(hook.reinvocationPolicy, 'IfNeeded');
+  const image = process.env.PANDO_E2E_IMAGE;
+  const deployment = deployed.objects.find((o) => o.kind === 'Deployment');
+  if (image) assert.equal(deployment.spec.template.spec.containers[0].image, image, 'the chart names the image the scenarios run');
+  t.diagnostic(image ? `webhook from the image ${image}` : 'webhook from source (app/main.ts)');
 });
 
 test('2. per-namespace setup, then a labelled Pod and a labelled Deployment are injected', async () => {

@@ -59,6 +59,8 @@ function valuesYaml(v: ChartValues): string {
     licenseKey: v.licenseKey,
     webhook: { url: v.webhookUrl, caBundle: v.caBundle },
     sidecar: { image: { repository: v.image.repository, tag: v.image.tag } },
+    // The webhook image the scenarios run (published by the e2e runner), pinned by digest.
+    ...(process.env.PANDO_E2E_IMAGE ? { image: { repository: process.env.PANDO_E2E_IMAGE.split('@')[0], digest: process.env.PANDO_E2E_IMAGE.split('@')[1] } } : {}),
     ...(v.defaultMode ? { defaultMode: v.defaultMode } : {}),
     ...(v.excludedNamespaces ? { excludedNamespaces: v.excludedNamespaces } : {}),
   });

@@ -4,7 +4,7 @@
 // process makes its own CA and keeps the webhook configuration's caBundle itself.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -85,6 +85,8 @@ function readyz(port: number, caPem: string | undefined): Promise<number> {
  * the local listening and TLS settings, and waits until /readyz answers 200.
  */
 export async function startWebhook(tls: WebhookTls, env: Record<string, string>, port?: number): Promise<WebhookProcess> {
+  const image = process.env.PANDO_E2E_IMAGE;
+  if (image) return startFromImage(image, tls, env, port);
   return spawnWebhook({ ...env, [ENV.tlsCertFile]: tls.certFile, [ENV.tlsKeyFile]: tls.keyFile }, tls.ca.certPem, port);
 }
 
@@ -183,4 +185,26 @@ async function spawnWebhook(env: Record<string, string>, caPem: string | undefin
   }
   child.kill('SIGKILL');
   throw new Error(`the webhook did not become ready in 30 s:\n${out}`);
+}
+
+/**
+ * The same webhook from the image (npm run test:e2e publishes it and sets PANDO_E2E_IMAGE to its
+ * digest reference): pulled back from the 127.0.0.1 registry, unpacked and run as uid 65532 with a
+ * read-only root and the certificate files mounted where the chart mounts its Secret. The
+ * kubeconfig (client certificates embedded) is mounted beside them, standing in for the service
+ * account token a pod gets.
+ */
+async function startFromImage(ref: string, tls: WebhookTls, env: Record<string, string>, port?: number): Promise<WebhookProcess> {
+  const { startWebhookFromImage, TLS_MOUNT_PATH } = await import('../../scripts/image/run-from-image.ts');
+  const { KUBECONFIG, ...rest } = env;
+  const hook = await startWebhookFromImage({
+    ref,
+    env: { ...rest, ...(KUBECONFIG ? { KUBECONFIG: `${TLS_MOUNT_PATH}/kubeconfig` } : {}) },
+    certPem: tls.serving.certPem,
+    keyPem: tls.serving.keyPem,
+    caPem: tls.ca.certPem,
+    port,
+    extraFiles: KUBECONFIG ? { kubeconfig: readFileSync(KUBECONFIG, 'utf8') } : {},
+  });
+  return { port: hook.port, url: hook.url, metric: hook.metric, output: hook.output, stop: hook.stop };
 }

@@ -7,6 +7,9 @@ import { REPO_ROOT, startCluster } from './harness.ts';
 
 const build = spawnSync('bash', [join(REPO_ROOT, 'test/cluster/build.sh')], { stdio: 'inherit' });
 if (build.status !== 0) process.exit(build.status ?? 1);
+// cert-manager controller + cainjector and its CRDs, for test/e2e/tls-cert-manager.e2e.ts.
+const buildCertManager = spawnSync('bash', [join(REPO_ROOT, 'test/cluster/build-cert-manager.sh')], { stdio: 'inherit' });
+if (buildCertManager.status !== 0) process.exit(buildCertManager.status ?? 1);
 
 // The chart comes from a local OCI registry, as users get it: publish dist/pando-webhook there.
 function run(command: string, args: string[]): string {

@@ -100,6 +100,15 @@ export async function startSelfSignedWebhook(env: Record<string, string>, port?:
   return spawnWebhook({ ...env, [ENV.tlsSelfSigned]: 'true' }, undefined, port);
 }
 
+/**
+ * Starts `node app/main.ts` serving the PEM files at `certFile`/`keyFile` (for example written from a
+ * cert-manager Secret, laid out as a Secret volume): the test may rewrite them to show a hot reload.
+ * `caPem` verifies /readyz.
+ */
+export async function startWebhookWithFiles(files: { certFile: string; keyFile: string }, caPem: string, env: Record<string, string>, port?: number): Promise<WebhookProcess> {
+  return spawnWebhook({ ...env, [ENV.tlsCertFile]: files.certFile, [ENV.tlsKeyFile]: files.keyFile }, caPem, port);
+}
+
 /** The leaf certificate the server on 127.0.0.1:port presents, whoever issued it. */
 export function servedCertificate(port: number): Promise<X509Certificate> {
   return new Promise((res, rej) => {

@@ -13,7 +13,7 @@ import {
   SIDECAR_SERVICE_ACCOUNT,
   type Mode,
 } from '../contract.ts';
-import type { Container, VolumeMount } from '../admission/types.ts';
+import type { Container, EnvVar, VolumeMount } from '../admission/types.ts';
 
 /** Where the API server's ServiceAccount admission mounts the token in every container. */
 export const TOKEN_MOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -76,10 +76,18 @@ export function configHash(config: Config): string {
   return createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 12);
 }
 
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 export function planInjection(config: Config): InjectionPlan {
-  const template = sidecarTemplate(config);
-  const templateJson = JSON.stringify(template);
-  const envByMode = new Map(MODES.map((mode) => [mode, JSON.stringify(sidecarEnv(mode))]));
+  // Built once: everything below the container's top level depends only on the config (and mode).
+  const template = deepFreeze(sidecarTemplate(config));
+  const envByMode = new Map(MODES.map((mode) => [mode, deepFreeze(sidecarEnv(mode))]));
   return Object.freeze({
     version: config.sidecar.version,
     configHash: configHash(config),
@@ -89,9 +97,9 @@ export function planInjection(config: Config): InjectionPlan {
     excludedNamespaces: new Set(config.excludedNamespaces),
     resources: config.sidecar.resources,
     sidecar(mode: Mode, tokenMount: VolumeMount | undefined): Container {
-      // Parsed from JSON each time: the container goes into a patch and must share nothing.
-      const container = JSON.parse(templateJson) as Container;
-      container.env = JSON.parse(envByMode.get(mode) ?? '[]');
+      // A fresh top level per pod over frozen, shared parts: nothing can change the plan through a
+      // mutated pod, and compare() deep-copies every value it puts into a patch, so no patch shares them.
+      const container: Container = { ...(template as Container), env: envByMode.get(mode) as EnvVar[] };
       if (tokenMount) container.volumeMounts = [{ ...tokenMount }];
       return container;
     },

@@ -3,24 +3,19 @@
 // against the harness's kubeconfig, as they would run in the cert-manager namespace.
 // Also a Secret volume on disk: the files kubelet would mount for the webhook, updated the way
 // kubelet updates them (a new timestamped directory, then an atomic swap of the ..data symlink).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN_DIR, REPO_ROOT, type Cluster } from '../cluster/harness.ts';
+import { kubectl } from './chart-render.ts';
 import { waitUntil } from './support.ts';
 
 export const CRDS_FILE = join(REPO_ROOT, '.tools/cert-manager/crds.yaml');
 const CRD_NAMES = ['certificates', 'certificaterequests', 'issuers', 'clusterissuers', 'orders', 'challenges'].map(
   (r) => `${r}.${r === 'orders' || r === 'challenges' ? 'acme.' : ''}cert-manager.io`,
 );
-
-export function kubectl(cluster: Cluster, args: string[], input?: string): string {
-  const r = spawnSync(join(BIN_DIR, 'kubectl'), ['--kubeconfig', cluster.kubeconfigPath, ...args], { encoding: 'utf8', input, timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
-  return r.stdout;
-}
 
 export interface CertManager {
   /** What the controller and the cainjector wrote, for failure messages. */

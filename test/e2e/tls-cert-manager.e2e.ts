@@ -12,11 +12,11 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { parseAllDocuments, stringify } from 'yaml';
 import { ANNOTATION_STATUS, ENV, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
 import { startCluster, type Cluster } from '../cluster/harness.ts';
-import { createSecretVolume, kubectl, startCertManager, uninstallCertManagerCrds, type CertManager, type SecretVolume } from './cert-manager.ts';
-import { CHART_DIR, chartSource, helm, RELEASE, RELEASE_NAMESPACE, setupProtectedNamespace } from './product.ts';
+import { createSecretVolume, startCertManager, uninstallCertManagerCrds, type CertManager, type SecretVolume } from './cert-manager.ts';
+import { applyObjects, deleteObjects, RBAC_KINDS, renderChart, serviceAccountKubeconfig, webhookEnvFromObjects, webhookServiceAccount } from './chart-render.ts';
+import { CHART_DIR, RELEASE_NAMESPACE, setupProtectedNamespace } from './product.ts';
 import { createNamespace, deleteNamespace, uniqueName, waitUntil } from './support.ts';
 import { freePort, servedCertificate, startWebhookWithFiles, verifyServedChain, type WebhookProcess } from './webhook-process.ts';
 
@@ -34,16 +34,9 @@ let objects: any[] = [];
 /** The serving Certificate the webhook configuration's inject-ca-from names. */
 let serving: { name: string; secretName: string };
 let webhookEnv: Record<string, string>;
+let identity: { path: string; cleanup(): void } | undefined;
 
 const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
-
-/** The chart's objects with cert-manager TLS and the out-of-cluster URL, from `helm template`. */
-function renderChart(url: string): any[] {
-  const set = `tls.certManager=true,licenseKey=${LICENSE},webhook.url=${url},tls.extraIpAddresses={127.0.0.1}`;
-  const src = process.env.PANDO_E2E_CHART ? chartSource() : { ref: CHART_DIR, args: [] };
-  const manifest = helm(cluster, ['template', RELEASE, src.ref, ...src.args, '--namespace', RELEASE_NAMESPACE, '--set', set]);
-  return parseAllDocuments(manifest).map((d) => d.toJS()).filter((o) => o && typeof o === 'object');
-}
 
 async function secretData(name: string): Promise<Record<string, string>> {
   const s = await core().readNamespacedSecret({ name, namespace: RELEASE_NAMESPACE });
@@ -74,8 +67,9 @@ function injected(pod: V1Pod): boolean {
   return sidecars.length === 1 && pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED;
 }
 
+/** Everything this file applies, and the Secrets cert-manager wrote; the CRDs go in after(). */
 async function cleanupInstallation(): Promise<void> {
-  await cluster.request('DELETE', CONFIG_PATH);
+  deleteObjects(cluster, objects.filter((o) => RBAC_KINDS.includes(o.kind) || o.kind === 'MutatingWebhookConfiguration'));
   for (const o of objects.filter((x) => ['Certificate', 'Issuer'].includes(x.kind))) {
     await cluster.request('DELETE', `${CM}/namespaces/${RELEASE_NAMESPACE}/${o.kind.toLowerCase()}s/${o.metadata.name}`);
     if (o.kind === 'Certificate') await cluster.request('DELETE', `/api/v1/namespaces/${RELEASE_NAMESPACE}/secrets/${o.spec.secretName}`);
@@ -89,7 +83,7 @@ before(async () => {
   await setupProtectedNamespace(cluster, ns, LICENSE);
   port = await freePort();
   assert.ok(existsSync(join(CHART_DIR, 'Chart.yaml')) || process.env.PANDO_E2E_CHART, 'the chart is needed (dist/pando-webhook or PANDO_E2E_CHART)');
-  objects = renderChart(`https://127.0.0.1:${port}/mutate`);
+  objects = renderChart(cluster, `tls.certManager=true,licenseKey=${LICENSE},webhook.url=https://127.0.0.1:${port}/mutate,tls.extraIpAddresses={127.0.0.1}`);
   await cleanupInstallation(); // a crashed run's
   certManager = await startCertManager(cluster);
 });
@@ -97,6 +91,7 @@ before(async () => {
 after(async () => {
   await webhook?.stop();
   volume?.cleanup();
+  identity?.cleanup();
   if (cluster) {
     await cleanupInstallation().catch(() => undefined);
     if (ns) await deleteNamespace(cluster, ns);
@@ -135,9 +130,9 @@ test('install with cert-manager: cainjector fills caBundle, the webhook serves t
   assert.ok(certificate.spec.ipAddresses?.includes('127.0.0.1'), 'tls.extraIpAddresses reaches the Certificate');
   serving = { name: certName!, secretName: certificate.spec.secretName };
 
-  // Only what TLS needs: the issuers, the certificates and the webhook configuration.
-  const tlsObjects = objects.filter((o) => ['Issuer', 'Certificate', 'MutatingWebhookConfiguration'].includes(o.kind));
-  kubectl(cluster, ['apply', '--server-side', '-f', '-'], tlsObjects.map((o) => `---\n${stringify(o)}`).join(''));
+  // What TLS needs: the issuers, the certificates and the webhook configuration, and the webhook's
+  // identity (ServiceAccount and RBAC) that the local process runs with.
+  applyObjects(cluster, objects.filter((o) => ['Issuer', 'Certificate', 'MutatingWebhookConfiguration', ...RBAC_KINDS].includes(o.kind)));
 
   const t0 = Date.now();
   await waitUntil(`Certificate ${certName} Ready`, 90_000, async () => {
@@ -161,11 +156,14 @@ test('install with cert-manager: cainjector fills caBundle, the webhook serves t
 
   volume = createSecretVolume();
   volume.write({ 'tls.crt': data['tls.crt']!, 'tls.key': data['tls.key']!, 'ca.crt': data['ca.crt']! });
-  const rendered = objects.find((o) => o.kind === 'Deployment')?.spec.template.spec.containers[0].env ?? [];
-  const local = new Set<string>([ENV.host, ENV.port, ENV.metricsPort, ENV.tlsCertFile, ENV.tlsKeyFile, ENV.tlsSelfSigned]);
+  // The chart's env, minus what the local process sets itself (listening, and the files' paths).
+  const chartEnv = webhookEnvFromObjects(objects);
+  assert.equal(chartEnv[ENV.tlsSelfSigned], undefined, 'with cert-manager the webhook does not make its own CA');
+  const local = new Set<string>([ENV.host, ENV.port, ENV.metricsPort, ENV.tlsCertFile, ENV.tlsKeyFile]);
+  identity = await serviceAccountKubeconfig(cluster, RELEASE_NAMESPACE, webhookServiceAccount(objects));
   webhookEnv = {
-    ...Object.fromEntries(rendered.filter((e: any) => e.value !== undefined && !local.has(e.name)).map((e: any) => [e.name, e.value])),
-    KUBECONFIG: cluster.kubeconfigPath,
+    ...Object.fromEntries(Object.entries(chartEnv).filter(([k]) => !local.has(k))),
+    KUBECONFIG: identity.path,
     [ENV.namespace]: RELEASE_NAMESPACE,
     [ENV.logLevel]: 'info',
   };

@@ -1,8 +1,10 @@
-// Issue 5, self-signed TLS (the chart's tls.certManager=false) against a real API server: no
-// cert-manager, no caBundle given to anyone. The webhook runs as a local process (app/main.ts) with
-// PANDO_TLS_SELF_SIGNED=true; it must create its CA and serving certificate in the Secret, fill the
-// webhook configuration's caBundle, rotate the CA with overlap while pods are being created, and
-// agree on one CA with a second replica started at the same moment.
+// Issue 5, self-signed TLS (the chart's default, tls.certManager=false) against a real API server:
+// no cert-manager, no caBundle given to anyone. The chart's webhook configuration (clientConfig.url
+// to 127.0.0.1, no caBundle) and RBAC are applied from `helm template`; the webhook runs as a local
+// process (app/main.ts) with the chart's env (PANDO_TLS_SELF_SIGNED=true, PANDO_TLS_EXTRA_SANS=
+// 127.0.0.1) as the chart's ServiceAccount. It must create its CA and serving certificate in the
+// Secret, fill caBundle itself, rotate the CA with overlap while pods are being created, and agree
+// on one CA with a second replica started at the same moment.
 // The tests run in order and share the webhook configuration `pando-webhook`.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,12 +14,14 @@ import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STATUS, ENV, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
 import { ANNOTATION_ROTATE } from '../../app/selfsigned/manager.ts';
 import { startCluster, type Cluster } from '../cluster/harness.ts';
+import { applyObjects, deleteObjects, RBAC_KINDS, renderChart, serviceAccountKubeconfig, webhookEnvFromObjects, webhookServiceAccount } from './chart-render.ts';
 import { RELEASE_NAMESPACE, setupProtectedNamespace } from './product.ts';
 import { createNamespace, deleteNamespace, uniqueName, waitUntil } from './support.ts';
 import { freePort, servedCertificate, startSelfSignedWebhook, verifyServedChain, type WebhookProcess } from './webhook-process.ts';
 
 const CONFIG_NAME = 'pando-webhook';
 const SECRET_NAME = 'pando-webhook-tls';
+const LICENSE = 'e2e-license-selfsigned';
 const CONFIG_PATH = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${CONFIG_NAME}`;
 const SECRET_PATH = `/api/v1/namespaces/${RELEASE_NAMESPACE}/secrets/${SECRET_NAME}`;
 // Short cycles so that a whole CA rotation (propagation, promotion, retirement) takes seconds.
@@ -27,46 +31,41 @@ const PROPAGATION_SECONDS = 3;
 let cluster: Cluster;
 let ns: string;
 const running: WebhookProcess[] = [];
+let rbac: any[] = [];
+let identity: { path: string; cleanup(): void } | undefined;
+let chartEnv: Record<string, string> = {};
 
 const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
 
+function render(url: string): any[] {
+  return renderChart(cluster, `licenseKey=${LICENSE},webhook.url=${url},tls.extraIpAddresses={127.0.0.1}`);
+}
+
+/** The chart's env, as the chart's ServiceAccount; shorter check and propagation times than the defaults. */
 function webhookEnv(): Record<string, string> {
   return {
-    KUBECONFIG: cluster.kubeconfigPath,
+    ...chartEnv,
+    KUBECONFIG: identity!.path,
     [ENV.logLevel]: 'info',
     [ENV.namespace]: RELEASE_NAMESPACE,
-    [ENV.sidecarImage]: 'registry.example.invalid/pandocore/sidecar:1.0.0',
-    [ENV.tlsExtraSans]: '127.0.0.1',
     [ENV.tlsCheckIntervalSeconds]: String(CHECK_SECONDS),
     [ENV.tlsPropagationSeconds]: String(PROPAGATION_SECONDS),
   };
 }
 
-/** The webhook configuration as an install without cert-manager creates it: a URL and no caBundle. */
+/** The chart's webhook configuration for `url`, created afresh: a URL and no caBundle. */
 async function createConfigWithoutCaBundle(url: string): Promise<void> {
   await cluster.request('DELETE', CONFIG_PATH);
   await waitUntil('the old webhook configuration to be gone', 20_000, async () => (await cluster.request('GET', CONFIG_PATH)).status === 404);
-  const r = await cluster.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: CONFIG_NAME },
-    webhooks: [
-      {
-        name: 'inject.pandocore.xyz',
-        admissionReviewVersions: ['v1'],
-        clientConfig: { url },
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
-        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
-        objectSelector: { matchLabels: { [LABEL_PROTECT]: 'true' } },
-        failurePolicy: 'Ignore',
-        sideEffects: 'None',
-        reinvocationPolicy: 'IfNeeded',
-        timeoutSeconds: 10,
-      },
-    ],
-  });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
-  assert.equal(r.body.webhooks[0].clientConfig.caBundle, undefined, 'the configuration starts without a caBundle');
+  const config = render(url).find((o) => o.kind === 'MutatingWebhookConfiguration');
+  assert.ok(config, 'the chart renders a MutatingWebhookConfiguration');
+  assert.equal(config.metadata.name, CONFIG_NAME);
+  assert.equal(config.webhooks[0].clientConfig.url, url);
+  assert.equal(config.metadata.annotations?.['cert-manager.io/inject-ca-from'], undefined, 'no cainjector without cert-manager');
+  applyObjects(cluster, [config]);
+  const live = await cluster.request('GET', CONFIG_PATH);
+  assert.equal(live.status, 200, JSON.stringify(live.body));
+  assert.equal(live.body.webhooks[0].clientConfig.caBundle, undefined, 'the configuration starts without a caBundle');
 }
 
 async function deleteSecret(): Promise<void> {
@@ -140,19 +139,30 @@ before(async () => {
   cluster = await startCluster();
   await core().createNamespace({ body: { metadata: { name: RELEASE_NAMESPACE } } }).catch(() => undefined);
   ns = await createNamespace(cluster, 'e2e-tls-selfsigned');
-  await setupProtectedNamespace(cluster, ns, 'e2e-license');
+  await setupProtectedNamespace(cluster, ns, LICENSE);
   await deleteSecret(); // a crashed run's
+  const objects = render('https://127.0.0.1:1/mutate');
+  chartEnv = webhookEnvFromObjects(objects);
+  rbac = objects.filter((o) => RBAC_KINDS.includes(o.kind));
+  applyObjects(cluster, rbac);
+  identity = await serviceAccountKubeconfig(cluster, RELEASE_NAMESPACE, webhookServiceAccount(objects));
 });
 
 after(async () => {
   for (const w of running) await w.stop();
-  await cluster?.request('DELETE', CONFIG_PATH);
-  if (cluster) await deleteSecret().catch(() => undefined);
-  if (ns) await deleteNamespace(cluster, ns);
+  identity?.cleanup();
+  if (cluster) {
+    await cluster.request('DELETE', CONFIG_PATH);
+    await deleteSecret().catch(() => undefined);
+    deleteObjects(cluster, rbac);
+    if (ns) await deleteNamespace(cluster, ns);
+  }
   await cluster?.stop();
 });
 
 test('install without cert-manager: the webhook creates its CA, fills caBundle itself, and a labelled pod is injected', async (t) => {
+  assert.equal(chartEnv[ENV.tlsSelfSigned], 'true', 'the chart runs the webhook in self-signed mode');
+  assert.equal(chartEnv[ENV.tlsExtraSans], '127.0.0.1', 'tls.extraIpAddresses reaches the webhook');
   const port = await freePort();
   await createConfigWithoutCaBundle(`https://127.0.0.1:${port}/mutate`);
   const t0 = Date.now();

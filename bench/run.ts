@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
@@ -24,7 +24,7 @@ import { BENCH_ENV, benchConfig, generateLoads, type Load, type Size } from './r
 
 const ROOT = join(import.meta.dirname, '..');
 const RESULTS_DIR = join(ROOT, 'bench', 'results');
-const WEBHOOK_MAIN = join(ROOT, 'build', 'app', 'main.js');
+let WEBHOOK_MAIN = join(ROOT, 'build', 'app', 'main.js');
 const GO_PEER = join(ROOT, '.tools', 'bin', 'pando-go-peer');
 const NODE = process.execPath;
 
@@ -48,6 +48,8 @@ export interface LoadResult {
   load: string;
   bytes: number;
   throughput: ThroughputResult;
+  /** Server CPU time (user + system) during the throughput run, per answered review. */
+  cpuMicrosPerReview: number;
   latency: LatencyResult;
   /** Largest RSS seen during the throughput run (warm-up included), MiB. */
   rssMiB: number;
@@ -79,14 +81,16 @@ function parseArgs(argv: string[]) {
   const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const servers = (value('servers')?.split(',') ?? SERVERS) as ServerId[];
   for (const s of servers) if (!SERVERS.includes(s)) throw new Error(`bench: unknown server ${s} (${SERVERS.join(', ')})`);
-  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile') };
+  // --webhook-main=PATH runs another build of the webhook (e.g. the previous commit's) for an A/B.
+  const webhookMain = value('webhook-main');
+  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile'), webhookMain };
 }
 
 function log(message: string) {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.on('error', reject);
@@ -99,7 +103,7 @@ function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function canPin(): boolean {
+export function canPin(): boolean {
   if (cpus().length < 2 || !existsSync('/usr/bin/taskset')) return false;
   // The load generator (this process and its threads) on core 1; servers are started on core 0.
   return spawnSync('/usr/bin/taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' }).status === 0;
@@ -116,7 +120,7 @@ function buildGoPeer() {
   if (result.status !== 0) throw new Error('bench: building the Go peer failed (see above)');
 }
 
-function rssMiB(pid: number): number {
+export function rssMiB(pid: number): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
@@ -126,7 +130,10 @@ function rssMiB(pid: number): number {
   }
 }
 
-function cpuTicks(pid: number): number {
+// USER_HZ: the unit of utime and stime in /proc/PID/stat; 100 on every Linux architecture we run on.
+export const CLOCK_TICKS_PER_SECOND = 100;
+
+export function cpuTicks(pid: number): number {
   try {
     // utime and stime: fields 14 and 15, after the parenthesised command name.
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -141,7 +148,7 @@ function cpuTicks(pid: number): number {
  * but a server still works through the reviews it had already read (seconds' worth for 1 MiB
  * reviews), which would land in the next measurement.
  */
-async function quiesce(pid: number): Promise<void> {
+export async function quiesce(pid: number): Promise<void> {
   const deadline = performance.now() + 30_000;
   let last = cpuTicks(pid);
   while (performance.now() < deadline) {
@@ -152,7 +159,7 @@ async function quiesce(pid: number): Promise<void> {
   }
 }
 
-interface Files {
+export interface Files {
   dir: string;
   cert: string;
   key: string;
@@ -160,7 +167,7 @@ interface Files {
   goConfig: string;
 }
 
-async function prepareFiles(): Promise<Files> {
+export async function prepareFiles(): Promise<Files> {
   const dir = mkdtempSync(join(tmpdir(), 'pando-bench-'));
   const now = new Date();
   const ca = await createCa('pando bench CA', now, 1);
@@ -190,19 +197,19 @@ function writeGoConfig(files: Files, plan: ReturnType<typeof generateLoads>['pla
   );
 }
 
-interface Started {
+export interface Started {
   child: ChildProcess;
   target: Target;
   coldStartMs: number;
   stderr: () => string;
 }
 
-function command(server: ServerId, port: number, metricsPort: number, files: Files, nodeFlags: string[]) {
+function command(server: ServerId, port: number, metricsPort: number, files: Files, nodeFlags: string[], webhookMain: string) {
   switch (server) {
     case 'webhook':
       return {
         file: NODE,
-        args: [...nodeFlags, WEBHOOK_MAIN],
+        args: [...nodeFlags, webhookMain],
         env: {
           ...process.env,
           ...BENCH_ENV,
@@ -221,10 +228,10 @@ function command(server: ServerId, port: number, metricsPort: number, files: Fil
 }
 
 /** Starts a server on core 0 and waits for its first successful review. */
-async function start(server: ServerId, files: Files, probe: Load, pinned: boolean, nodeFlags: string[] = []): Promise<Started> {
+export async function start(server: ServerId, files: Files, probe: Load, pinned: boolean, nodeFlags: string[] = [], webhookMain = WEBHOOK_MAIN): Promise<Started> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const { file, args, env } = command(server, port, metricsPort, files, nodeFlags);
+  const { file, args, env } = command(server, port, metricsPort, files, nodeFlags, webhookMain);
   const target = { port, ca: files.ca };
   const began = performance.now();
   // Logs go nowhere, as cheaply as the kernel allows; stderr is kept for error messages.
@@ -257,7 +264,7 @@ async function start(server: ServerId, files: Files, probe: Load, pinned: boolea
   return { child, target, coldStartMs: performance.now() - began, stderr: () => stderr };
 }
 
-async function stop(started: Started): Promise<void> {
+export async function stop(started: Started): Promise<void> {
   const { child } = started;
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -302,17 +309,20 @@ async function measureLoad(server: ServerId, running: Started, load: Load, setti
     await throughput(running.target, load.body, settings.connections, settings.warmupSeconds);
     await quiesce(pid);
   }
+  const ticksBefore = cpuTicks(pid);
   const measured = await throughput(running.target, load.body, settings.connections, settings.throughputSeconds);
+  // CPU time per review stays meaningful when other work shares the machine; reviews/s does not.
+  const cpuMicrosPerReview = ((cpuTicks(pid) - ticksBefore) * (1e6 / CLOCK_TICKS_PER_SECOND)) / Math.max(1, measured.ok);
   clearInterval(sampler);
-  rss = Math.max(rss, rssMiB(pid));
   await quiesce(pid);
+  rss = Math.max(rss, rssMiB(pid));
   const latency = await pacedLatency(running.target, load.body, settings.latencyRate[load.size], settings.latencySeconds);
   log(
-    `${server.padEnd(8)} ${load.id.padEnd(21)} ${measured.reviewsPerSecond.toFixed(0).padStart(6)}/s  ` +
+    `${server.padEnd(8)} ${load.id.padEnd(21)} ${measured.reviewsPerSecond.toFixed(0).padStart(6)}/s ${cpuMicrosPerReview.toFixed(0).padStart(6)} us cpu  ` +
       `p50 ${latency.p50Ms.toFixed(2)} p99 ${latency.p99Ms.toFixed(2)} p99.9 ${latency.p999Ms.toFixed(2)} ms @${latency.rate}/s  rss ${rss.toFixed(0)} MiB` +
       (measured.non2xx + measured.errors + latency.failed > 0 ? `  (failures: ${measured.non2xx} non-2xx, ${measured.errors} errors, ${latency.failed} latency)` : ''),
   );
-  return { load: load.id, bytes: load.body.length, throughput: measured, latency, rssMiB: rss };
+  return { load: load.id, bytes: load.body.length, throughput: measured, cpuMicrosPerReview, latency, rssMiB: rss };
 }
 
 /**
@@ -414,6 +424,7 @@ async function main() {
     profileSeconds: args.quick ? 1 : 5,
     pinned: canPin(),
   };
+  if (args.webhookMain) WEBHOOK_MAIN = resolve(args.webhookMain);
   if (!existsSync(WEBHOOK_MAIN)) throw new Error('bench: build/app/main.js is missing: run `npm run build` first (npm run bench does)');
   if (args.servers.includes('go-peer')) buildGoPeer();
   log(settings.pinned ? 'servers pinned to core 0, load generator to core 1' : 'taskset unavailable or one core: not pinned');
@@ -445,7 +456,7 @@ async function main() {
     const name = `${stamp}${settings.quick ? '-quick' : ''}`;
     writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
     writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
-    const complete = !settings.quick && !args.loads && args.servers.length === SERVERS.length;
+    const complete = !settings.quick && !args.loads && !args.webhookMain && args.servers.length === SERVERS.length;
     if (complete) writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), markdown);
     process.stdout.write(`\n${markdown}\n`);
     log(`done in ${((performance.now() - began) / 1000).toFixed(1)} s: bench/results/${name}.{md,json}${complete ? ' and bench/RESULTS.md' : ''}`);
@@ -454,7 +465,9 @@ async function main() {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+if (import.meta.main) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

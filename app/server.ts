@@ -1,7 +1,7 @@
 // buildServer(config, deps) -> FastifyInstance. It never listens: tests drive it with inject(),
 // app/main.ts is the only place that binds ports.
 
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { SecureContextOptions } from 'node:tls';
@@ -45,7 +45,8 @@ const reviewResponseSchema = {
         uid: { type: 'string' },
         allowed: { type: 'boolean' },
         patchType: { type: 'string' },
-        patch: { type: 'string' },
+        // base64 has no character JSON must escape: written as is, not scanned for escapes.
+        patch: { type: 'string', format: 'unsafe' },
         warnings: { type: 'array', items: { type: 'string' } },
         auditAnnotations: { type: 'object', additionalProperties: { type: 'string' } },
       },
@@ -82,25 +83,31 @@ function podName(request: AdmissionRequest): string | undefined {
   return request.name || undefined;
 }
 
-async function contextFor(request: AdmissionRequest, plan: InjectionPlan, readiness: ReadinessCache | undefined): Promise<ReviewContext> {
-  // Only a pod that would be injected costs a (cached) namespace lookup.
-  if (!readiness || !request.namespace || decide(request, plan).action !== 'inject') return {};
-  return { namespace: await readiness.get(request.namespace) };
+type SafeOutcome = Outcome & { error?: Error };
+
+function failOpen(err: unknown): SafeOutcome {
+  // Fail open, as failurePolicy Ignore would, but never silently: warn, log, count.
+  const error = err instanceof Error ? err : new Error(String(err));
+  return {
+    reason: 'error-internal',
+    message: error.message,
+    patch: [],
+    warnings: [warning(`sidecar not injected: ${error.message}`)],
+    error,
+  };
 }
 
-async function safeReview(request: AdmissionRequest, plan: InjectionPlan, readiness: ReadinessCache | undefined): Promise<Outcome & { error?: Error }> {
+/**
+ * The review, synchronous unless the namespace's readiness has to be looked up: a review with
+ * nothing to wait for does not pay for promises and microtask turns.
+ */
+function safeReview(request: AdmissionRequest, plan: InjectionPlan, readiness: ReadinessCache | undefined): SafeOutcome | Promise<SafeOutcome> {
   try {
-    return review(request, plan, await contextFor(request, plan, readiness));
+    // Only a pod that would be injected costs a (cached) namespace lookup.
+    if (!readiness || !request.namespace || decide(request, plan).action !== 'inject') return review(request, plan, {});
+    return readiness.get(request.namespace).then((namespace) => review(request, plan, { namespace })).catch(failOpen);
   } catch (err) {
-    // Fail open, as failurePolicy Ignore would, but never silently: warn, log, count.
-    const error = err instanceof Error ? err : new Error(String(err));
-    return {
-      reason: 'error-internal',
-      message: error.message,
-      patch: [],
-      warnings: [warning(`sidecar not injected: ${error.message}`)],
-      error,
-    };
+    return failOpen(err);
   }
 }
 
@@ -133,9 +140,10 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', (_request, reply, done) => {
     // While draining, tell the API server to open its next connection to another replica.
     if (closing) reply.header('connection', 'close');
+    done();
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -160,51 +168,58 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
   app.post<{ Body: unknown }>(
     PATH_MUTATE,
     { schema: { response: { 200: reviewResponseSchema, 400: errorSchema } } },
-    async (request, reply) => {
+    (request, reply) => {
       const started = process.hrtime.bigint();
       const decoded = decodeReview(request.body);
       if (!decoded.ok) {
         metrics.requests.inc({ operation: 'unknown', kind: 'unknown', outcome: 'invalid', reason: decoded.error.code });
         request.log.warn({ code: decoded.error.code }, decoded.error.message);
-        return reply.code(decoded.error.statusCode).send(errorBody(decoded.error, decoded.detail));
+        reply.code(decoded.error.statusCode).send(errorBody(decoded.error, decoded.detail));
+        return undefined;
       }
       const admission = decoded.request;
-      const outcome = await safeReview(admission, plan, deps.readiness);
-      const audit = { reason: outcome.reason };
-      const answer: AdmissionReview = outcome.patch.length > 0
-        ? patched(admission.uid, outcome.patch, outcome.warnings, audit)
-        : allowed(admission.uid, outcome.warnings, audit);
-
-      const result = outcome.error ? 'error' : outcome.patch.length > 0 ? 'patched' : 'allowed';
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const operation = typeof admission.operation === 'string' ? admission.operation : 'unknown';
-      const kind = admission.kind?.kind ?? 'unknown';
-      metrics.requests.inc({ operation, kind, outcome: result, reason: outcome.reason });
-      metrics.duration.observe({ outcome: result }, seconds);
-      if (outcome.mode && outcome.patch.length > 0) {
-        metrics.injections.inc({ mode: outcome.mode, reason: outcome.reason });
-      }
-      if (outcome.reason === 'namespace-not-ready' && admission.namespace) {
-        metrics.namespaceNotReady.inc({ namespace: admission.namespace });
-      }
-      const fields = {
-        uid: admission.uid,
-        namespace: admission.namespace,
-        pod: podName(admission),
-        operation,
-        kind,
-        reason: outcome.reason,
-        dryRun: admission.dryRun === true || undefined,
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-      };
-      if (outcome.error) {
-        request.log.error({ ...fields, code: ERRORS.MUTATION_FAILED.code, err: outcome.error }, outcome.message);
-      } else {
-        request.log.info(fields, outcome.message);
-      }
-      return answer;
+      // A synchronous handler's return value is sent as a returned promise's value would be.
+      const result = safeReview(admission, plan, deps.readiness);
+      return result instanceof Promise ? result.then((outcome) => answerFor(request, admission, outcome, started)) : answerFor(request, admission, result, started);
     },
   );
+
+  /** The AdmissionReview answer, with its metrics and its one log line. */
+  function answerFor(request: FastifyRequest, admission: AdmissionRequest, outcome: SafeOutcome, started: bigint): AdmissionReview {
+    const audit = { reason: outcome.reason };
+    const answer: AdmissionReview = outcome.patch.length > 0
+      ? patched(admission.uid, outcome.patch, outcome.warnings, audit)
+      : allowed(admission.uid, outcome.warnings, audit);
+
+    const result = outcome.error ? 'error' : outcome.patch.length > 0 ? 'patched' : 'allowed';
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const operation = typeof admission.operation === 'string' ? admission.operation : 'unknown';
+    const kind = admission.kind?.kind ?? 'unknown';
+    metrics.requests.inc({ operation, kind, outcome: result, reason: outcome.reason });
+    metrics.duration.observe({ outcome: result }, seconds);
+    if (outcome.mode && outcome.patch.length > 0) {
+      metrics.injections.inc({ mode: outcome.mode, reason: outcome.reason });
+    }
+    if (outcome.reason === 'namespace-not-ready' && admission.namespace) {
+      metrics.namespaceNotReady.inc({ namespace: admission.namespace });
+    }
+    const fields = {
+      uid: admission.uid,
+      namespace: admission.namespace,
+      pod: podName(admission),
+      operation,
+      kind,
+      reason: outcome.reason,
+      dryRun: admission.dryRun === true || undefined,
+      durationMs: Math.round(seconds * 1e6) / 1e3,
+    };
+    if (outcome.error) {
+      request.log.error({ ...fields, code: ERRORS.MUTATION_FAILED.code, err: outcome.error }, outcome.message);
+    } else {
+      request.log.info(fields, outcome.message);
+    }
+    return answer;
+  }
   return app;
 }
 

@@ -60,6 +60,19 @@ export function renderMarkdown(run: Run): string {
     line(`| ${load.id} | ${bytes(load.bytes)} | ${values.join(' | ')} | ${ratio(w, result('ceiling', load.id)?.throughput.reviewsPerSecond)} | ${ratio(w, result('go-peer', load.id)?.throughput.reviewsPerSecond)} |`);
   }
   line();
+  line('Server CPU time per review during those runs (µs, user + system; steady when other work shares the machine, unlike reviews/s):');
+  line();
+  line(`| load | ${present.map((s) => SHORT[s]).join(' | ')} | webhook / ceiling | webhook / Go peer | JSON.parse of the review alone |`);
+  line(`| --- | ${present.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`);
+  for (const load of run.loads) {
+    const cpu = (s: ServerId) => result(s, load.id)?.cpuMicrosPerReview;
+    const w = cpu('webhook');
+    // Cost ratios read the other way round: 2.00x means the webhook needs twice the CPU.
+    line(`| ${load.id} | ${present.map((s) => int(cpu(s))).join(' | ')} | ${ratio(w, cpu('ceiling'))} | ${ratio(w, cpu('go-peer'))} | ${int(load.parseMicros)} |`);
+  }
+  line();
+  line('The ceiling reads the review but does not parse it; any Node webhook pays the last column on top of it (measured in the harness process, best of 5 rounds).');
+  line();
 
   line('## Latency at a fixed rate (ms: p50 / p99 / p99.9)');
   line();

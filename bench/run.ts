@@ -71,7 +71,8 @@ export interface Run {
   /** 1-minute load average of the machine before and after the measurements: others' work shows here. */
   loadAverage: { before: number; after: number };
   versions: Record<string, string>;
-  loads: Array<{ id: string; bytes: number; patched: boolean }>;
+  /** parseMicros: JSON.parse of the review alone, in the harness process (best of several rounds). */
+  loads: Array<{ id: string; bytes: number; patched: boolean; parseMicros: number }>;
   servers: ServerResult[];
   profile: { load: string; seconds: number; top: ProfileEntry[] } | null;
 }
@@ -378,6 +379,19 @@ async function profileWebhook(files: Files, load: Load, settings: Settings) {
   return { load: load.id, seconds: settings.profileSeconds, top: summariseProfile(JSON.parse(readFileSync(file, 'utf8')), ROOT, 12) };
 }
 
+/** What any Node webhook pays before its own work: JSON.parse of the review (the ceiling does not parse). */
+function parseMicros(load: Load, quick: boolean): number {
+  const text = load.body.toString('utf8');
+  const iterations = Math.max(3, Math.round((quick ? 2e6 : 2e7) / load.body.length));
+  let best = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < 5; round++) {
+    const began = process.hrtime.bigint();
+    for (let i = 0; i < iterations; i++) JSON.parse(text);
+    best = Math.min(best, Number(process.hrtime.bigint() - began) / 1e3 / iterations);
+  }
+  return best;
+}
+
 function versions(): Record<string, string> {
   const go = goBinary();
   const pkg = (name: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
@@ -421,7 +435,7 @@ async function main() {
     latencySeconds: args.quick ? 0.4 : 10,
     latencyRate: { small: 200, typical: 200, large: 10 },
     coldStarts: args.quick ? 1 : 3,
-    profileSeconds: args.quick ? 1 : 5,
+    profileSeconds: args.quick ? 1 : 8,
     pinned: canPin(),
   };
   if (args.webhookMain) WEBHOOK_MAIN = resolve(args.webhookMain);
@@ -446,7 +460,7 @@ async function main() {
       machine: machine(),
       loadAverage: { before: loadBefore, after: loadAverage() },
       versions: versions(),
-      loads: loads.map((l) => ({ id: l.id, bytes: l.body.length, patched: l.patched })),
+      loads: loads.map((l) => ({ id: l.id, bytes: l.body.length, patched: l.patched, parseMicros: parseMicros(l, settings.quick) })),
       servers,
       profile,
     };

@@ -5,8 +5,17 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MODES } from '../contract.ts';
+import { runDoctor } from './doctor.ts';
 import { runInject, type InjectCommandOptions } from './inject.ts';
 import { CliError, detectStyle, formatError } from './output.ts';
+import { runSetupNamespace } from './setup-namespace.ts';
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function namespaceName(value: string, previous: string[] = []): string[] {
+  if (!DNS1123_LABEL.test(value)) throw new InvalidArgumentError(`"${value}" is not a namespace name (lower-case letters, digits, -)`);
+  return [...previous, value];
+}
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) {
@@ -66,6 +75,40 @@ export function buildProgram(): Command {
         env: process.env,
         errStyle: detectStyle(process.stderr),
       });
+    });
+
+  program
+    .command('doctor')
+    .description('check the installation in the current cluster: one line per check, a fix for each failure, exit code 1 when something is wrong')
+    .option('-n, --namespace <name>', 'also check this namespace: exclusion, setup, a dry-run pod; and look only at its pods')
+    .option('--pod <name>', 'also check this pod (needs -n): label, injection status and version')
+    .option('--release-namespace <name>', 'where the chart is installed', 'pando-system')
+    .option('--no-probe', 'skip the server-side dry-run pod (it goes through the webhook and creates nothing)')
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .option('--timeout <ms>', 'how long to wait for the webhook', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 100 || n > 60000) throw new InvalidArgumentError('milliseconds from 100 to 60000');
+      return n;
+    }, 5000)
+    .option('--context <name>', 'kubeconfig context')
+    .action(async (options: { namespace?: string; pod?: string; releaseNamespace: string; probe: boolean; output: 'text' | 'json'; timeout: number; context?: string }) => {
+      if (options.namespace) namespaceName(options.namespace);
+      if (options.pod && !options.namespace) throw new CliError('--pod needs the pod\'s namespace', 'add -n NAMESPACE');
+      process.exitCode = await runDoctor({ ...options, timeoutMs: options.timeout }, { stdout: write(process.stdout), style: detectStyle(process.stdout) });
+    });
+
+  program
+    .command('setup-namespace')
+    .description('create (or update) ServiceAccount and RoleBinding pando-sidecar and the license Secret in each namespace, by server-side apply')
+    .argument('<namespace...>', 'namespaces to set up')
+    .option('--release-namespace <name>', 'where the chart is installed (its Secret pando-license is copied)', 'pando-system')
+    .option('--dry-run', 'server-side dry run: show what would change, change nothing')
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .option('--context <name>', 'kubeconfig context')
+    .addHelpText('after', '\nIdempotent: running it again reports "unchanged". The license key is copied, never printed.')
+    .action(async (namespaces: string[], options: { releaseNamespace: string; dryRun?: boolean; output: 'text' | 'json'; context?: string }) => {
+      for (const ns of namespaces) namespaceName(ns);
+      process.exitCode = await runSetupNamespace(namespaces, options, { stdout: write(process.stdout), style: detectStyle(process.stdout) });
     });
 
   return program;

@@ -1,0 +1,146 @@
+// `pando setup-namespace NAMESPACE...`: the product page's per-namespace setup in one idempotent
+// command. Server-side apply (field manager "pando") of ServiceAccount pando-sidecar, RoleBinding
+// pando-sidecar to ClusterRole pando-sidecar, and Secret pando-license copied from the release's
+// Secret. The license key is read and written, never printed.
+
+import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../contract.ts';
+import { CHART, kubeError, loadKubeConfig, statusOf } from './cluster.ts';
+import { CliError, mark, paint, type Style } from './output.ts';
+
+export const FIELD_MANAGER = 'pando';
+
+const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'pando', 'app.kubernetes.io/part-of': 'pandocore' };
+
+/** The three objects of a protected namespace. `licenseKeyBase64` is the Secret's data value. */
+export function namespaceSetupObjects(namespace: string, licenseKeyBase64: string): KubernetesObject[] {
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: SIDECAR_SERVICE_ACCOUNT, namespace, labels: MANAGED_BY },
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: SIDECAR_SERVICE_ACCOUNT, namespace, labels: MANAGED_BY },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: SIDECAR_CLUSTER_ROLE },
+      subjects: [{ kind: 'ServiceAccount', name: SIDECAR_SERVICE_ACCOUNT, namespace }],
+    } as KubernetesObject,
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: LICENSE_SECRET_NAME, namespace, labels: MANAGED_BY },
+      type: 'Opaque',
+      data: { [LICENSE_SECRET_KEY]: licenseKeyBase64 },
+    } as KubernetesObject,
+  ];
+}
+
+export type SetupAction = 'created' | 'updated' | 'unchanged';
+
+export interface SetupLine {
+  namespace: string;
+  kind: string;
+  name: string;
+  action?: SetupAction;
+  error?: string;
+  fix?: string;
+}
+
+export interface SetupOptions {
+  releaseNamespace: string;
+  dryRun?: boolean;
+  context?: string;
+}
+
+/** The release's license key, base64 as stored; a missing Secret or key is an error that says how to set it. */
+export async function readReleaseLicense(kc: KubeConfig, releaseNamespace: string): Promise<string> {
+  const core = kc.makeApiClient(CoreV1Api);
+  let data: Record<string, string> | undefined;
+  try {
+    data = (await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: releaseNamespace })).data;
+  } catch (err) {
+    if (statusOf(err) === 404) {
+      throw new CliError(
+        `the release's Secret ${LICENSE_SECRET_NAME} is missing in namespace ${releaseNamespace}`,
+        `install the chart there with a license: helm upgrade --install pando CHART -n ${releaseNamespace} --set licenseKey=KEY (or pass --release-namespace)`,
+      );
+    }
+    throw kubeError(err, `reading Secret ${LICENSE_SECRET_NAME} in ${releaseNamespace}`, kc);
+  }
+  const value = data?.[LICENSE_SECRET_KEY];
+  if (!value) {
+    throw new CliError(
+      `Secret ${LICENSE_SECRET_NAME} in ${releaseNamespace} has no ${LICENSE_SECRET_KEY}`,
+      `set the chart's licenseKey: helm upgrade pando CHART -n ${releaseNamespace} --reuse-values --set licenseKey=KEY`,
+    );
+  }
+  return value;
+}
+
+async function applyOne(api: KubernetesObjectApi, object: KubernetesObject, dryRun: boolean): Promise<SetupAction> {
+  let before: string | undefined;
+  try {
+    before = (await api.read({ apiVersion: object.apiVersion!, kind: object.kind!, metadata: { name: object.metadata!.name!, namespace: object.metadata!.namespace! } })).metadata?.resourceVersion;
+  } catch (err) {
+    if (statusOf(err) !== 404) throw err;
+  }
+  const after = await api.patch(object, undefined, dryRun ? 'All' : undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  if (before === undefined) return 'created';
+  return after.metadata?.resourceVersion === before ? 'unchanged' : 'updated';
+}
+
+export async function setupNamespace(kc: KubeConfig, namespace: string, licenseKeyBase64: string, options: SetupOptions): Promise<SetupLine[]> {
+  const lines: SetupLine[] = [];
+  const core = kc.makeApiClient(CoreV1Api);
+  const objects = namespaceSetupObjects(namespace, licenseKeyBase64);
+  const failAll = (error: string, fix: string) => objects.map((o) => ({ namespace, kind: o.kind!, name: o.metadata!.name!, error, fix }));
+  if (namespace === options.releaseNamespace) {
+    return failAll(`${namespace} is the webhook's own namespace, never injected`, 'set up the namespaces of your workloads instead');
+  }
+  try {
+    await core.readNamespace({ name: namespace });
+  } catch (err) {
+    if (statusOf(err) === 404) return failAll(`namespace ${namespace} does not exist`, `kubectl create namespace ${namespace}, then run this again`);
+    const e = kubeError(err, `reading namespace ${namespace}`, kc);
+    return failAll(e.message, e.hint ?? '');
+  }
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  for (const object of objects) {
+    const line: SetupLine = { namespace, kind: object.kind!, name: object.metadata!.name! };
+    try {
+      line.action = await applyOne(api, object, options.dryRun ?? false);
+    } catch (err) {
+      const e = kubeError(err, `applying ${object.kind} ${object.metadata!.name} in ${namespace}`, kc);
+      line.error = e.message;
+      line.fix = e.hint;
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+export function formatSetupLine(style: Style, line: SetupLine, dryRun: boolean): string {
+  const what = `${paint(style, 'bold', line.namespace)}: ${line.kind} ${line.name}`;
+  if (line.error) return `${mark(style, 'fail')} ${what}: ${line.error}\n    ${paint(style, 'yellow', 'fix:')} ${line.fix ?? ''}\n`;
+  return `${mark(style, line.action === 'unchanged' ? 'info' : 'ok')} ${what} ${line.action}${dryRun ? ' (dry run)' : ''}\n`;
+}
+
+export interface SetupIo {
+  stdout: (text: string) => void;
+  style: Style;
+}
+
+export async function runSetupNamespace(namespaces: string[], options: SetupOptions & { output: 'text' | 'json' }, io: SetupIo): Promise<number> {
+  const kc = loadKubeConfig(options.context);
+  const license = await readReleaseLicense(kc, options.releaseNamespace);
+  const all: SetupLine[] = [];
+  for (const ns of [...new Set(namespaces)]) {
+    const lines = await setupNamespace(kc, ns, license, options);
+    all.push(...lines);
+    if (options.output === 'text') for (const line of lines) io.stdout(formatSetupLine(io.style, line, options.dryRun ?? false));
+  }
+  if (options.output === 'json') io.stdout(`${JSON.stringify({ dryRun: options.dryRun ?? false, results: all }, null, 2)}\n`);
+  return all.some((l) => l.error) ? 2 : 0;
+}

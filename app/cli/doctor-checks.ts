@@ -1,0 +1,482 @@
+// `pando doctor`'s judgement, separate from fetching: (what was read from the cluster) -> one line per
+// check, each failure with the command that fixes it. Pure: no I/O; the clock is an input.
+
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import type {
+  V1Deployment,
+  V1EndpointSlice,
+  V1LabelSelector,
+  V1MutatingWebhook,
+  V1MutatingWebhookConfiguration,
+  V1Pod,
+  V1RoleBinding,
+  V1Service,
+} from '@kubernetes/client-node';
+import { loadConfig } from '../config.ts';
+import {
+  ANNOTATION_CONFIG_HASH,
+  ANNOTATION_STATUS,
+  ANNOTATION_VERSION,
+  ENV,
+  LABEL_PROTECT,
+  SIDECAR_CLUSTER_ROLE,
+  SIDECAR_NAME,
+  SIDECAR_SERVICE_ACCOUNT,
+  LICENSE_SECRET_NAME,
+  LICENSE_SECRET_KEY,
+  STATUS_INJECTED,
+} from '../contract.ts';
+import { planInjection } from '../inject/sidecar.ts';
+import { CHART, deploymentInjectionEnv } from './cluster.ts';
+import type { Status } from './output.ts';
+
+export interface Check {
+  id: string;
+  title: string;
+  status: Status;
+  message: string;
+  /** Commands or steps that fix a failure, one per line. */
+  fixes: string[];
+}
+
+/** The result of dialling the webhook (clientConfig.url) or reading its certificate. */
+export interface Served {
+  /** Where the chain came from: "https://127.0.0.1:8443" or "Secret pando-system/pando-webhook-tls". */
+  source: string;
+  /** PEM certificates, leaf first; absent when it could not be read. */
+  chain?: string[];
+  error?: string;
+}
+
+export interface ReadyzProbe {
+  url: string;
+  status?: number;
+  error?: string;
+}
+
+/** A labelled pod created by server-side dry run: what the webhook injects right now. */
+export interface InjectionProbe {
+  namespace: string;
+  injected: boolean;
+  version?: string;
+  configHash?: string;
+  warnings: string[];
+  error?: string;
+}
+
+export interface NamespaceFacts {
+  name: string;
+  exists: boolean;
+  labels: Record<string, string>;
+  serviceAccount: boolean;
+  roleBinding: V1RoleBinding | null;
+  /** null: no Secret; otherwise whether it has the key. */
+  licenseSecret: { hasKey: boolean } | null;
+}
+
+export interface PodOwner {
+  /** kubectl resource: deployment, statefulset, daemonset, replicaset, job, cronjob, pod. */
+  kind: string;
+  name: string;
+  namespace: string;
+}
+
+export interface DoctorFacts {
+  now: Date;
+  releaseNamespace: string;
+  webhookConfiguration: V1MutatingWebhookConfiguration | null;
+  deployment: V1Deployment | null;
+  service?: V1Service | null;
+  endpointSlices?: V1EndpointSlice[];
+  readyz?: ReadyzProbe;
+  served?: Served;
+  namespace?: NamespaceFacts;
+  probe?: InjectionProbe;
+  /** Labelled pods in scope (the namespace, or every namespace). */
+  pods: V1Pod[];
+  /** Top owner of each pod by uid (pod -> ReplicaSet -> Deployment, ...). */
+  owners: ReadonlyMap<string, PodOwner>;
+  /** --pod: the pod, or null when it does not exist. */
+  pod?: V1Pod | null;
+  podName?: string;
+}
+
+const EXPIRY_WARNING_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+function check(id: string, title: string, status: Status, message: string, fixes: string[] = []): Check {
+  return { id, title, status, message, fixes };
+}
+
+export function findWebhook(config: V1MutatingWebhookConfiguration | null): V1MutatingWebhook | undefined {
+  return config?.webhooks?.find((w) => w.name === CHART.webhookName);
+}
+
+function helmUpgrade(releaseNamespace: string, set: string): string {
+  return `helm upgrade pando CHART -n ${releaseNamespace} --reuse-values ${set}`;
+}
+
+// --- label selectors, as the API server evaluates namespaceSelector ------------------------------
+
+export function selectorMatches(selector: V1LabelSelector | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return true;
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const value = labels[e.key];
+    const values = e.values ?? [];
+    if (e.operator === 'In' && !(has && values.includes(value!))) return false;
+    if (e.operator === 'NotIn' && has && values.includes(value!)) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+
+// --- certificates -------------------------------------------------------------------------------
+
+export function splitPem(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+export type ChainVerdict = { trusted: true; by: X509Certificate } | { trusted: false; reason: string };
+
+/** Whether a CA of the bundle signed the leaf, directly or through the served intermediates. */
+export function verifyChain(chainPem: readonly string[], bundlePem: readonly string[]): ChainVerdict {
+  if (chainPem.length === 0) return { trusted: false, reason: 'no certificate was served' };
+  if (bundlePem.length === 0) return { trusted: false, reason: 'caBundle holds no certificate' };
+  const chain = chainPem.map((p) => new X509Certificate(p));
+  const roots = bundlePem.map((p) => new X509Certificate(p));
+  const signedBy = (child: X509Certificate, parent: X509Certificate) => child.checkIssued(parent) && child.verify(parent.publicKey);
+  let current = chain[0]!;
+  for (let depth = 0; depth < 6; depth++) {
+    const root = roots.find((r) => signedBy(current, r));
+    if (root) return { trusted: true, by: root };
+    const next = chain.find((c) => c !== current && signedBy(current, c));
+    if (!next) break;
+    current = next;
+  }
+  const issuer = chain[0]!.issuer.replace(/\n/g, ', ');
+  const bundle = roots.map((r) => r.subject.replace(/\n/g, ', ')).join('; ');
+  return { trusted: false, reason: `served certificate issued by "${issuer}" is not signed by the caBundle (${bundle})` };
+}
+
+function nameMatches(cert: X509Certificate, host: string): boolean {
+  return isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
+}
+
+// --- the checks ---------------------------------------------------------------------------------
+
+function webhookConfigurationCheck(f: DoctorFacts): Check {
+  const title = 'webhook configuration';
+  const install = `helm upgrade --install pando CHART -n ${f.releaseNamespace} --create-namespace --set licenseKey=KEY`;
+  if (!f.webhookConfiguration) {
+    return check('webhook-configuration', title, 'fail', `MutatingWebhookConfiguration ${CHART.webhookConfiguration} is missing: no pod is injected`, [install]);
+  }
+  const hook = findWebhook(f.webhookConfiguration);
+  if (!hook) {
+    return check('webhook-configuration', title, 'fail', `${CHART.webhookConfiguration} has no webhook named ${CHART.webhookName}`, [install]);
+  }
+  const target = hook.clientConfig.url ?? `service ${hook.clientConfig.service?.namespace}/${hook.clientConfig.service?.name}:${hook.clientConfig.service?.port ?? 443}${hook.clientConfig.service?.path ?? ''}`;
+  const rules = (hook.rules ?? []).some((r) => r.resources?.includes('pods') && (r.operations ?? []).some((o) => o === 'CREATE' || o === '*'));
+  if (!rules) return check('webhook-configuration', title, 'fail', `${CHART.webhookName} does not intercept pod CREATE`, [install]);
+  return check('webhook-configuration', title, 'ok', `${CHART.webhookConfiguration}/${CHART.webhookName} calls ${target} (failurePolicy ${hook.failurePolicy ?? 'Fail'})`);
+}
+
+function restartWebhook(f: DoctorFacts): string[] {
+  return [
+    `kubectl -n ${f.releaseNamespace} rollout status deployment/${CHART.deployment}`,
+    `kubectl -n ${f.releaseNamespace} logs deployment/${CHART.deployment}`,
+  ];
+}
+
+function endpointCheck(f: DoctorFacts, hook: V1MutatingWebhook): Check {
+  const title = 'webhook endpoint';
+  const url = hook.clientConfig.url;
+  if (url) {
+    const r = f.readyz;
+    if (r?.status === 200) return check('webhook-endpoint', title, 'ok', `${r.url} answers 200`);
+    const what = r?.status !== undefined ? `answers ${r.status}` : `does not answer (${r?.error ?? 'not checked'})`;
+    return check('webhook-endpoint', title, 'fail', `${r?.url ?? url} ${what}: labelled pods are created without the sidecar (failurePolicy ${hook.failurePolicy ?? 'Fail'})`, [
+      `start the webhook that serves ${url} (development mode: npm start), or point the chart elsewhere: ${helmUpgrade(f.releaseNamespace, '--set webhook.url=URL')}`,
+    ]);
+  }
+  const service = hook.clientConfig.service;
+  if (!f.service) {
+    return check('webhook-endpoint', title, 'fail', `Service ${service?.namespace}/${service?.name} is missing`, [`helm upgrade --install pando CHART -n ${f.releaseNamespace}`]);
+  }
+  const ready = (f.endpointSlices ?? []).flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
+  if (ready.length === 0) {
+    return check('webhook-endpoint', title, 'fail', `Service ${service?.namespace}/${service?.name} has no ready endpoint: labelled pods are created without the sidecar`, restartWebhook(f));
+  }
+  if (f.readyz && f.readyz.status !== 200) {
+    const what = f.readyz.status !== undefined ? `answers ${f.readyz.status}` : `does not answer (${f.readyz.error})`;
+    return check('webhook-endpoint', title, 'fail', `${ready.length} ready endpoint(s), but /readyz through the API server ${what}`, restartWebhook(f));
+  }
+  return check('webhook-endpoint', title, 'ok', `Service ${service?.namespace}/${service?.name} has ${ready.length} ready endpoint(s)${f.readyz ? ', /readyz 200' : ''}`);
+}
+
+function caBundleFixes(f: DoctorFacts, hook: V1MutatingWebhook): string[] {
+  if (hook.clientConfig.url) return [`set webhook.caBundle to the base64 PEM of the CA that signed the served certificate: ${helmUpgrade(f.releaseNamespace, '--set webhook.caBundle=$(base64 -w0 ca.crt)')}`];
+  const selfSigned = deploymentEnv(f)[ENV.tlsSelfSigned] === 'true';
+  if (selfSigned) return [`kubectl -n ${f.releaseNamespace} rollout restart deployment/${CHART.deployment}   (the webhook re-syncs caBundle at start)`];
+  return [
+    `kubectl -n ${f.releaseNamespace} get certificate   (cert-manager: is the serving certificate Ready?)`,
+    `kubectl -n cert-manager logs deployment/cert-manager-cainjector   (the cainjector fills caBundle)`,
+  ];
+}
+
+function deploymentEnv(f: DoctorFacts): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of f.deployment?.spec?.template.spec?.containers ?? []) for (const e of c.env ?? []) if (e.value !== undefined) out[e.name] = e.value;
+  return out;
+}
+
+function servedLeaf(f: DoctorFacts): X509Certificate | undefined {
+  const pem = f.served?.chain?.[0];
+  try {
+    return pem ? new X509Certificate(pem) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function caBundleCheck(f: DoctorFacts, hook: V1MutatingWebhook): Check {
+  const title = 'caBundle';
+  const served = f.served;
+  if (!served?.chain) {
+    return check('ca-bundle', title, 'warn', `cannot read the served certificate from ${served?.source ?? 'the webhook'}: ${served?.error ?? 'not checked'}`);
+  }
+  const raw = hook.clientConfig.caBundle ?? '';
+  const bundle = splitPem(Buffer.from(raw, 'base64').toString('utf8'));
+  if (bundle.length === 0) return check('ca-bundle', title, 'fail', `${CHART.webhookConfiguration} has an empty caBundle: the API server cannot trust the webhook`, caBundleFixes(f, hook));
+  let verdict: ChainVerdict;
+  try {
+    verdict = verifyChain(served.chain, bundle);
+  } catch (err) {
+    return check('ca-bundle', title, 'fail', `cannot parse the certificates: ${(err as Error).message}`, caBundleFixes(f, hook));
+  }
+  if (!verdict.trusted) return check('ca-bundle', title, 'fail', `${verdict.reason}: the API server rejects the webhook's TLS and pods go uninjected`, caBundleFixes(f, hook));
+  const leaf = servedLeaf(f)!;
+  const host = hook.clientConfig.url ? new URL(hook.clientConfig.url).hostname.replace(/^\[|\]$/g, '') : `${hook.clientConfig.service?.name}.${hook.clientConfig.service?.namespace}.svc`;
+  if (!nameMatches(leaf, host)) {
+    return check('ca-bundle', title, 'fail', `the certificate from ${served.source} is trusted but not valid for ${host} (${leaf.subjectAltName ?? 'no subjectAltName'})`, [
+      hook.clientConfig.url ? `issue the serving certificate for ${host}` : `kubectl -n ${f.releaseNamespace} rollout restart deployment/${CHART.deployment}`,
+    ]);
+  }
+  return check('ca-bundle', title, 'ok', `the certificate from ${served.source} for ${host} verifies against caBundle (${verdict.by.subject.replace(/\n/g, ', ')})`);
+}
+
+function daysText(days: number): string {
+  return `${days} day${days === 1 ? '' : 's'}`;
+}
+
+function expiryCheck(f: DoctorFacts, hook: V1MutatingWebhook): Check | undefined {
+  const leaf = servedLeaf(f);
+  if (!leaf) return undefined;
+  const title = 'certificate expiry';
+  const notAfter = new Date(leaf.validTo);
+  const notBefore = new Date(leaf.validFrom);
+  const days = Math.floor((notAfter.getTime() - f.now.getTime()) / DAY_MS);
+  const renew = hook.clientConfig.url
+    ? [`renew the certificate served at ${hook.clientConfig.url} (and webhook.caBundle if its CA changes)`]
+    : deploymentEnv(f)[ENV.tlsSelfSigned] === 'true'
+    ? [`kubectl -n ${f.releaseNamespace} annotate secret ${CHART.tlsSecret} pandocore.xyz/rotate=now --overwrite`]
+    : [`renew the serving certificate (cert-manager: cmctl renew -n ${f.releaseNamespace} pando-webhook-serving)`];
+  if (notBefore.getTime() > f.now.getTime()) return check('certificate-expiry', title, 'fail', `the certificate is not valid before ${notBefore.toISOString()} (clock skew?)`, renew);
+  if (days < 0) return check('certificate-expiry', title, 'fail', `the certificate expired on ${notAfter.toISOString()}`, renew);
+  if (days < EXPIRY_WARNING_DAYS) return check('certificate-expiry', title, 'warn', `the certificate expires in ${daysText(days)} (${notAfter.toISOString()})`, renew);
+  return check('certificate-expiry', title, 'ok', `valid until ${notAfter.toISOString().slice(0, 10)} (${daysText(days)})`);
+}
+
+function excludedByChart(f: DoctorFacts): string[] | undefined {
+  const value = deploymentEnv(f)[ENV.excludedNamespaces];
+  return value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function namespaceCheck(f: DoctorFacts, ns: NamespaceFacts, hook: V1MutatingWebhook | undefined): Check {
+  const title = 'namespace';
+  if (!ns.exists) return check('namespace', title, 'fail', `namespace ${ns.name} does not exist`, [`kubectl create namespace ${ns.name}`]);
+  if (ns.name === f.releaseNamespace) return check('namespace', title, 'fail', `${ns.name} is the webhook's own namespace: never injected`, ['run your workloads in another namespace']);
+  const excluded = excludedByChart(f);
+  if (excluded?.includes(ns.name)) {
+    const rest = excluded.filter((n) => n !== ns.name);
+    return check('namespace', title, 'fail', `namespace ${ns.name} is excluded from injection (excludedNamespaces)`, [
+      helmUpgrade(f.releaseNamespace, `--set 'excludedNamespaces={${rest.join(',')}}'`),
+    ]);
+  }
+  if (hook && !selectorMatches(hook.namespaceSelector, ns.labels)) {
+    return check('namespace', title, 'fail', `the webhook's namespaceSelector does not select namespace ${ns.name}`, [
+      `compare kubectl get mutatingwebhookconfiguration ${CHART.webhookConfiguration} -o jsonpath='{.webhooks[0].namespaceSelector}' with kubectl get namespace ${ns.name} --show-labels`,
+    ]);
+  }
+  return check('namespace', title, 'ok', `namespace ${ns.name} is not excluded`);
+}
+
+function setupCheck(ns: NamespaceFacts): Check | undefined {
+  if (!ns.exists) return undefined;
+  const missing: string[] = [];
+  if (!ns.serviceAccount) missing.push(`ServiceAccount ${SIDECAR_SERVICE_ACCOUNT}`);
+  const rb = ns.roleBinding;
+  if (!rb) missing.push(`RoleBinding ${SIDECAR_SERVICE_ACCOUNT}`);
+  else if (rb.roleRef.kind !== 'ClusterRole' || rb.roleRef.name !== SIDECAR_CLUSTER_ROLE || !(rb.subjects ?? []).some((s) => s.kind === 'ServiceAccount' && s.name === SIDECAR_SERVICE_ACCOUNT && (s.namespace ?? ns.name) === ns.name)) {
+    missing.push(`a RoleBinding ${SIDECAR_SERVICE_ACCOUNT} from ServiceAccount ${SIDECAR_SERVICE_ACCOUNT} to ClusterRole ${SIDECAR_CLUSTER_ROLE}`);
+  }
+  if (!ns.licenseSecret) missing.push(`Secret ${LICENSE_SECRET_NAME}`);
+  else if (!ns.licenseSecret.hasKey) missing.push(`key ${LICENSE_SECRET_KEY} in Secret ${LICENSE_SECRET_NAME}`);
+  if (missing.length > 0) {
+    return check('namespace-setup', 'namespace setup', 'fail', `namespace ${ns.name} lacks ${missing.join(', ')}: sidecars there cannot start (or are not injected)`, [`pando setup-namespace ${ns.name}`]);
+  }
+  return check('namespace-setup', 'namespace setup', 'ok', `ServiceAccount, RoleBinding and Secret ${LICENSE_SECRET_NAME} present in ${ns.name}`);
+}
+
+function probeCheck(f: DoctorFacts, probe: InjectionProbe): Check {
+  const title = 'injection now';
+  if (probe.error) return check('injection-probe', title, 'warn', `a dry-run pod in ${probe.namespace} could not be created: ${probe.error}`);
+  if (probe.injected) return check('injection-probe', title, 'ok', `a labelled dry-run pod in ${probe.namespace} gets sidecar ${probe.version} (config ${probe.configHash})`);
+  const said = probe.warnings.map((w) => w.replace(/^pandocore: /, ''));
+  const fixes = said.filter((w) => w.startsWith('fix: ')).map((w) => w.slice(5));
+  const reasons = said.filter((w) => !w.startsWith('fix: '));
+  if (reasons.length > 0) return check('injection-probe', title, 'fail', `a labelled dry-run pod in ${probe.namespace} is not injected: ${reasons.join('; ')}`, fixes);
+  return check('injection-probe', title, 'fail', `a labelled dry-run pod in ${probe.namespace} is not injected and the webhook said nothing: it did not answer (failurePolicy Ignore)`, restartWebhookOrUrl(f));
+}
+
+function restartWebhookOrUrl(f: DoctorFacts): string[] {
+  const url = findWebhook(f.webhookConfiguration)?.clientConfig.url;
+  return url ? [`start the webhook that serves ${url}`] : restartWebhook(f);
+}
+
+/** What the webhook injects now: from the dry-run probe, else from the Deployment's settings. */
+export function currentInjection(f: DoctorFacts): { version: string; configHash: string; source: string } | undefined {
+  if (f.probe?.injected && f.probe.version && f.probe.configHash) return { version: f.probe.version, configHash: f.probe.configHash, source: 'dry-run pod' };
+  if (!f.deployment) return undefined;
+  try {
+    const plan = planInjection(loadConfig(deploymentInjectionEnv(f.deployment)));
+    return { version: plan.version, configHash: plan.configHash, source: `deployment/${CHART.deployment} settings` };
+  } catch {
+    return undefined;
+  }
+}
+
+export function restartCommand(owner: PodOwner, podName: string): string {
+  switch (owner.kind) {
+    case 'deployment':
+    case 'statefulset':
+    case 'daemonset':
+      return `kubectl rollout restart ${owner.kind}/${owner.name} -n ${owner.namespace}`;
+    case 'cronjob':
+      return `kubectl delete job ${podName.replace(/-[a-z0-9]{5}$/, '')} -n ${owner.namespace}   (cronjob/${owner.name}'s next job gets the sidecar)`;
+    case 'job':
+      return `kubectl delete job ${owner.name} -n ${owner.namespace} and create it again`;
+    default:
+      return `kubectl delete pod ${podName} -n ${owner.namespace}${owner.kind === 'pod' ? ' and create it again (it has no controller)' : `   (${owner.kind}/${owner.name} makes a new one)`}`;
+  }
+}
+
+function ownerOf(f: DoctorFacts, pod: V1Pod): PodOwner {
+  const ns = pod.metadata?.namespace ?? '';
+  return f.owners.get(pod.metadata?.uid ?? '') ?? { kind: 'pod', name: pod.metadata?.name ?? '', namespace: ns };
+}
+
+function isInjected(pod: V1Pod): boolean {
+  return pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED;
+}
+
+function hasUnmanagedSidecar(pod: V1Pod): boolean {
+  return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.name === SIDECAR_NAME);
+}
+
+/** Pods grouped by owner, each group one fix. */
+function byOwner(f: DoctorFacts, pods: V1Pod[]): Array<{ owner: PodOwner; pods: V1Pod[] }> {
+  const groups = new Map<string, { owner: PodOwner; pods: V1Pod[] }>();
+  for (const pod of pods) {
+    const owner = ownerOf(f, pod);
+    const key = `${owner.namespace}/${owner.kind}/${owner.kind === 'pod' ? pod.metadata?.name : owner.name}`;
+    const g = groups.get(key) ?? { owner, pods: [] };
+    g.pods.push(pod);
+    groups.set(key, g);
+  }
+  return [...groups.values()].sort((a, b) => `${a.owner.namespace}/${a.owner.name}`.localeCompare(`${b.owner.namespace}/${b.owner.name}`));
+}
+
+function describeGroup(g: { owner: PodOwner; pods: V1Pod[] }): string {
+  const names = g.pods.map((p) => p.metadata?.name).join(', ');
+  return g.owner.kind === 'pod' ? `pod ${g.owner.namespace}/${names}` : `${g.owner.kind}/${g.owner.name} in ${g.owner.namespace} (${names})`;
+}
+
+function notExpected(f: DoctorFacts, pod: V1Pod): boolean {
+  const ns = pod.metadata?.namespace ?? '';
+  return ns === f.releaseNamespace || (excludedByChart(f) ?? []).includes(ns);
+}
+
+function uninjectedCheck(f: DoctorFacts): Check {
+  const title = 'labelled pods';
+  const pods = f.pods.filter((p) => p.metadata?.labels?.[LABEL_PROTECT] === 'true' && !p.metadata?.deletionTimestamp && !notExpected(f, p) && !isInjected(p) && !hasUnmanagedSidecar(p));
+  const scope = f.namespace ? `in ${f.namespace.name}` : 'in the cluster';
+  if (pods.length === 0) return check('uninjected-pods', title, 'ok', `every labelled pod ${scope} has the sidecar (${f.pods.filter(isInjected).length} injected)`);
+  const groups = byOwner(f, pods);
+  return check('uninjected-pods', title, 'fail', `${pods.length} labelled pod(s) ${scope} without the sidecar (created while the webhook was down or not ready): ${groups.map(describeGroup).join('; ')}`, groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? '')));
+}
+
+function staleCheck(f: DoctorFacts, current: ReturnType<typeof currentInjection>): Check {
+  const title = 'sidecar versions';
+  const injected = f.pods.filter((p) => isInjected(p) && !p.metadata?.deletionTimestamp);
+  if (!current) return check('stale-pods', title, 'warn', `cannot tell what the webhook injects now (no Deployment ${CHART.deployment} in ${f.releaseNamespace} and no dry-run result): ${injected.length} injected pod(s) not compared`);
+  const stale = injected.filter((p) => p.metadata?.annotations?.[ANNOTATION_VERSION] !== current.version || p.metadata?.annotations?.[ANNOTATION_CONFIG_HASH] !== current.configHash);
+  if (stale.length === 0) return check('stale-pods', title, 'ok', `${injected.length} injected pod(s) run sidecar ${current.version} (config ${current.configHash}, from the ${current.source})`);
+  const groups = byOwner(f, stale);
+  const olds = [...new Set(stale.map((p) => `${p.metadata?.annotations?.[ANNOTATION_VERSION]}/${p.metadata?.annotations?.[ANNOTATION_CONFIG_HASH]}`))].join(', ');
+  return check('stale-pods', title, 'fail', `${stale.length} pod(s) run an old sidecar (${olds}; now ${current.version}/${current.configHash}): ${groups.map(describeGroup).join('; ')}`, groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? '')));
+}
+
+function podChecks(f: DoctorFacts, current: ReturnType<typeof currentInjection>): Check[] {
+  const name = f.podName!;
+  const ns = f.namespace?.name ?? '';
+  const pod = f.pod;
+  if (!pod) return [check('pod', 'pod', 'fail', `pod ${ns}/${name} does not exist`, [`kubectl get pods -n ${ns}`])];
+  const owner = ownerOf(f, pod);
+  const label = pod.metadata?.labels?.[LABEL_PROTECT];
+  const where = owner.kind === 'pod' ? `the pod's manifest` : `the pod template of ${owner.kind}/${owner.name}`;
+  if (label !== 'true') {
+    return [check('pod-labelled', 'pod label', 'fail', `pod ${name} is ${label === undefined ? 'not labelled' : `labelled ${LABEL_PROTECT}=${JSON.stringify(label)}`}; only "true" asks for the sidecar`, [
+      `add ${LABEL_PROTECT}: "true" to the labels of ${where}${owner.kind === 'pod' ? ' and create the pod again' : ' (that rolls the pods)'}`,
+    ])];
+  }
+  const checks = [check('pod-labelled', 'pod label', 'ok', `pod ${name} is labelled ${LABEL_PROTECT}="true"`)];
+  const annotations = pod.metadata?.annotations ?? {};
+  if (!isInjected(pod)) {
+    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has no sidecar${hasUnmanagedSidecar(pod) ? ` (it has a ${SIDECAR_NAME} container PandoCore did not inject)` : ': it was created while the webhook was down, not ready, or skipped it'}`, [restartCommand(owner, name)]));
+  } else if (current && (annotations[ANNOTATION_VERSION] !== current.version || annotations[ANNOTATION_CONFIG_HASH] !== current.configHash)) {
+    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} runs sidecar ${annotations[ANNOTATION_VERSION]} (config ${annotations[ANNOTATION_CONFIG_HASH]}); the webhook now injects ${current.version} (config ${current.configHash})`, [restartCommand(owner, name)]));
+  } else {
+    checks.push(check('pod-injection', 'pod injection', 'ok', `pod ${name} runs sidecar ${annotations[ANNOTATION_VERSION]} (config ${annotations[ANNOTATION_CONFIG_HASH]})${current ? ', current' : ''}`));
+  }
+  return checks;
+}
+
+export function evaluate(f: DoctorFacts): Check[] {
+  const checks: Check[] = [webhookConfigurationCheck(f)];
+  const hook = findWebhook(f.webhookConfiguration);
+  if (hook) {
+    checks.push(endpointCheck(f, hook));
+    checks.push(caBundleCheck(f, hook));
+    const expiry = expiryCheck(f, hook);
+    if (expiry) checks.push(expiry);
+  }
+  // In a namespace that is not injected at all, its setup and a dry-run pod tell nothing more.
+  let injectable = true;
+  if (f.namespace) {
+    const ns = namespaceCheck(f, f.namespace, hook);
+    checks.push(ns);
+    injectable = ns.status !== 'fail';
+    const setup = injectable ? setupCheck(f.namespace) : undefined;
+    if (setup) checks.push(setup);
+  }
+  if (f.probe && injectable) checks.push(probeCheck(f, f.probe));
+  const current = currentInjection(f);
+  if (f.podName !== undefined) checks.push(...podChecks(f, current));
+  checks.push(uninjectedCheck(f));
+  checks.push(staleCheck(f, current));
+  return checks;
+}

@@ -1,0 +1,314 @@
+// `pando doctor`'s checks from fetched objects (app/cli/doctor-checks.ts), without a cluster: each
+// failure it knows, with its fix; plus the output formats and `pando setup-namespace`'s objects.
+
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import type { V1Deployment, V1MutatingWebhookConfiguration, V1Pod } from '@kubernetes/client-node';
+import { createCa, issueServingCert, type IssuedCert } from '../../app/certs.ts';
+import { evaluate, restartCommand, selectorMatches, verifyChain, type Check, type DoctorFacts } from '../../app/cli/doctor-checks.ts';
+import { formatChecks, parseWarnings } from '../../app/cli/doctor.ts';
+import { PLAIN } from '../../app/cli/output.ts';
+import { namespaceSetupObjects } from '../../app/cli/setup-namespace.ts';
+import { loadConfig } from '../../app/config.ts';
+import { LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
+import { planInjection } from '../../app/inject/sidecar.ts';
+
+const NOW = new Date('2026-11-24T12:00:00Z');
+const URL_ = 'https://127.0.0.1:8443/mutate';
+let ca: IssuedCert;
+let otherCa: IssuedCert;
+let leaf: IssuedCert;
+let expiring: IssuedCert;
+
+before(async () => {
+  ca = await createCa('pando test CA', new Date(NOW.getTime() - 86_400_000), 3650);
+  otherCa = await createCa('somebody else', new Date(NOW.getTime() - 86_400_000), 3650);
+  leaf = await issueServingCert(ca, ['127.0.0.1'], new Date(NOW.getTime() - 86_400_000), 365);
+  expiring = await issueServingCert(ca, ['127.0.0.1'], new Date(NOW.getTime() - 86_400_000), 10);
+});
+
+const ENV_V1 = { PANDO_SIDECAR_IMAGE: 'registry.example.invalid/sidecar:1.0.0', PANDO_EXCLUDED_NAMESPACES: 'kube-system,quiet', PANDO_NAMESPACE: 'pando-system' };
+const PLAN_V1 = planInjection(loadConfig(ENV_V1));
+
+function webhookConfiguration(overrides: Record<string, unknown> = {}): V1MutatingWebhookConfiguration {
+  return {
+    metadata: { name: 'pando-webhook' },
+    webhooks: [
+      {
+        name: 'inject.pandocore.xyz',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Ignore',
+        clientConfig: { url: URL_, caBundle: Buffer.from(ca.certPem).toString('base64') },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
+        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'quiet', 'pando-system'] }] },
+        ...overrides,
+      },
+    ],
+  };
+}
+
+function deployment(env: Record<string, string>): V1Deployment {
+  return {
+    metadata: { name: 'pando-webhook', namespace: 'pando-system' },
+    spec: { selector: {}, template: { spec: { containers: [{ name: 'webhook', env: Object.entries(env).map(([name, value]) => ({ name, value })) }] } } },
+  };
+}
+
+function pod(name: string, annotations: Record<string, string> = {}, owner?: string): V1Pod {
+  return {
+    metadata: {
+      name,
+      namespace: 'shop',
+      uid: `uid-${name}`,
+      labels: { 'pandocore.xyz/protect': 'true' },
+      annotations,
+      ...(owner ? { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: owner, uid: 'x', controller: true }] } : {}),
+    },
+    spec: { containers: [{ name: 'app' }] },
+  };
+}
+
+const INJECTED_V1 = { 'pandocore.xyz/status': 'injected', 'pandocore.xyz/version': '1.0.0', 'pandocore.xyz/config-hash': PLAN_V1.configHash };
+
+function healthy(): DoctorFacts {
+  return {
+    now: NOW,
+    releaseNamespace: 'pando-system',
+    webhookConfiguration: webhookConfiguration(),
+    deployment: deployment(ENV_V1),
+    readyz: { url: 'https://127.0.0.1:8443/readyz', status: 200 },
+    served: { source: 'https://127.0.0.1:8443', chain: [leaf.certPem] },
+    namespace: {
+      name: 'shop',
+      exists: true,
+      labels: { 'kubernetes.io/metadata.name': 'shop' },
+      serviceAccount: true,
+      roleBinding: {
+        metadata: { name: 'pando-sidecar' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'pando-sidecar' },
+        subjects: [{ kind: 'ServiceAccount', name: 'pando-sidecar', namespace: 'shop' }],
+      },
+      licenseSecret: { hasKey: true },
+    },
+    probe: { namespace: 'shop', injected: true, version: '1.0.0', configHash: PLAN_V1.configHash, warnings: [] },
+    pods: [pod('web-1', INJECTED_V1, 'web-5d8f')],
+    owners: new Map([['uid-web-1', { kind: 'deployment', name: 'web', namespace: 'shop' }]]),
+  };
+}
+
+function byId(checks: Check[]): Map<string, Check> {
+  return new Map(checks.map((c) => [c.id, c]));
+}
+
+function failures(f: DoctorFacts): Check[] {
+  return evaluate(f).filter((c) => c.status === 'fail');
+}
+
+describe('doctor checks', () => {
+  it('a healthy install: every check ok, in a stable order', () => {
+    const checks = evaluate(healthy());
+    assert.deepEqual(checks.map((c) => [c.id, c.status]), [
+      ['webhook-configuration', 'ok'],
+      ['webhook-endpoint', 'ok'],
+      ['ca-bundle', 'ok'],
+      ['certificate-expiry', 'ok'],
+      ['namespace', 'ok'],
+      ['namespace-setup', 'ok'],
+      ['injection-probe', 'ok'],
+      ['uninjected-pods', 'ok'],
+      ['stale-pods', 'ok'],
+    ]);
+  });
+
+  it('no webhook configuration: install command, and the webhook checks are not run', () => {
+    const f = { ...healthy(), webhookConfiguration: null };
+    const checks = byId(evaluate(f));
+    assert.equal(checks.get('webhook-configuration')?.status, 'fail');
+    assert.match(checks.get('webhook-configuration')!.fixes[0]!, /^helm upgrade --install pando CHART -n pando-system/);
+    assert.equal(checks.has('webhook-endpoint'), false);
+  });
+
+  it('the URL does not answer: fail with the address', () => {
+    const f = { ...healthy(), readyz: { url: 'https://127.0.0.1:8443/readyz', error: 'ECONNREFUSED' } };
+    const [fail] = failures(f);
+    assert.equal(fail?.id, 'webhook-endpoint');
+    assert.match(fail!.message, /https:\/\/127\.0\.0\.1:8443\/readyz does not answer \(ECONNREFUSED\)/);
+    assert.match(fail!.fixes[0]!, /start the webhook that serves https:\/\/127\.0\.0\.1:8443\/mutate/);
+  });
+
+  it('service mode: no ready endpoint is a failure with rollout status; ready endpoints pass', () => {
+    const service = { name: 'pando-webhook', namespace: 'pando-system', port: 443, path: '/mutate' };
+    const cfg = webhookConfiguration({ clientConfig: { service, caBundle: Buffer.from(ca.certPem).toString('base64') } });
+    const base = { ...healthy(), webhookConfiguration: cfg, readyz: undefined, service: { metadata: { name: 'pando-webhook' } } };
+    const none = byId(evaluate({ ...base, endpointSlices: [{ addressType: 'IPv4', endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: false } }] }] }));
+    assert.equal(none.get('webhook-endpoint')?.status, 'fail');
+    assert.deepEqual(none.get('webhook-endpoint')?.fixes, ['kubectl -n pando-system rollout status deployment/pando-webhook', 'kubectl -n pando-system logs deployment/pando-webhook']);
+    const some = byId(evaluate({ ...base, endpointSlices: [{ addressType: 'IPv4', endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: true } }] }] }));
+    assert.equal(some.get('webhook-endpoint')?.status, 'ok');
+    // The Secret's certificate is for 127.0.0.1, not the Service name.
+    assert.equal(some.get('ca-bundle')?.status, 'fail');
+    assert.match(some.get('ca-bundle')!.message, /not valid for pando-webhook\.pando-system\.svc/);
+    assert.equal(byId(evaluate({ ...base, service: null })).get('webhook-endpoint')?.status, 'fail');
+  });
+
+  it('caBundle of another CA, or empty: fail with the fix for the mode', () => {
+    const other = { ...healthy(), webhookConfiguration: webhookConfiguration({ clientConfig: { url: URL_, caBundle: Buffer.from(otherCa.certPem).toString('base64') } }) };
+    const [fail] = failures(other);
+    assert.equal(fail?.id, 'ca-bundle');
+    assert.match(fail!.message, /not signed by the caBundle \(CN=somebody else\)/);
+    assert.match(fail!.fixes[0]!, /--set webhook\.caBundle=/);
+    const empty = { ...healthy(), webhookConfiguration: webhookConfiguration({ clientConfig: { url: URL_ } }) };
+    assert.match(failures(empty)[0]!.message, /empty caBundle/);
+  });
+
+  it('certificate expiry: warn within 30 days, fail when expired', () => {
+    const soon = byId(evaluate({ ...healthy(), served: { source: 'x', chain: [expiring.certPem] } }));
+    assert.equal(soon.get('certificate-expiry')?.status, 'warn');
+    assert.match(soon.get('certificate-expiry')!.message, /expires in 9 days/);
+    const later = byId(evaluate({ ...healthy(), now: new Date(NOW.getTime() + 400 * 86_400_000) }));
+    assert.equal(later.get('certificate-expiry')?.status, 'fail');
+    assert.match(later.get('certificate-expiry')!.message, /expired on/);
+  });
+
+  it('an unreadable certificate is a warning, not a pass', () => {
+    const checks = byId(evaluate({ ...healthy(), served: { source: 'Secret pando-system/pando-webhook-tls', error: 'not allowed to read it' } }));
+    assert.equal(checks.get('ca-bundle')?.status, 'warn');
+    assert.equal(checks.has('certificate-expiry'), false);
+  });
+
+  it('excluded namespace: the helm change without it; setup and probe are not judged there', () => {
+    const f = healthy();
+    f.namespace = { ...f.namespace!, name: 'quiet', labels: { 'kubernetes.io/metadata.name': 'quiet' }, serviceAccount: false };
+    f.pods = [];
+    const fails = failures(f);
+    assert.deepEqual(fails.map((c) => c.id), ['namespace']);
+    assert.deepEqual(fails[0]!.fixes, ["helm upgrade pando CHART -n pando-system --reuse-values --set 'excludedNamespaces={kube-system}'"]);
+    const checks = byId(evaluate(f));
+    assert.equal(checks.has('namespace-setup'), false);
+    assert.equal(checks.has('injection-probe'), false);
+  });
+
+  it('a namespaceSelector that does not select the namespace is a failure', () => {
+    const f = { ...healthy(), webhookConfiguration: webhookConfiguration({ namespaceSelector: { matchLabels: { team: 'a' } } }) };
+    assert.deepEqual(failures(f).map((c) => c.id), ['namespace']);
+  });
+
+  it('incomplete setup: what is missing, and pando setup-namespace', () => {
+    const f = healthy();
+    f.namespace = { ...f.namespace!, licenseSecret: null, roleBinding: { ...f.namespace!.roleBinding!, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' } } };
+    const [fail] = failures(f);
+    assert.equal(fail?.id, 'namespace-setup');
+    assert.match(fail!.message, /a RoleBinding pando-sidecar from ServiceAccount pando-sidecar to ClusterRole pando-sidecar, Secret pando-license/);
+    assert.deepEqual(fail!.fixes, ['pando setup-namespace shop']);
+  });
+
+  it('the dry-run pod: the webhook\'s own reason and fix, or silence when it did not answer', () => {
+    const said = { ...healthy(), probe: { namespace: 'shop', injected: false, warnings: ['pandocore: sidecar not injected: namespace shop lacks Secret pando-license', 'pandocore: fix: pando setup-namespace shop (or list it)'] } };
+    const [fail] = failures(said);
+    assert.equal(fail?.id, 'injection-probe');
+    assert.match(fail!.message, /is not injected: sidecar not injected: namespace shop lacks Secret pando-license/);
+    assert.deepEqual(fail!.fixes, ['pando setup-namespace shop (or list it)']);
+    const silent = failures({ ...healthy(), probe: { namespace: 'shop', injected: false, warnings: [] } });
+    assert.match(silent[0]!.message, /the webhook said nothing/);
+    const refused = byId(evaluate({ ...healthy(), probe: { namespace: 'shop', injected: false, warnings: [], error: 'exceeded quota' } }));
+    assert.equal(refused.get('injection-probe')?.status, 'warn');
+  });
+
+  it('pods without the sidecar: one fix per owner, bare pods and excluded namespaces handled', () => {
+    const f = healthy();
+    f.pods = [pod('web-1', {}, 'web-5d8f'), pod('web-2', {}, 'web-5d8f'), pod('db-0'), pod('solo'), { ...pod('ignored'), metadata: { ...pod('ignored').metadata, namespace: 'quiet' } }];
+    f.owners = new Map([
+      ['uid-web-1', { kind: 'deployment', name: 'web', namespace: 'shop' }],
+      ['uid-web-2', { kind: 'deployment', name: 'web', namespace: 'shop' }],
+      ['uid-db-0', { kind: 'statefulset', name: 'db', namespace: 'shop' }],
+    ]);
+    const [fail] = failures(f);
+    assert.equal(fail?.id, 'uninjected-pods');
+    assert.match(fail!.message, /^4 labelled pod\(s\) in shop without the sidecar/);
+    assert.deepEqual(fail!.fixes, [
+      'kubectl rollout restart statefulset/db -n shop',
+      'kubectl delete pod solo -n shop and create it again (it has no controller)',
+      'kubectl rollout restart deployment/web -n shop',
+    ]);
+  });
+
+  it('stale pods after an upgrade: compared with what the webhook injects now', () => {
+    const f = healthy();
+    f.probe = { namespace: 'shop', injected: true, version: '1.1.0', configHash: 'abcdefabcdef', warnings: [] };
+    const [fail] = failures(f);
+    assert.equal(fail?.id, 'stale-pods');
+    assert.match(fail!.message, new RegExp(`1 pod\\(s\\) run an old sidecar \\(1\\.0\\.0/${PLAN_V1.configHash}; now 1\\.1\\.0/abcdefabcdef\\)`));
+    assert.deepEqual(fail!.fixes, ['kubectl rollout restart deployment/web -n shop']);
+    // Without a probe, the Deployment's settings tell the current version.
+    const noProbe = { ...healthy(), probe: undefined, deployment: deployment({ ...ENV_V1, PANDO_SIDECAR_IMAGE: 'registry.example.invalid/sidecar:1.1.0' }) };
+    assert.deepEqual(failures(noProbe).map((c) => c.id), ['stale-pods']);
+    const unknown = byId(evaluate({ ...healthy(), probe: undefined, deployment: null }));
+    assert.equal(unknown.get('stale-pods')?.status, 'warn');
+  });
+
+  it('--pod: not labelled, not injected, stale, current', () => {
+    const base = { ...healthy(), podName: 'web-1' };
+    const unlabelled = pod('web-1', {}, 'web-5d8f');
+    unlabelled.metadata!.labels = {};
+    const a = byId(evaluate({ ...base, pod: unlabelled }));
+    assert.equal(a.get('pod-labelled')?.status, 'fail');
+    assert.match(a.get('pod-labelled')!.fixes[0]!, /the pod template of deployment\/web/);
+    const b = byId(evaluate({ ...base, pod: pod('web-1', {}, 'web-5d8f') }));
+    assert.deepEqual(b.get('pod-injection')?.fixes, ['kubectl rollout restart deployment/web -n shop']);
+    const c = byId(evaluate({ ...base, pod: pod('web-1', INJECTED_V1, 'web-5d8f') }));
+    assert.equal(c.get('pod-injection')?.status, 'ok');
+    const d = byId(evaluate({ ...base, pod: null }));
+    assert.equal(d.get('pod')?.status, 'fail');
+  });
+
+  it('restart commands per owner kind', () => {
+    assert.equal(restartCommand({ kind: 'daemonset', name: 'agent', namespace: 'n' }, 'agent-x'), 'kubectl rollout restart daemonset/agent -n n');
+    assert.match(restartCommand({ kind: 'cronjob', name: 'nightly', namespace: 'n' }, 'nightly-28890000-abcde'), /^kubectl delete job nightly-28890000 -n n/);
+    assert.match(restartCommand({ kind: 'replicaset', name: 'rs', namespace: 'n' }, 'rs-abcde'), /^kubectl delete pod rs-abcde -n n +\(replicaset\/rs makes a new one\)/);
+  });
+});
+
+describe('doctor helpers', () => {
+  it('verifyChain: direct, through an intermediate it cannot find, and the wrong CA', () => {
+    assert.equal(verifyChain([leaf.certPem], [ca.certPem]).trusted, true);
+    assert.equal(verifyChain([leaf.certPem], [otherCa.certPem, ca.certPem]).trusted, true, 'any CA of the bundle');
+    assert.equal(verifyChain([leaf.certPem], [otherCa.certPem]).trusted, false);
+    assert.equal(verifyChain([], [ca.certPem]).trusted, false);
+  });
+
+  it('label selectors as the API server evaluates them', () => {
+    const sel = { matchLabels: { a: '1' }, matchExpressions: [{ key: 'b', operator: 'NotIn', values: ['x'] }, { key: 'c', operator: 'Exists' }] };
+    assert.equal(selectorMatches(sel, { a: '1', c: '' }), true);
+    assert.equal(selectorMatches(sel, { a: '1', b: 'x', c: '' }), false);
+    assert.equal(selectorMatches(sel, { a: '1' }), false);
+    assert.equal(selectorMatches(undefined, {}), true);
+    assert.equal(selectorMatches({ matchExpressions: [{ key: 'd', operator: 'In', values: ['y'] }] }, {}), false);
+  });
+
+  it('Warning headers as the API server sends them, joined', () => {
+    assert.deepEqual(parseWarnings('299 - "pandocore: a, b", 299 - "pandocore: say \\"hi\\""'), ['pandocore: a, b', 'pandocore: say "hi"']);
+    assert.deepEqual(parseWarnings(undefined), []);
+  });
+
+  it('text output: one line per check, fixes indented, plain words without colour, a summary', () => {
+    const f = { ...healthy(), readyz: { url: 'https://127.0.0.1:8443/readyz', error: 'ECONNREFUSED' } };
+    const text = formatChecks(PLAIN, evaluate(f));
+    const lines = text.trimEnd().split('\n');
+    assert.match(lines[0]!, /^ok {3}webhook configuration +pando-webhook\/inject\.pandocore\.xyz calls https:/);
+    assert.match(lines[1]!, /^FAIL webhook endpoint +https:\/\/127\.0\.0\.1:8443\/readyz does not answer/);
+    assert.match(lines[2]!, /^ {6}fix: start the webhook/);
+    assert.equal(lines.at(-1), '1 check(s) failed');
+    assert.doesNotMatch(text, /\u001b/);
+  });
+});
+
+describe('setup-namespace objects', () => {
+  it('ServiceAccount, RoleBinding to the ClusterRole, Secret with the key, all named as the contract says', () => {
+    const [sa, rb, secret] = namespaceSetupObjects('shop', 'a2V5') as any[];
+    assert.deepEqual([sa.kind, sa.metadata.name, sa.metadata.namespace], ['ServiceAccount', SIDECAR_SERVICE_ACCOUNT, 'shop']);
+    assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: SIDECAR_CLUSTER_ROLE });
+    assert.deepEqual(rb.subjects, [{ kind: 'ServiceAccount', name: SIDECAR_SERVICE_ACCOUNT, namespace: 'shop' }]);
+    assert.deepEqual([secret.kind, secret.metadata.name, secret.type, secret.data], ['Secret', LICENSE_SECRET_NAME, 'Opaque', { [LICENSE_SECRET_KEY]: 'a2V5' }]);
+  });
+});

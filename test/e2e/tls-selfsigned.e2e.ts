@@ -163,6 +163,8 @@ after(async () => {
 test('install without cert-manager: the webhook creates its CA, fills caBundle itself, and a labelled pod is injected', async (t) => {
   assert.equal(chartEnv[ENV.tlsSelfSigned], 'true', 'the chart runs the webhook in self-signed mode');
   assert.equal(chartEnv[ENV.tlsExtraSans], '127.0.0.1', 'tls.extraIpAddresses reaches the webhook');
+  assert.equal(chartEnv[ENV.tlsSecretName] ?? SECRET_NAME, SECRET_NAME);
+  assert.equal(chartEnv[ENV.webhookConfigName] ?? CONFIG_NAME, CONFIG_NAME);
   const port = await freePort();
   await createConfigWithoutCaBundle(`https://127.0.0.1:${port}/mutate`);
   const t0 = Date.now();

@@ -22,7 +22,8 @@ if all_present && [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; 
   exit 0
 fi
 
-command -v go >/dev/null || { echo "build-cert-manager.sh: go is not on PATH" >&2; exit 1; }
+source "$root/scripts/lib/go.sh"
+ensure_go "test/cluster/build-cert-manager.sh"
 cd "$src"
 start=$SECONDS
 echo "downloading Go modules for cert-manager $cm_version ..."
@@ -38,18 +39,9 @@ mv "$out/crds.yaml.tmp" "$out/crds.yaml"
 echo "exported $(grep -c '^kind: CustomResourceDefinition' "$out/crds.yaml") CRDs to .tools/cert-manager/crds.yaml"
 
 build() { # name package
-  local t=$SECONDS
-  echo "building $1 ($(date -u +%H:%M:%S)) ..."
-  # -p 2 and nice: the machine has two cores shared with others. A cold build is silent for
-  # minutes: say that it is still going.
-  (trap 'kill "$s" 2>/dev/null; exit 0' TERM
-   while :; do sleep 30 & s=$!; wait "$s"; echo "  ... still building $1 ($((SECONDS - t))s)"; done) &
-  local ticker=$!
-  CGO_ENABLED=0 nice -n 10 go build -p 2 -buildvcs=false -trimpath -ldflags "-s -w" -o "$bin/$1.tmp" "$2" \
-    || { kill "$ticker"; exit 1; }
-  kill "$ticker"
+  # -p 2 and nice: the machine has two cores shared with others.
+  with_progress "$1" env CGO_ENABLED=0 nice -n 10 go build -p 2 -buildvcs=false -trimpath -ldflags "-s -w" -o "$bin/$1.tmp" "$2"
   mv "$bin/$1.tmp" "$bin/$1"
-  echo "built $1 in $((SECONDS - t))s"
 }
 build cert-manager-controller ./controller
 build cert-manager-cainjector ./cainjector

@@ -19,7 +19,8 @@ if all_present && [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; 
   exit 0
 fi
 
-command -v go >/dev/null || { echo "build.sh: go is not on PATH" >&2; exit 1; }
+source "$root/scripts/lib/go.sh"
+ensure_go "test/cluster/build.sh"
 minor="${k8s_version#v1.}"; minor="${minor%%.*}"
 # The version the binaries report (kubectl version, /version, compatibility checks).
 ldflags="-s -w \
@@ -36,18 +37,9 @@ start=$SECONDS
 echo "downloading Go modules for Kubernetes $k8s_version ..."
 go mod download
 build() { # name package
-  local t=$SECONDS
-  echo "building $1 ($(date -u +%H:%M:%S)) ..."
-  # -p 2: the machine has two cores shared with others; nice keeps interactive work responsive.
-  # A cold kube-apiserver build is silent for minutes: say that it is still going.
-  (trap 'kill "$s" 2>/dev/null; exit 0' TERM
-   while :; do sleep 30 & s=$!; wait "$s"; echo "  ... still building $1 ($((SECONDS - t))s)"; done) &
-  local ticker=$!
-  CGO_ENABLED=0 nice -n 10 go build -p 2 -buildvcs=false -trimpath -ldflags "$ldflags" -o "$bin/$1.tmp" "$2" \
-    || { kill "$ticker"; exit 1; }
-  kill "$ticker"
+  # -p 2 and nice: the machine has two cores shared with others.
+  with_progress "$1" env CGO_ENABLED=0 nice -n 10 go build -p 2 -buildvcs=false -trimpath -ldflags "$ldflags" -o "$bin/$1.tmp" "$2"
   mv "$bin/$1.tmp" "$bin/$1"
-  echo "built $1 in $((SECONDS - t))s"
 }
 build etcd ./cmd/etcd
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver

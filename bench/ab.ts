@@ -7,7 +7,7 @@
 
 import { resolve } from 'node:path';
 import { throughput } from './load.ts';
-import { CLOCK_TICKS_PER_SECOND, canPin, cpuTicks, prepareFiles, quiesce, start, stop, type Started } from './run.ts';
+import { CLOCK_TICKS_PER_SECOND, canPin, cpuTicks, prepareFiles, quiesce, rssMiB, start, stop, type Started } from './run.ts';
 import { generateLoads } from './reviews.ts';
 
 const argv = process.argv.slice(2);
@@ -26,10 +26,12 @@ const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floo
 
 const pinned = canPin();
 const files = await prepareFiles();
-const servers: Array<{ name: string; started: Started; cpu: number[]; rate: number[] }> = [];
+const servers: Array<{ name: string; started: Started; cpu: number[]; rate: number[]; rss: number }> = [];
 try {
   for (const [name, main] of [['A', a], ['B', b]] as const) {
-    servers.push({ name, started: await start('webhook', files, load, pinned, [], resolve(main)), cpu: [], rate: [] });
+    // --flags-a=--max-semi-space-size=32,... : node flags for one side (same build, other settings).
+    const flags = value(`flags-${name.toLowerCase()}`, '').split(',').filter((f) => f !== '');
+    servers.push({ name, started: await start('webhook', files, load, pinned, flags, resolve(main)), cpu: [], rate: [], rss: 0 });
   }
   for (const s of servers) await throughput(s.started.target, load.body, 32, 1); // warm-up
   for (let round = 0; round < rounds; round++) {
@@ -41,11 +43,12 @@ try {
       const result = await throughput(s.started.target, load.body, 32, seconds);
       s.cpu.push(((cpuTicks(pid) - before) * (1e6 / CLOCK_TICKS_PER_SECOND)) / Math.max(1, result.ok));
       s.rate.push(result.reviewsPerSecond);
+      s.rss = Math.max(s.rss, rssMiB(pid));
     }
   }
   for (const s of servers) {
     process.stdout.write(
-      `${s.name} ${s.name === 'A' ? a : b}: ${load.id} median ${median(s.cpu).toFixed(1)} µs CPU per review, ${median(s.rate).toFixed(0)} reviews/s ` +
+      `${s.name} ${s.name === 'A' ? a : b} ${value(`flags-${s.name.toLowerCase()}`, '')}: ${load.id} median ${median(s.cpu).toFixed(1)} µs CPU per review, ${median(s.rate).toFixed(0)} reviews/s, RSS ${s.rss.toFixed(0)} MiB after a run ` +
         `(CPU per round: ${s.cpu.map((v) => v.toFixed(0)).join(' ')})\n`,
     );
   }

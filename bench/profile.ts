@@ -13,6 +13,8 @@ interface ProfileNode {
 interface CpuProfile {
   nodes: ProfileNode[];
   samples?: number[];
+  /** µs since the previous sample (the first: since startTime) */
+  timeDeltas?: number[];
 }
 
 export interface ProfileEntry {
@@ -33,15 +35,22 @@ function where(url: string, root: string): { file: string; group: string } {
   return { file: rel, group: 'other' };
 }
 
-/** Top `limit` functions by self time, then self time by group; percentages of all non-idle samples. */
-export function summariseProfile(profile: CpuProfile, root: string, limit: number): ProfileEntry[] {
+/**
+ * Top `limit` functions by self time, then self time by group; percentages of all non-idle samples
+ * from `skipMicros` on (so that loading the modules at start does not count).
+ */
+export function summariseProfile(profile: CpuProfile, root: string, limit: number, skipMicros = 0): ProfileEntry[] {
   const hits = new Map<number, number>();
-  if (profile.samples) for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+  let elapsed = 0;
+  (profile.samples ?? []).forEach((id, i) => {
+    elapsed += profile.timeDeltas?.[i] ?? 0;
+    if (elapsed >= skipMicros) hits.set(id, (hits.get(id) ?? 0) + 1);
+  });
   const byFunction = new Map<string, { group: string; count: number }>();
   const byGroup = new Map<string, number>();
   let total = 0;
   for (const node of profile.nodes) {
-    const count = hits.get(node.id) ?? node.hitCount ?? 0;
+    const count = profile.samples ? (hits.get(node.id) ?? 0) : (node.hitCount ?? 0);
     const { functionName, url, lineNumber } = node.callFrame;
     if (count === 0 || functionName === '(idle)') continue;
     total += count;

@@ -36,7 +36,7 @@ export interface Settings {
   connections: number;
   warmupSeconds: number;
   throughputSeconds: number;
-  latencySeconds: number;
+  latencySeconds: Record<Size, number>;
   /** Fixed rate of the latency runs, per pod size. */
   latencyRate: Record<Size, number>;
   coldStarts: number;
@@ -317,7 +317,7 @@ async function measureLoad(server: ServerId, running: Started, load: Load, setti
   clearInterval(sampler);
   await quiesce(pid);
   rss = Math.max(rss, rssMiB(pid));
-  const latency = await pacedLatency(running.target, load.body, settings.latencyRate[load.size], settings.latencySeconds);
+  const latency = await pacedLatency(running.target, load.body, settings.latencyRate[load.size], settings.latencySeconds[load.size]);
   log(
     `${server.padEnd(8)} ${load.id.padEnd(21)} ${measured.reviewsPerSecond.toFixed(0).padStart(6)}/s ${cpuMicrosPerReview.toFixed(0).padStart(6)} us cpu  ` +
       `p50 ${latency.p50Ms.toFixed(2)} p99 ${latency.p99Ms.toFixed(2)} p99.9 ${latency.p999Ms.toFixed(2)} ms @${latency.rate}/s  rss ${rss.toFixed(0)} MiB` +
@@ -367,6 +367,8 @@ async function profileWebhook(files: Files, load: Load, settings: Settings) {
   mkdirSync(dir, { recursive: true });
   const before = new Set(readdirSync(dir));
   const started = await start('webhook', files, load, settings.pinned, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  // The profile starts with the process: leave out the start (modules loading) and count the load.
+  const skipMicros = (started.coldStartMs + 100) * 1000;
   try {
     await throughput(started.target, load.body, settings.connections, settings.profileSeconds);
   } finally {
@@ -376,7 +378,7 @@ async function profileWebhook(files: Files, load: Load, settings: Settings) {
   if (written.length === 0) throw new Error('bench: the webhook wrote no CPU profile');
   const file = join(dir, written.sort().at(-1)!);
   log(`profile: ${file}`);
-  return { load: load.id, seconds: settings.profileSeconds, top: summariseProfile(JSON.parse(readFileSync(file, 'utf8')), ROOT, 12) };
+  return { load: load.id, seconds: settings.profileSeconds, top: summariseProfile(JSON.parse(readFileSync(file, 'utf8')), ROOT, 12, skipMicros) };
 }
 
 /** What any Node webhook pays before its own work: JSON.parse of the review (the ceiling does not parse). */
@@ -431,8 +433,9 @@ async function main() {
     // Quick: fewer connections, so that the slowest server's backlog of 1 MiB reviews drains fast.
     connections: args.quick ? 8 : 32,
     warmupSeconds: args.quick ? 0 : 1,
-    throughputSeconds: args.quick ? 0.4 : 5,
-    latencySeconds: args.quick ? 0.4 : 10,
+    throughputSeconds: args.quick ? 0.4 : 4,
+    // 2,000 samples for the small and typical reviews, 200 for the 1 MiB ones.
+    latencySeconds: args.quick ? { small: 0.4, typical: 0.4, large: 0.4 } : { small: 10, typical: 10, large: 20 },
     latencyRate: { small: 200, typical: 200, large: 10 },
     coldStarts: args.quick ? 1 : 3,
     profileSeconds: args.quick ? 1 : 8,

@@ -130,7 +130,9 @@ async function namespaceFacts(kc: KubeConfig, name: string): Promise<NamespaceFa
 /** Kubernetes' Warning headers (RFC 7234 style, 299 - "text"), joined by fetch into one value. */
 export function parseWarnings(header: string | undefined): string[] {
   if (!header) return [];
-  return [...header.matchAll(/299 [^ ]+ "((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, '$1'));
+  // Header values arrive as bytes read one per character (latin1); the webhook wrote UTF-8 (…).
+  const text = /^[\x00-\xff]*$/.test(header) ? Buffer.from(header, 'latin1').toString('utf8') : header;
+  return [...text.matchAll(/299 [^ ]+ "((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, '$1'));
 }
 
 async function injectionProbe(kc: KubeConfig, namespace: string): Promise<InjectionProbe> {

@@ -289,6 +289,8 @@ describe('doctor helpers', () => {
   it('Warning headers as the API server sends them, joined', () => {
     assert.deepEqual(parseWarnings('299 - "pandocore: a, b", 299 - "pandocore: say \\"hi\\""'), ['pandocore: a, b', 'pandocore: say "hi"']);
     assert.deepEqual(parseWarnings(undefined), []);
+    const utf8AsLatin1 = Buffer.from('299 - "pandocore: lacks Secret pando-lice…"', 'utf8').toString('latin1');
+    assert.deepEqual(parseWarnings(utf8AsLatin1), ['pandocore: lacks Secret pando-lice…']);
   });
 
   it('text output: one line per check, fixes indented, plain words without colour, a summary', () => {

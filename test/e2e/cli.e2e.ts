@@ -294,6 +294,55 @@ test('doctor: after an upgrade, pods with the old sidecar are stale, and the pri
   assert.match(healed.checks.get('stale-pods')!.message, new RegExp(`4 injected pod\\(s\\) run sidecar ${V2.replace(/\./g, '\\.')}`));
 });
 
+/** `pando ARGS` with a manifest on standard input. */
+async function pandoWithInput(input: string, ...args: string[]): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, [join(REPO_ROOT, 'app/cli/main.ts'), ...args], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath, HOME: process.env.HOME ?? '/tmp' },
+      timeout: 60_000,
+    }, (err, stdout, stderr) => {
+      const code = err ? (err as { code?: unknown }).code : 0;
+      if (typeof code !== 'number') return reject(err);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin!.end(input);
+  });
+}
+
+test('inject --from-cluster gives the pod the webhook gives; --check-namespace sees a namespace without setup', async () => {
+  const manifest: V1Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'compare', labels: PROTECT }, spec: { containers: [{ name: 'app', image: 'registry.example.invalid/app:1' }] } };
+  const live = await cluster.request('POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, manifest);
+  assert.equal(live.status, 201, JSON.stringify(live.body));
+  const r = await pandoWithInput(JSON.stringify(manifest), 'inject', '-f', '-', '-n', ns, '--from-cluster', '--check-namespace', '-o', 'json');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.config.sources, ['defaults', `cluster deployment/pando-webhook -n ${RELEASE_NAMESPACE}`]);
+  assert.equal(out.config.version, V2);
+  assert.equal(out.namespaceChecked, true);
+  const cli = out.objects[0] as V1Pod;
+  const pick = (p: V1Pod) => {
+    const sidecar = p.spec!.initContainers!.find((c) => c.name === 'pando-sidecar')!;
+    // The API server's ServiceAccount admission adds the token volume before the webhook runs, and its
+    // defaulting adds terminationMessagePath after: neither is the webhook's doing.
+    const { volumeMounts: _mounts, terminationMessagePath: _path, ...rest } = sidecar;
+    const annotations = Object.fromEntries(Object.entries(p.metadata!.annotations!).filter(([k]) => k.startsWith('pandocore.xyz/')));
+    return { sidecar: rest, annotations, serviceAccountName: p.spec!.serviceAccountName };
+  };
+  assert.deepEqual(pick(cli), pick(live.body as V1Pod));
+
+  const bare = await createNamespace(cluster, 'e2e-cli-bare');
+  namespaces.push(bare);
+  const skipped = await pandoWithInput(JSON.stringify(manifest), 'inject', '-f', '-', '-n', bare, '--from-cluster', '--check-namespace', '-o', 'json');
+  assert.equal(skipped.code, 0, skipped.stderr);
+  const result = JSON.parse(skipped.stdout).results[0];
+  assert.equal(result.reason, 'namespace-not-ready');
+  const webhookSaid = await cluster.request('POST', `/api/v1/namespaces/${bare}/pods?dryRun=All`, manifest);
+  // HTTP header values are read as latin1 bytes; the webhook wrote UTF-8.
+  const relayed = webhookSaid.warnings.map((w) => Buffer.from(w, 'latin1').toString('utf8'));
+  assert.deepEqual(result.warnings, relayed, 'the same warnings the API server relays from the webhook');
+});
+
 test('doctor without a webhook configuration: the first check fails with the install command', async () => {
   const name = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pando-webhook';
   const saved = (await cluster.request('GET', name)).body;

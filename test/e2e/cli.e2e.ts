@@ -361,6 +361,28 @@ test('doctor without a webhook configuration: the first check fails with the ins
   }
 });
 
+test('doctor over every namespace (no -n) looks at the labelled pods of the whole cluster', async () => {
+  const r = await doctor('--no-probe');
+  assert.equal(r.checks.has('namespace'), false, 'no namespace check without -n');
+  assert.match(r.checks.get('uninjected-pods')!.message, /in the cluster/);
+  assert.match(r.checks.get('stale-pods')!.message, /injected pod\(s\)/);
+});
+
+test('doctor in the chart\'s in-cluster mode (Service): no ready endpoint is reported with the rollout status fix', async (t) => {
+  // Last: switches the release from the development URL to the Service. No kubelet runs here, so
+  // the webhook pods never start and the Service never gets a ready endpoint.
+  deployed = await deployProduct(cluster, { ...values, webhookUrl: '' });
+  t.diagnostic(`\n${(await pando('doctor', '-n', ns, '--no-probe')).stdout}`);
+  const r = await doctor('-n', ns, '--no-probe');
+  assert.equal(r.code, 1);
+  assert.match(r.checks.get('webhook-configuration')!.message, /calls service pando-system\/pando-webhook:443\/mutate/);
+  const endpoint = r.checks.get('webhook-endpoint')!;
+  assert.equal(endpoint.status, 'fail');
+  assert.match(endpoint.message, /Service pando-system\/pando-webhook has no ready endpoint/);
+  assert.deepEqual(endpoint.fixes, ['kubectl -n pando-system rollout status deployment/pando-webhook', 'kubectl -n pando-system logs deployment/pando-webhook']);
+  assert.notEqual(r.checks.get('ca-bundle')!.status, 'ok', 'nothing served, nothing verified');
+});
+
 test('a cluster that cannot be reached: exit code 2 and what to do', async () => {
   const r = await run(process.execPath, [join(REPO_ROOT, 'app/cli/main.ts'), 'doctor'], {
     env: { PATH: process.env.PATH ?? '', KUBECONFIG: join(REPO_ROOT, 'no-such-kubeconfig'), HOME: '/nonexistent' },

@@ -3,6 +3,7 @@
 // every failure into a message that says what to do, with exit code 2 ("could not run"); 1 is kept
 // for "ran and found a problem" (doctor).
 
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MODES } from '../contract.ts';
 import { runDoctor } from './doctor.ts';
@@ -26,6 +27,19 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+function packageVersion(): string {
+  // app/cli/main.ts from source, build/app/cli/main.js when installed: package.json is two or three up.
+  for (const relative of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'pando-webhook' && pkg.version) return pkg.version;
+    } catch {
+      // try the next place
+    }
+  }
+  return 'unknown';
+}
+
 function write(stream: NodeJS.WriteStream) {
   return (text: string) => {
     stream.write(text);
@@ -40,6 +54,7 @@ function mode(value: string): string {
 export function buildProgram(): Command {
   const program = new Command('pando')
     .description('PandoCore: inject the sidecar into manifests, check a cluster, set up namespaces')
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(run pando help COMMAND for its options)')
     .configureOutput({ outputError: (text, out) => out(text) })
     // Thrown instead of exiting, so usage errors get exit code 2 like every other "could not run".

@@ -276,6 +276,12 @@ describe('pando inject: settings and errors', () => {
     assert.match(option.stderr, /must be one of monitor, enforce, debug/);
   });
 
+  it('pando --version prints the package version, exit code 0', () => {
+    const r = pando(['--version']);
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout.trim(), JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
+  });
+
   it('plain text when piped and with NO_COLOR; colour only when forced', async () => {
     const plain = pando(['inject', '-f', '-'], pod);
     assert.doesNotMatch(plain.stderr, /\u001b\[/);

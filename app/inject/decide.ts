@@ -127,8 +127,14 @@ function notInjectable(pod: Pod, namespace: string, plan: InjectionPlan, context
   const missing = missingSetup(pod, context.namespace);
   if (missing.length > 0) {
     const sentence = `namespace ${namespace} lacks ${missing.join(' and ')}`;
-    const fix = `fix: pando setup-namespace ${namespace} (or list it in the chart's protectedNamespaces)`;
-    return skip('namespace-not-ready', `${sentence}; ${fix}`, [warning(`sidecar not injected: ${sentence}`), warning(fix)]);
+    const fix = `fix: pando setup-namespace ${namespace}`;
+    // Three short warnings rather than one long one: kubectl shows 120 characters, and with a long
+    // namespace name one sentence would lose what is missing or the fix.
+    return skip('namespace-not-ready', `${sentence}; ${fix} (or list it in the chart's protectedNamespaces)`, [
+      warning(`sidecar not injected: namespace ${namespace} is not set up`),
+      warning(`missing ${missing.join(' and ')} (or list the namespace in protectedNamespaces)`),
+      warning(fix),
+    ]);
   }
   const problem = podResourcesProblem(pod, plan);
   if (problem) return skip('pod-resources-too-small', problem, [warning(`sidecar not injected: ${problem}`)]);

@@ -169,7 +169,9 @@ function apiRequest(server: string, pki: ClusterPki, method: string, path: strin
           const raw = resp.headers.warning;
           const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
           // The API server sends one header per warning; node joins repeated headers with ", ".
+          // Header values reach node as latin1; the API server sends UTF-8 (a truncated warning ends in '…').
           const warnings = list
+            .map((h) => Buffer.from(h, 'latin1').toString('utf8'))
             .flatMap((h) => h.match(/\d{3} [^ ]+ "(?:[^"\\]|\\.)*"/g) ?? [h])
             .map((w) => w.replace(/^\d{3} [^ ]+ "/, '').replace(/"$/, '').replace(/\\(.)/g, '$1'));
           res({ status: resp.statusCode ?? 0, headers: resp.headers, body: parsed, warnings });

@@ -1,0 +1,165 @@
+// Issue 8 on the real API server: the four ways an injected sidecar could break a pod after a
+// successful webhook call, each closed. The webhook runs with the chart's env (namespace check on)
+// and, where the e2e runner published it, from its image.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AppsV1Api, CoreV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import { ANNOTATION_STATUS, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
+import { startCluster, type Cluster } from '../cluster/harness.ts';
+import { deployProduct, setupProtectedNamespace, undeployProduct, type Deployed } from './product.ts';
+import { createNamespace, deleteNamespace, waitUntil } from './support.ts';
+import { createWebhookTls, freePort, startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
+
+const LICENSE = 'e2e-license-never-break';
+const PROTECT = { [LABEL_PROTECT]: 'true' };
+let cluster: Cluster;
+let tls: WebhookTls;
+let webhook: WebhookProcess | undefined;
+let deployed: Deployed | undefined;
+const namespaces: string[] = [];
+
+const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
+const apps = () => cluster.kubeConfig.makeApiClient(AppsV1Api);
+
+/** A pod that satisfies Pod Security `restricted` and a cpu/memory quota on its own. */
+function compliantPod(name: string, labels: Record<string, string> = PROTECT): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels },
+    spec: {
+      securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [
+        {
+          name: 'app',
+          image: 'registry.example.invalid/app:1',
+          resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+        },
+      ],
+    },
+  };
+}
+
+const injected = (pod: V1Pod) =>
+  pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED && (pod.spec?.initContainers ?? []).some((c) => c.name === SIDECAR_NAME);
+
+async function protectedNamespace(prefix: string, labels: Record<string, string> = {}): Promise<string> {
+  const ns = await createNamespace(cluster, prefix, labels);
+  namespaces.push(ns);
+  await setupProtectedNamespace(cluster, ns, LICENSE);
+  return ns;
+}
+
+before(async () => {
+  cluster = await startCluster();
+  tls = await createWebhookTls();
+  const port = await freePort();
+  deployed = await deployProduct(cluster, {
+    licenseKey: LICENSE,
+    webhookUrl: `https://127.0.0.1:${port}/mutate`,
+    caBundle: tls.caBundle,
+    image: { repository: 'registry.example.invalid/pandocore/sidecar', tag: '1.0.0' },
+  });
+  assert.equal(deployed.env.PANDO_NAMESPACE_CHECK, 'true', 'the chart turns the namespace check on');
+  webhook = await startWebhook(tls, deployed.env, port);
+});
+
+after(async () => {
+  await webhook?.stop();
+  for (const ns of namespaces) await deleteNamespace(cluster, ns);
+  if (cluster) await undeployProduct(cluster, deployed);
+  tls?.cleanup();
+  await cluster?.stop();
+});
+
+test('1+2. namespace without ServiceAccount and license Secret: created without the sidecar, warned with the fix; after setup, injected', async () => {
+  const ns = await createNamespace(cluster, 'e2e-not-ready');
+  namespaces.push(ns);
+  const r = await cluster.request('POST', `/api/v1/namespaces/${ns}/pods`, compliantPod('before-setup'));
+  assert.equal(r.status, 201, `the pod is created: ${JSON.stringify(r.body)}`);
+  assert.ok(!injected(r.body), 'not injected: its serviceAccountName and secretKeyRef would break it');
+  assert.equal(r.body.spec.serviceAccountName, 'default');
+  assert.ok(r.warnings.some((w) => w.includes(`namespace ${ns} is not set up`)), `a warning says why; got ${JSON.stringify(r.warnings)}`);
+  const missing = r.warnings.find((w) => w.includes('missing'));
+  assert.ok(missing, `a warning names what is missing; got ${JSON.stringify(r.warnings)}`);
+  assert.match(missing, /ServiceAccount pando-sidecar and Secret pando-license/);
+  for (const w of r.warnings) assert.ok(w.length <= 120 && !w.endsWith('…'), `fits a kubectl line uncut: ${w}`);
+  assert.ok(r.warnings.some((w) => w.includes(`pando setup-namespace ${ns}`)), 'a warning gives the command that fixes it');
+  assert.ok((await webhook!.metric('pandocore_namespace_not_ready_total', { namespace: ns })) >= 1, 'counted per namespace');
+
+  await setupProtectedNamespace(cluster, ns, LICENSE);
+  // A not-ready answer is cached for a few seconds: the next pods are injected once it expires.
+  let attempt = 0;
+  const pod = await waitUntil('a pod injected after the setup', 20_000, async () => {
+    const created = await core().createNamespacedPod({ namespace: ns, body: compliantPod(`after-setup-${attempt++}`) });
+    return injected(created) ? created : undefined;
+  }, 1000);
+  assert.equal(pod.spec?.serviceAccountName, 'pando-sidecar');
+});
+
+test('3. Pod Security restricted: an injected compliant pod is admitted, and the webhook Deployment runs there', async () => {
+  const ns = await protectedNamespace('e2e-restricted', { 'pod-security.kubernetes.io/enforce': 'restricted' });
+  // Control: the namespace really enforces restricted.
+  const bare = await cluster.request('POST', `/api/v1/namespaces/${ns}/pods`, {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'not-restricted' }, spec: { containers: [{ name: 'app', image: 'registry.example.invalid/app:1' }] },
+  });
+  assert.equal(bare.status, 403, 'a pod that is not restricted-compliant is forbidden');
+  assert.match(bare.body.message, /violates PodSecurity "restricted/);
+
+  const pod = await core().createNamespacedPod({ namespace: ns, body: compliantPod('restricted-app') });
+  assert.ok(injected(pod), 'injected and admitted under restricted');
+
+  // The chart's own webhook pods, created by the controller-manager in a restricted namespace.
+  const chartDeployment = deployed!.objects.find((o) => o.kind === 'Deployment') as V1Deployment;
+  await core().createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: chartDeployment.spec!.template.spec!.serviceAccountName! } } });
+  await apps().createNamespacedDeployment({ namespace: ns, body: { ...chartDeployment, metadata: { name: 'pando-webhook-restricted' } } });
+  const replicas = chartDeployment.spec!.replicas!;
+  const pods = await waitUntil(`${replicas} webhook pods under restricted`, 60_000, async () => {
+    const list = await core().listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=pando-webhook' });
+    return list.items.length === replicas ? list.items : undefined;
+  });
+  assert.equal(pods.length, replicas);
+});
+
+test('4a. ResourceQuota on cpu and memory: the injected pod is admitted and the sidecar is counted', async () => {
+  const ns = await protectedNamespace('e2e-quota');
+  await core().createNamespacedResourceQuota({
+    namespace: ns,
+    body: { metadata: { name: 'compute' }, spec: { hard: { 'requests.cpu': '2', 'requests.memory': '2Gi', 'limits.cpu': '4', 'limits.memory': '4Gi' } } },
+  });
+  await waitUntil('the quota has a status', 30_000, async () => (await core().readNamespacedResourceQuota({ name: 'compute', namespace: ns })).status?.hard);
+  // Control: a container without requests and limits is rejected by the quota.
+  const bare = await cluster.request('POST', `/api/v1/namespaces/${ns}/pods`, {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'no-resources' }, spec: { containers: [{ name: 'app', image: 'registry.example.invalid/app:1' }] },
+  });
+  assert.equal(bare.status, 403, 'the quota rejects a container without requests and limits');
+
+  const pod = await core().createNamespacedPod({ namespace: ns, body: compliantPod('quota-app') });
+  assert.ok(injected(pod), 'injected and admitted under the quota');
+  const sidecar = pod.spec!.initContainers!.find((c) => c.name === SIDECAR_NAME)!;
+  assert.ok(sidecar.resources?.requests?.cpu && sidecar.resources?.limits?.memory, 'the sidecar carries requests and limits');
+  // 100m (app) + the sidecar's request, as the quota controller counts it.
+  const expectedCpu = 100 + Number.parseInt(String(sidecar.resources.requests.cpu), 10);
+  await waitUntil(`quota usage ${expectedCpu}m`, 30_000, async () => {
+    const used = (await core().readNamespacedResourceQuota({ name: 'compute', namespace: ns })).status?.used?.['requests.cpu'];
+    return used === `${expectedCpu}m` ? used : undefined;
+  });
+});
+
+test('4b. pod-level resources: a pod with room gets the sidecar; a pod without room is created without it, with the reason', async () => {
+  const ns = await protectedNamespace('e2e-pod-resources');
+  const roomy = compliantPod('roomy');
+  roomy.spec!.resources = { requests: { cpu: '500m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
+  const created = await core().createNamespacedPod({ namespace: ns, body: roomy });
+  assert.deepEqual(created.spec?.resources?.limits, { cpu: '1', memory: '512Mi' }, 'the API server keeps pod-level resources (PodLevelResources on)');
+  assert.ok(injected(created), 'injected: the sidecar fits under the pod-level resources');
+
+  const tight = compliantPod('tight');
+  tight.spec!.resources = { limits: { cpu: '150m', memory: '512Mi' } };
+  tight.spec!.containers[0]!.resources = { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '150m', memory: '256Mi' } };
+  const r = await cluster.request('POST', `/api/v1/namespaces/${ns}/pods`, tight);
+  assert.equal(r.status, 201, `the pod is created: ${JSON.stringify(r.body)}`);
+  assert.ok(!injected(r.body), 'not injected: the sidecar would not fit');
+  assert.ok(r.warnings.some((w) => /sidecar not injected: .*cpu limit/.test(w)), `the reason reaches the client; got ${JSON.stringify(r.warnings)}`);
+});

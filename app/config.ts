@@ -59,6 +59,10 @@ export interface Config {
   readonly excludedNamespaces: readonly string[];
   /** Check that a namespace has the sidecar's ServiceAccount and license Secret before injecting. */
   readonly namespaceCheck: boolean;
+  /** Keep the per-namespace setup in namespaces labelled pandocore.xyz/protect-namespace (leader only). */
+  readonly namespaceSetupAuto: boolean;
+  /** This replica's name (downward API), its Lease identity; empty: the host name. */
+  readonly podName: string;
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
@@ -248,6 +252,8 @@ export function loadConfig(env: Env): Config {
     defaultMode: oneOf(env, ENV.defaultMode, MODES, 'monitor'),
     excludedNamespaces: Object.freeze(namespaceList(env, ENV.excludedNamespaces)),
     namespaceCheck: bool(env, ENV.namespaceCheck, false),
+    namespaceSetupAuto: bool(env, ENV.namespaceSetupAuto, false),
+    podName: raw(env, ENV.podName) ?? '',
     sidecar: Object.freeze({
       image,
       version,

@@ -70,4 +70,6 @@ export const ENV = {
   tlsPropagationSeconds: 'PANDO_TLS_PROPAGATION_SECONDS',
   shutdownTimeoutMs: 'PANDO_SHUTDOWN_TIMEOUT_MS',
   shutdownDelayMs: 'PANDO_SHUTDOWN_DELAY_MS',
+  namespaceSetupAuto: 'PANDO_NAMESPACE_SETUP_AUTO',
+  podName: 'PANDO_POD_NAME',
 } as const;

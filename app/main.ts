@@ -1,6 +1,7 @@
 // The only file that reads the environment, binds ports, handles signals and exits.
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Server as HttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createReadinessCache, kubeReadinessFetcher } from './namespaces.ts';
 import { createSelfSignedManager } from './selfsigned/manager.ts';
 import { trackConnections } from './drain.ts';
+import { startNamespaceSetup } from './namespace-setup.ts';
 import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
 
 function packageVersion(): string {
@@ -124,6 +126,9 @@ async function main(): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
+  const namespaceSetup = config.namespaceSetupAuto
+    ? startNamespaceSetup({ kubeConfig: loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger })
+    : undefined;
   if (devCaFile) {
     const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;
     process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a throw-away self-signed certificate (CA in ${devCaFile}).\nTry:\n  ${example}\n\n`);
@@ -139,6 +144,7 @@ async function main(): Promise<void> {
     force.unref();
     reloader?.stop();
     selfSigned?.stop();
+    void namespaceSetup?.stop();
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');

@@ -22,6 +22,7 @@ export interface Values {
   timeoutSeconds: number;
   logLevel: string;
   namespaceCheck: boolean;
+  namespaceSetup: { auto: boolean };
   tls: {
     certManager: boolean;
     caValidityDays: number;
@@ -114,6 +115,11 @@ export const VALUES: Group = {
     timeoutSeconds: leaf('How long the API server waits for the webhook (1-30 s); after that the pod is created without the sidecar.', { type: 'integer', minimum: 1, maximum: 30, default: 5 }),
     logLevel: leaf('Webhook log level.', { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' }),
     namespaceCheck: leaf('Skip injection (with a warning) in namespaces without the ServiceAccount and license Secret, instead of creating pods that cannot start.', { type: 'boolean', default: true }),
+    namespaceSetup: {
+      properties: {
+        auto: leaf('The webhook (one replica, leader on a Lease) keeps the per-namespace setup in namespaces labelled pandocore.xyz/protect-namespace: "true"; adds the RBAC for it.', { type: 'boolean', default: false }),
+      },
+    },
     tls: {
       description: 'Serving certificate of the webhook.',
       properties: {

@@ -58,6 +58,8 @@ export class WebhookDeployment extends Construct {
       { name: ENV.sidecarResources, value: b.str('toJson $.Values.sidecar.resources', sortedJson(v.sidecar.resources)) },
       { name: ENV.logLevel, value: b.str('$.Values.logLevel', v.logLevel) },
       { name: ENV.namespaceCheck, value: b.str('$.Values.namespaceCheck', String(v.namespaceCheck)) },
+      { name: ENV.namespaceSetupAuto, value: b.str('$.Values.namespaceSetup.auto', String(v.namespaceSetup.auto)) },
+      { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: ENV.serviceName, value: NAMES.app },
       { name: ENV.webhookConfigName, value: NAMES.webhookConfiguration },
       { name: ENV.tlsSecretName, value: NAMES.tlsSecret },

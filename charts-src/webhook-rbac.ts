@@ -4,7 +4,8 @@
 import { ApiObject } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { LICENSE_SECRET_NAME, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
+import { LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
+import { LEASE_NAME } from '../app/namespace-setup.ts';
 import { present } from './binding.ts';
 import { NAMES, type PandoContext } from './context.ts';
 
@@ -28,6 +29,7 @@ export class WebhookRbac extends Construct {
     const { b, values: v } = ctx;
     const selfSigned = <T>(rule: T) => b.when('not $.Values.tls.certManager', !v.tls.certManager, rule);
     const namespaceCheck = <T>(rule: T) => b.when('$.Values.namespaceCheck', v.namespaceCheck, rule);
+    const setupAuto = <T>(rule: T) => b.when('$.Values.namespaceSetup.auto', v.namespaceSetup.auto, rule);
     const labels = { ...ctx.labels };
 
     this.serviceAccount = new kplus.ServiceAccount(this, 'account', {
@@ -40,6 +42,10 @@ export class WebhookRbac extends Construct {
       // The first replica creates the TLS Secret; create cannot be limited to a name.
       selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }),
       { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+      // namespaceSetup.auto: leader election on one Lease, and the license to copy.
+      setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAME] }),
+      setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
+      setupAuto({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }),
     ];
     const clusterWide: (Rule | undefined)[] = [
       // Read to check that caBundle verifies the serving chain; patch (self-signed) to keep it in sync.
@@ -71,6 +77,33 @@ export class WebhookRbac extends Construct {
       metadata: { name: NAMES.app, labels },
       rules: present(clusterWide),
     });
+    if (b.include('$.Values.namespaceSetup.auto', v.namespaceSetup.auto)) {
+      // Only with namespaceSetup.auto: writes of exactly the three objects (by name where Kubernetes
+      // allows it; create and a list of namespaces cannot be limited), and `bind` of the sidecar
+      // ClusterRole, which a RoleBinding to it needs.
+      const setupRole = new ApiObject(this, 'namespace-setup-cluster-role', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: `${NAMES.app}-namespace-setup`, labels },
+        rules: [
+          { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] },
+          { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
+          { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: [LICENSE_SECRET_NAME] },
+          { apiGroups: [''], resources: ['serviceaccounts', 'secrets'], verbs: ['create'] },
+          { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
+          { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [SIDECAR_CLUSTER_ROLE] },
+        ],
+      });
+      const setupBinding = new ApiObject(this, 'namespace-setup-cluster-role-binding', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: `${NAMES.app}-namespace-setup`, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${NAMES.app}-namespace-setup` },
+        subjects: [subject],
+      });
+      for (const object of [setupRole, setupBinding]) b.guard(object, { kind: 'if', expr: '$.Values.namespaceSetup.auto' });
+    }
     new ApiObject(this, 'cluster-role-binding', {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',

@@ -191,6 +191,22 @@ describe('chart: requirements', () => {
     }
   });
 
+  test('namespaceSetup.auto adds its RBAC and env; off (the default) it is all gone', () => {
+    const on = helmTemplate({ ...base, namespaceSetup: { auto: true } });
+    const setupRole = find(on, 'ClusterRole', 'pando-webhook-namespace-setup');
+    ok(setupRole.rules.some((r: any) => r.resources.includes('clusterroles') && r.verbs.includes('bind') && JSON.stringify(r.resourceNames) === JSON.stringify([SIDECAR_CLUSTER_ROLE])));
+    for (const rule of setupRole.rules as { resources: string[]; verbs: string[]; resourceNames?: string[] }[]) {
+      ok(!rule.verbs.some((v) => ['watch', '*', 'delete', 'update'].includes(v)), JSON.stringify(rule));
+      if (rule.resources.includes('secrets') && !rule.verbs.includes('create')) deepStrictEqual(rule.resourceNames, [LICENSE_SECRET_NAME]);
+    }
+    equal(find(on, 'ClusterRoleBinding', 'pando-webhook-namespace-setup').subjects[0].name, 'pando-webhook');
+    ok(find(on, 'Role').rules.some((r: any) => r.resources.includes('leases')));
+    equal(env(on)[ENV.namespaceSetupAuto], 'true');
+    ok(!objects.some((o) => o.metadata.name === 'pando-webhook-namespace-setup'));
+    ok(!find(objects, 'Role').rules.some((r: any) => r.resources.includes('leases')));
+    equal(env(objects)[ENV.namespaceSetupAuto], 'false');
+  });
+
   test('ServiceMonitor only when enabled', () => {
     ok(!objects.some((o) => o.kind === 'ServiceMonitor'));
     equal(find(helmTemplate({ ...base, serviceMonitor: { enabled: true } }), 'ServiceMonitor').spec.endpoints[0].port, 'metrics');
@@ -244,7 +260,7 @@ describe('chart: plain cdk8s synth and helm template agree', () => {
       ...base, defaultMode: 'debug', replicas: 3, webhook: { url: 'https://127.0.0.1:8443/mutate', caBundle: 'QUJD' }, hpa: { enabled: false }, podDisruptionBudget: { enabled: false },
       networkPolicy: { enabled: false }, serviceMonitor: { enabled: true }, protectedNamespaces: ['a', 'b'], nodeSelector: { disk: 'ssd' },
       tolerations: [{ key: 'k', operator: 'Exists' }], priorityClassName: 'high', image: { digest: `sha256:${'a'.repeat(64)}` }, podAnnotations: { team: 'sec' },
-      imagePullSecrets: [{ name: 'pull' }], sidecar: { native: false, image: { tag: '2.1.0' } }, namespaceCheck: false,
+      imagePullSecrets: [{ name: 'pull' }], sidecar: { native: false, image: { tag: '2.1.0' } }, namespaceCheck: false, namespaceSetup: { auto: true },
     },
   };
   for (const [name, values] of Object.entries(valueSets)) {

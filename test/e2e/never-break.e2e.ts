@@ -3,10 +3,12 @@
 // and, where the e2e runner published it, from its image.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AppsV1Api, CoreV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STATUS, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
 import { startCluster, type Cluster } from '../cluster/harness.ts';
-import { deployProduct, setupProtectedNamespace, undeployProduct, type Deployed } from './product.ts';
+import { deployProduct, RELEASE_NAMESPACE, setupProtectedNamespace, undeployProduct, type ChartValues, type Deployed } from './product.ts';
+import { serviceAccountKubeconfig } from './chart-render.ts';
+import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_NAME, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { createNamespace, deleteNamespace, waitUntil } from './support.ts';
 import { createWebhookTls, freePort, startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -16,6 +18,8 @@ let cluster: Cluster;
 let tls: WebhookTls;
 let webhook: WebhookProcess | undefined;
 let deployed: Deployed | undefined;
+let values: ChartValues;
+let port: number;
 const namespaces: string[] = [];
 
 const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
@@ -54,13 +58,14 @@ async function protectedNamespace(prefix: string, labels: Record<string, string>
 before(async () => {
   cluster = await startCluster();
   tls = await createWebhookTls();
-  const port = await freePort();
-  deployed = await deployProduct(cluster, {
+  port = await freePort();
+  values = {
     licenseKey: LICENSE,
     webhookUrl: `https://127.0.0.1:${port}/mutate`,
     caBundle: tls.caBundle,
     image: { repository: 'registry.example.invalid/pandocore/sidecar', tag: '1.0.0' },
-  });
+  };
+  deployed = await deployProduct(cluster, values);
   assert.equal(deployed.env.PANDO_NAMESPACE_CHECK, 'true', 'the chart turns the namespace check on');
   webhook = await startWebhook(tls, deployed.env, port);
 });
@@ -162,4 +167,40 @@ test('4b. pod-level resources: a pod with room gets the sidecar; a pod without r
   assert.equal(r.status, 201, `the pod is created: ${JSON.stringify(r.body)}`);
   assert.ok(!injected(r.body), 'not injected: the sidecar would not fit');
   assert.ok(r.warnings.some((w) => /sidecar not injected: .*cpu limit/.test(w)), `the reason reaches the client; got ${JSON.stringify(r.warnings)}`);
+});
+
+test('namespaceSetup.auto: a labelled namespace is set up within seconds by the webhook, with the chart\'s RBAC; turning it off removes that RBAC', async (t) => {
+  const setupRole = '/apis/rbac.authorization.k8s.io/v1/clusterroles/pando-webhook-namespace-setup';
+  assert.equal((await cluster.request('GET', setupRole)).status, 404, 'no extra RBAC while the value is off');
+  deployed = await deployProduct(cluster, { ...values, extra: { namespaceSetup: { auto: true } } });
+  assert.equal((await cluster.request('GET', setupRole)).status, 200, 'the value adds its ClusterRole');
+  assert.equal(deployed.env.PANDO_NAMESPACE_SETUP_AUTO, 'true');
+
+  // The webhook as the chart's ServiceAccount (a bound token, as in a pod): only the chart's RBAC.
+  const identity = await serviceAccountKubeconfig(cluster, RELEASE_NAMESPACE, 'pando-webhook');
+  try {
+    await webhook?.stop();
+    webhook = await startWebhook(tls, { ...deployed.env, KUBECONFIG: identity.path, PANDO_POD_NAME: 'pando-webhook-e2e-0' }, port);
+    const name = `e2e-auto-${Date.now().toString(36)}`;
+    const t0 = Date.now();
+    await core().createNamespace({ body: { metadata: { name, labels: { [LABEL_PROTECT_NAMESPACE]: 'true' } } } });
+    namespaces.push(name);
+    await waitUntil('the three objects of the namespace setup', 20_000, async () => {
+      await core().readNamespacedServiceAccount({ name: SIDECAR_SERVICE_ACCOUNT, namespace: name });
+      await cluster.kubeConfig.makeApiClient(RbacAuthorizationV1Api).readNamespacedRoleBinding({ name: SIDECAR_SERVICE_ACCOUNT, namespace: name });
+      const secret = await core().readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: name });
+      return secret.data?.['license-key'] === Buffer.from(LICENSE).toString('base64');
+    }, 250);
+    const seconds = (Date.now() - t0) / 1000;
+    t.diagnostic(`namespace ready ${seconds.toFixed(1)} s after it was labelled`);
+    await waitUntil('default ServiceAccount', 30_000, async () => core().readNamespacedServiceAccount({ name: 'default', namespace: name }));
+    const pod = await core().createNamespacedPod({ namespace: name, body: compliantPod('auto-setup') });
+    assert.ok(injected(pod), 'a labelled pod there is injected');
+  } finally {
+    identity.cleanup();
+  }
+
+  deployed = await deployProduct(cluster, values);
+  assert.equal((await cluster.request('GET', setupRole)).status, 404, 'turning the value off removes its ClusterRole');
+  assert.equal((await cluster.request('GET', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/pando-webhook-namespace-setup')).status, 404);
 });

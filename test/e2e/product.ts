@@ -28,6 +28,8 @@ export interface ChartValues {
   image: { repository: string; tag: string };
   defaultMode?: string;
   excludedNamespaces?: string[];
+  /** More chart values, merged at the top level. */
+  extra?: Record<string, unknown>;
 }
 
 export function helm(cluster: Cluster, args: string[]): string {
@@ -63,6 +65,7 @@ function valuesYaml(v: ChartValues): string {
     ...(process.env.PANDO_E2E_IMAGE ? { image: { repository: process.env.PANDO_E2E_IMAGE.split('@')[0], digest: process.env.PANDO_E2E_IMAGE.split('@')[1] } } : {}),
     ...(v.defaultMode ? { defaultMode: v.defaultMode } : {}),
     ...(v.excludedNamespaces ? { excludedNamespaces: v.excludedNamespaces } : {}),
+    ...(v.extra ?? {}),
   });
 }
 

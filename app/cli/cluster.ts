@@ -14,7 +14,14 @@ export const CHART = Object.freeze({
   webhookConfiguration: 'pando-webhook',
   webhookName: 'inject.pandocore.xyz',
   tlsSecret: 'pando-webhook-tls',
+  /** The release name the install instructions use; doctor reads the live one from Helm's annotation. */
+  release: 'pando-webhook',
+  /** Where users get the chart, as the chart's own messages spell it. */
+  ref: 'oci://REGISTRY/charts/pando-webhook',
 });
+
+/** Helm's annotation on every object of a release. */
+export const HELM_RELEASE_ANNOTATION = 'meta.helm.sh/release-name';
 
 export function loadKubeConfig(context?: string): KubeConfig {
   const kc = new KubeConfig();

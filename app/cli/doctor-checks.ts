@@ -28,7 +28,7 @@ import {
   STATUS_INJECTED,
 } from '../contract.ts';
 import { planInjection } from '../inject/sidecar.ts';
-import { CHART, deploymentInjectionEnv } from './cluster.ts';
+import { CHART, HELM_RELEASE_ANNOTATION, deploymentInjectionEnv } from './cluster.ts';
 import type { Status } from './output.ts';
 
 export interface Check {
@@ -113,8 +113,17 @@ export function findWebhook(config: V1MutatingWebhookConfiguration | null): V1Mu
   return config?.webhooks?.find((w) => w.name === CHART.webhookName);
 }
 
-function helmUpgrade(releaseNamespace: string, set: string): string {
-  return `helm upgrade pando CHART -n ${releaseNamespace} --reuse-values ${set}`;
+/** The Helm release, as Helm annotated the live objects; the documented name otherwise. */
+function releaseName(f: DoctorFacts): string {
+  return f.deployment?.metadata?.annotations?.[HELM_RELEASE_ANNOTATION] ?? f.webhookConfiguration?.metadata?.annotations?.[HELM_RELEASE_ANNOTATION] ?? CHART.release;
+}
+
+function helmUpgrade(f: DoctorFacts, set: string): string {
+  return `helm upgrade ${releaseName(f)} ${CHART.ref} -n ${f.releaseNamespace} --reuse-values ${set}`;
+}
+
+function helmInstall(f: DoctorFacts): string {
+  return `helm upgrade --install ${releaseName(f)} ${CHART.ref} -n ${f.releaseNamespace} --create-namespace --set licenseKey=YOUR_LICENSE_KEY`;
 }
 
 // --- label selectors, as the API server evaluates namespaceSelector ------------------------------
@@ -170,7 +179,7 @@ function nameMatches(cert: X509Certificate, host: string): boolean {
 
 function webhookConfigurationCheck(f: DoctorFacts): Check {
   const title = 'webhook configuration';
-  const install = `helm upgrade --install pando CHART -n ${f.releaseNamespace} --create-namespace --set licenseKey=KEY`;
+  const install = helmInstall(f);
   if (!f.webhookConfiguration) {
     return check('webhook-configuration', title, 'fail', `MutatingWebhookConfiguration ${CHART.webhookConfiguration} is missing: no pod is injected`, [install]);
   }
@@ -199,12 +208,12 @@ function endpointCheck(f: DoctorFacts, hook: V1MutatingWebhook): Check {
     if (r?.status === 200) return check('webhook-endpoint', title, 'ok', `${r.url} answers 200`);
     const what = r?.status !== undefined ? `answers ${r.status}` : `does not answer (${r?.error ?? 'not checked'})`;
     return check('webhook-endpoint', title, 'fail', `${r?.url ?? url} ${what}: labelled pods are created without the sidecar (failurePolicy ${hook.failurePolicy ?? 'Fail'})`, [
-      `start the webhook that serves ${url} (development mode: npm start), or point the chart elsewhere: ${helmUpgrade(f.releaseNamespace, '--set webhook.url=URL')}`,
+      `start the webhook that serves ${url} (development mode: npm start), or point the chart elsewhere: ${helmUpgrade(f, '--set webhook.url=URL')}`,
     ]);
   }
   const service = hook.clientConfig.service;
   if (!f.service) {
-    return check('webhook-endpoint', title, 'fail', `Service ${service?.namespace}/${service?.name} is missing`, [`helm upgrade --install pando CHART -n ${f.releaseNamespace}`]);
+    return check('webhook-endpoint', title, 'fail', `Service ${service?.namespace}/${service?.name} is missing`, [helmInstall(f)]);
   }
   const ready = (f.endpointSlices ?? []).flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false);
   if (ready.length === 0) {
@@ -218,7 +227,7 @@ function endpointCheck(f: DoctorFacts, hook: V1MutatingWebhook): Check {
 }
 
 function caBundleFixes(f: DoctorFacts, hook: V1MutatingWebhook): string[] {
-  if (hook.clientConfig.url) return [`set webhook.caBundle to the base64 PEM of the CA that signed the served certificate: ${helmUpgrade(f.releaseNamespace, '--set webhook.caBundle=$(base64 -w0 ca.crt)')}`];
+  if (hook.clientConfig.url) return [`set webhook.caBundle to the base64 PEM of the CA that signed the served certificate: ${helmUpgrade(f, '--set webhook.caBundle=$(base64 -w0 ca.crt)')}`];
   const selfSigned = deploymentEnv(f)[ENV.tlsSelfSigned] === 'true';
   if (selfSigned) return [`kubectl -n ${f.releaseNamespace} rollout restart deployment/${CHART.deployment}   (the webhook re-syncs caBundle at start)`];
   return [
@@ -303,7 +312,7 @@ function namespaceCheck(f: DoctorFacts, ns: NamespaceFacts, hook: V1MutatingWebh
   if (excluded?.includes(ns.name)) {
     const rest = excluded.filter((n) => n !== ns.name);
     return check('namespace', title, 'fail', `namespace ${ns.name} is excluded from injection (excludedNamespaces)`, [
-      helmUpgrade(f.releaseNamespace, `--set 'excludedNamespaces={${rest.join(',')}}'`),
+      helmUpgrade(f, `--set 'excludedNamespaces={${rest.join(',')}}'`),
     ]);
   }
   if (hook && !selectorMatches(hook.namespaceSelector, ns.labels)) {

@@ -10,7 +10,8 @@ import { CliError, mark, paint, type Style } from './output.ts';
 
 export const FIELD_MANAGER = 'pando';
 
-const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'pando', 'app.kubernetes.io/part-of': 'pandocore' };
+// The chart's labels for the same objects (protectedNamespaces), and who applied them.
+const MANAGED_BY = { 'app.kubernetes.io/component': 'namespace-setup', 'app.kubernetes.io/part-of': 'pandocore', 'app.kubernetes.io/managed-by': 'pando' };
 
 /** The three objects of a protected namespace. `licenseKeyBase64` is the Secret's data value. */
 export function namespaceSetupObjects(namespace: string, licenseKeyBase64: string): KubernetesObject[] {
@@ -64,7 +65,7 @@ export async function readReleaseLicense(kc: KubeConfig, releaseNamespace: strin
     if (statusOf(err) === 404) {
       throw new CliError(
         `the release's Secret ${LICENSE_SECRET_NAME} is missing in namespace ${releaseNamespace}`,
-        `install the chart there with a license: helm upgrade --install pando CHART -n ${releaseNamespace} --set licenseKey=KEY (or pass --release-namespace)`,
+        `install the chart there with a license: helm upgrade --install ${CHART.release} ${CHART.ref} -n ${releaseNamespace} --set licenseKey=YOUR_LICENSE_KEY (or pass --release-namespace)`,
       );
     }
     throw kubeError(err, `reading Secret ${LICENSE_SECRET_NAME} in ${releaseNamespace}`, kc);
@@ -73,7 +74,7 @@ export async function readReleaseLicense(kc: KubeConfig, releaseNamespace: strin
   if (!value) {
     throw new CliError(
       `Secret ${LICENSE_SECRET_NAME} in ${releaseNamespace} has no ${LICENSE_SECRET_KEY}`,
-      `set the chart's licenseKey: helm upgrade pando CHART -n ${releaseNamespace} --reuse-values --set licenseKey=KEY`,
+      `set the chart's licenseKey: helm upgrade ${CHART.release} ${CHART.ref} -n ${releaseNamespace} --reuse-values --set licenseKey=YOUR_LICENSE_KEY`,
     );
   }
   return value;

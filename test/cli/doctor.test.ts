@@ -125,7 +125,7 @@ describe('doctor checks', () => {
     const f = { ...healthy(), webhookConfiguration: null };
     const checks = byId(evaluate(f));
     assert.equal(checks.get('webhook-configuration')?.status, 'fail');
-    assert.match(checks.get('webhook-configuration')!.fixes[0]!, /^helm upgrade --install pando CHART -n pando-system/);
+    assert.match(checks.get('webhook-configuration')!.fixes[0]!, /^helm upgrade --install pando-webhook oci:\/\/REGISTRY\/charts\/pando-webhook -n pando-system --create-namespace --set licenseKey=YOUR_LICENSE_KEY$/);
     assert.equal(checks.has('webhook-endpoint'), false);
   });
 
@@ -183,10 +183,17 @@ describe('doctor checks', () => {
     f.pods = [];
     const fails = failures(f);
     assert.deepEqual(fails.map((c) => c.id), ['namespace']);
-    assert.deepEqual(fails[0]!.fixes, ["helm upgrade pando CHART -n pando-system --reuse-values --set 'excludedNamespaces={kube-system}'"]);
+    assert.deepEqual(fails[0]!.fixes, ["helm upgrade pando-webhook oci://REGISTRY/charts/pando-webhook -n pando-system --reuse-values --set 'excludedNamespaces={kube-system}'"]);
     const checks = byId(evaluate(f));
     assert.equal(checks.has('namespace-setup'), false);
     assert.equal(checks.has('injection-probe'), false);
+  });
+
+  it('fixes name the live Helm release, from Helm\'s annotation', () => {
+    const f = healthy();
+    f.deployment!.metadata!.annotations = { 'meta.helm.sh/release-name': 'acme' };
+    f.namespace = { ...f.namespace!, name: 'quiet' };
+    assert.match(failures(f)[0]!.fixes[0]!, /^helm upgrade acme oci:\/\/REGISTRY\/charts\/pando-webhook -n pando-system /);
   });
 
   it('a namespaceSelector that does not select the namespace is a failure', () => {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STATUS, ANNOTATION_VERSION, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, STATUS_INJECTED } from '../../app/contract.ts';
 import { BIN_DIR, REPO_ROOT, startCluster, type Cluster } from '../cluster/harness.ts';
-import { deployProduct, RELEASE_NAMESPACE, undeployProduct, type ChartValues, type Deployed } from './product.ts';
+import { deployProduct, RELEASE, RELEASE_NAMESPACE, undeployProduct, type ChartValues, type Deployed } from './product.ts';
 import { createNamespace, deleteNamespace, uniqueName, waitUntil } from './support.ts';
 import { createWebhookTls, freePort, startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -203,7 +203,7 @@ test('doctor: a missing license Secret is reported with pando setup-namespace, w
     const c = (await doctor('-n', ns)).checks.get('injection-probe')!;
     return c.status === 'fail' ? c : undefined;
   }, 2000);
-  assert.match(probe.message, /is not injected: sidecar not injected: namespace .* lacks Secret pando-license/);
+  assert.match(probe.message, new RegExp(`is not injected: sidecar not injected: namespace ${ns}\\b.*Secret pando-license`));
   assert.match(probe.fixes[0]!, new RegExp(`^pando setup-namespace ${ns}`));
 
   const fixed = await pando('setup-namespace', ns);
@@ -222,7 +222,7 @@ test('doctor: an excluded namespace is reported with the chart change that inclu
   const check = r.checks.get('namespace')!;
   assert.match(check.message, new RegExp(`namespace ${excludedNs} is excluded from injection`));
   assert.equal(check.fixes.length, 1);
-  assert.match(check.fixes[0]!, /^helm upgrade pando CHART -n pando-system --reuse-values --set 'excludedNamespaces=\{kube-system,kube-public,kube-node-lease\}'$/);
+  assert.match(check.fixes[0]!, /^helm upgrade pando-webhook oci:\/\/REGISTRY\/charts\/pando-webhook -n pando-system --reuse-values --set 'excludedNamespaces=\{kube-system,kube-public,kube-node-lease\}'$/);
 });
 
 test('doctor: a stopped webhook, then the pods created while it was down, each with the fix that works', async (t) => {
@@ -338,8 +338,8 @@ test('inject --from-cluster gives the pod the webhook gives; --check-namespace s
   const result = JSON.parse(skipped.stdout).results[0];
   assert.equal(result.reason, 'namespace-not-ready');
   const webhookSaid = await cluster.request('POST', `/api/v1/namespaces/${bare}/pods?dryRun=All`, manifest);
-  // HTTP header values are read as latin1 bytes; the webhook wrote UTF-8.
-  const relayed = webhookSaid.warnings.map((w) => Buffer.from(w, 'latin1').toString('utf8'));
+  // Header values read as latin1 bytes are decoded as the UTF-8 the webhook wrote (if not done already).
+  const relayed = webhookSaid.warnings.map((w) => (/^[\x00-\xff]*$/.test(w) ? Buffer.from(w, 'latin1').toString('utf8') : w));
   assert.deepEqual(result.warnings, relayed, 'the same warnings the API server relays from the webhook');
 });
 
@@ -353,7 +353,7 @@ test('doctor without a webhook configuration: the first check fails with the ins
     const first = r.checks.get('webhook-configuration')!;
     assert.equal(first.status, 'fail');
     assert.match(first.message, /MutatingWebhookConfiguration pando-webhook is missing/);
-    assert.match(first.fixes[0]!, new RegExp(`^helm upgrade --install pando CHART -n ${RELEASE_NAMESPACE} `));
+    assert.match(first.fixes[0]!, new RegExp(`^helm upgrade --install ${RELEASE} oci://REGISTRY/charts/pando-webhook -n ${RELEASE_NAMESPACE} `));
   } finally {
     const { resourceVersion: _rv, uid: _uid, managedFields: _mf, creationTimestamp: _ct, generation: _g, ...metadata } = saved.metadata;
     const restored = await cluster.request('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { ...saved, metadata });

@@ -44,8 +44,8 @@ export function renderMarkdown(run: Run): string {
   );
   line(`- TLS negotiated: ${run.servers.map((s) => `${SHORT[s.server]} ${s.tls}`).join('; ')}`);
   line(
-    `- Throughput: autocannon, ${settings.connections} connections, ${settings.warmupSeconds} s warm-up then ${settings.throughputSeconds} s. ` +
-      `Latency: paced open-loop client at a fixed rate (${Object.entries(settings.latencySeconds).map(([size, s]) => `${size} ${s} s`).join(', ')}), measured from each review's due time; ` +
+    `- Throughput: autocannon, ${settings.connections} connections, ${settings.warmupSeconds} s warm-up then ${settings.throughputSeconds} s, after the latency run of the same load. ` +
+      `Latency: paced open-loop client at a fixed rate (${Object.entries(settings.latencySeconds).map(([size, s]) => `${size} ${s} s`).join(', ')}), after ${settings.latencyWarmupSeconds} s at that rate not counted, measured from each review's due time; ` +
       'p99.9 of 2,000 samples is the third-slowest review, indicative only. ' +
       'Webhook and Go peer log one line per review (to /dev/null).',
   );

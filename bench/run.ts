@@ -37,6 +37,8 @@ export interface Settings {
   warmupSeconds: number;
   throughputSeconds: number;
   latencySeconds: Record<Size, number>;
+  /** Paced at the same rate before each latency run, not counted. */
+  latencyWarmupSeconds: number;
   /** Fixed rate of the latency runs, per pod size. */
   latencyRate: Record<Size, number>;
   coldStarts: number;
@@ -302,6 +304,13 @@ async function checkAnswers(server: ServerId, target: Target, loads: Load[]): Pr
 
 async function measureLoad(server: ServerId, running: Started, load: Load, settings: Settings): Promise<LoadResult> {
   const pid = running.child.pid!;
+  // Latency first, at its fixed rate after a paced warm-up that is not counted: the steady state at
+  // that rate, not the garbage collector still working off the flood of a throughput run.
+  const rate = settings.latencyRate[load.size];
+  await pacedLatency(running.target, load.body, rate, settings.latencyWarmupSeconds);
+  const latency = await pacedLatency(running.target, load.body, rate, settings.latencySeconds[load.size]);
+  await quiesce(pid);
+
   let rss = 0;
   const sampler = setInterval(() => {
     rss = Math.max(rss, rssMiB(pid));
@@ -315,9 +324,8 @@ async function measureLoad(server: ServerId, running: Started, load: Load, setti
   // CPU time per review stays meaningful when other work shares the machine; reviews/s does not.
   const cpuMicrosPerReview = ((cpuTicks(pid) - ticksBefore) * (1e6 / CLOCK_TICKS_PER_SECOND)) / Math.max(1, measured.ok);
   clearInterval(sampler);
-  await quiesce(pid);
   rss = Math.max(rss, rssMiB(pid));
-  const latency = await pacedLatency(running.target, load.body, settings.latencyRate[load.size], settings.latencySeconds[load.size]);
+  await quiesce(pid);
   log(
     `${server.padEnd(8)} ${load.id.padEnd(21)} ${measured.reviewsPerSecond.toFixed(0).padStart(6)}/s ${cpuMicrosPerReview.toFixed(0).padStart(6)} us cpu  ` +
       `p50 ${latency.p50Ms.toFixed(2)} p99 ${latency.p99Ms.toFixed(2)} p99.9 ${latency.p999Ms.toFixed(2)} ms @${latency.rate}/s  rss ${rss.toFixed(0)} MiB` +
@@ -435,6 +443,7 @@ async function main() {
     warmupSeconds: args.quick ? 0 : 1,
     throughputSeconds: args.quick ? 0.4 : 4,
     // 2,000 samples for the small and typical reviews, 200 for the 1 MiB ones.
+    latencyWarmupSeconds: args.quick ? 0.1 : 2,
     latencySeconds: args.quick ? { small: 0.4, typical: 0.4, large: 0.4 } : { small: 10, typical: 10, large: 20 },
     latencyRate: { small: 200, typical: 200, large: 10 },
     coldStarts: args.quick ? 1 : 3,

@@ -442,9 +442,9 @@ async function main() {
     connections: args.quick ? 8 : 32,
     warmupSeconds: args.quick ? 0 : 1,
     throughputSeconds: args.quick ? 0.4 : 4,
-    // 2,000 samples for the small and typical reviews, 200 for the 1 MiB ones.
-    latencyWarmupSeconds: args.quick ? 0.1 : 2,
-    latencySeconds: args.quick ? { small: 0.4, typical: 0.4, large: 0.4 } : { small: 10, typical: 10, large: 20 },
+    // 2,000 samples for the small and typical reviews, 150 for the 1 MiB ones.
+    latencyWarmupSeconds: args.quick ? 0.1 : 1,
+    latencySeconds: args.quick ? { small: 0.4, typical: 0.4, large: 0.4 } : { small: 10, typical: 10, large: 15 },
     latencyRate: { small: 200, typical: 200, large: 10 },
     coldStarts: args.quick ? 1 : 3,
     profileSeconds: args.quick ? 1 : 8,

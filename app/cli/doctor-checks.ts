@@ -2,7 +2,6 @@
 // check, each failure with the command that fixes it. Pure: no I/O; the clock is an input.
 
 import { X509Certificate } from 'node:crypto';
-import { isIP } from 'node:net';
 import type {
   V1Deployment,
   V1EndpointSlice,
@@ -28,6 +27,7 @@ import {
   STATUS_INJECTED,
 } from '../contract.ts';
 import { planInjection } from '../inject/sidecar.ts';
+import { nameMatches, splitPem, verifyChain, type ChainVerdict } from './certificates.ts';
 import { CHART, HELM_RELEASE_ANNOTATION, deploymentInjectionEnv } from './cluster.ts';
 import type { Status } from './output.ts';
 
@@ -141,38 +141,6 @@ export function selectorMatches(selector: V1LabelSelector | undefined, labels: R
     if (e.operator === 'DoesNotExist' && has) return false;
   }
   return true;
-}
-
-// --- certificates -------------------------------------------------------------------------------
-
-export function splitPem(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}
-
-export type ChainVerdict = { trusted: true; by: X509Certificate } | { trusted: false; reason: string };
-
-/** Whether a CA of the bundle signed the leaf, directly or through the served intermediates. */
-export function verifyChain(chainPem: readonly string[], bundlePem: readonly string[]): ChainVerdict {
-  if (chainPem.length === 0) return { trusted: false, reason: 'no certificate was served' };
-  if (bundlePem.length === 0) return { trusted: false, reason: 'caBundle holds no certificate' };
-  const chain = chainPem.map((p) => new X509Certificate(p));
-  const roots = bundlePem.map((p) => new X509Certificate(p));
-  const signedBy = (child: X509Certificate, parent: X509Certificate) => child.checkIssued(parent) && child.verify(parent.publicKey);
-  let current = chain[0]!;
-  for (let depth = 0; depth < 6; depth++) {
-    const root = roots.find((r) => signedBy(current, r));
-    if (root) return { trusted: true, by: root };
-    const next = chain.find((c) => c !== current && signedBy(current, c));
-    if (!next) break;
-    current = next;
-  }
-  const issuer = chain[0]!.issuer.replace(/\n/g, ', ');
-  const bundle = roots.map((r) => r.subject.replace(/\n/g, ', ')).join('; ');
-  return { trusted: false, reason: `served certificate issued by "${issuer}" is not signed by the caBundle (${bundle})` };
-}
-
-function nameMatches(cert: X509Certificate, host: string): boolean {
-  return isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
 }
 
 // --- the checks ---------------------------------------------------------------------------------

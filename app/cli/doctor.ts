@@ -18,7 +18,8 @@ import {
 } from '@kubernetes/client-node';
 import { ANNOTATION_CONFIG_HASH, ANNOTATION_STATUS, ANNOTATION_VERSION, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, PATH_READYZ, SIDECAR_SERVICE_ACCOUNT, STATUS_INJECTED } from '../contract.ts';
 import { CHART, kubeError, loadKubeConfig, readWebhookDeployment, statusOf } from './cluster.ts';
-import { evaluate, findWebhook, splitPem, type Check, type DoctorFacts, type InjectionProbe, type NamespaceFacts, type PodOwner, type ReadyzProbe, type Served } from './doctor-checks.ts';
+import { splitPem } from './certificates.ts';
+import { evaluate, findWebhook, type Check, type DoctorFacts, type InjectionProbe, type NamespaceFacts, type PodOwner, type ReadyzProbe, type Served } from './doctor-checks.ts';
 import { mark, paint, type Style } from './output.ts';
 
 export interface DoctorOptions {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { V1Deployment, V1MutatingWebhookConfiguration, V1Pod } from '@kubernetes/client-node';
 import { createCa, issueServingCert, type IssuedCert } from '../../app/certs.ts';
-import { evaluate, restartCommand, selectorMatches, verifyChain, type Check, type DoctorFacts } from '../../app/cli/doctor-checks.ts';
+import { verifyChain } from '../../app/cli/certificates.ts';
+import { evaluate, restartCommand, selectorMatches, type Check, type DoctorFacts } from '../../app/cli/doctor-checks.ts';
 import { formatChecks, parseWarnings } from '../../app/cli/doctor.ts';
 import { PLAIN } from '../../app/cli/output.ts';
 import { namespaceSetupObjects } from '../../app/cli/setup-namespace.ts';
@@ -277,7 +278,7 @@ describe('doctor checks', () => {
 });
 
 describe('doctor helpers', () => {
-  it('verifyChain: direct, through an intermediate it cannot find, and the wrong CA', () => {
+  it('verifyChain: signed directly, by any CA of the bundle; not by another CA; nothing served', () => {
     assert.equal(verifyChain([leaf.certPem], [ca.certPem]).trusted, true);
     assert.equal(verifyChain([leaf.certPem], [otherCa.certPem, ca.certPem]).trusted, true, 'any CA of the bundle');
     assert.equal(verifyChain([leaf.certPem], [otherCa.certPem]).trusted, false);

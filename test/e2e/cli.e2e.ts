@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
@@ -44,7 +45,7 @@ async function pando(...args: string[]): Promise<Ran> {
   try {
     const r = await run(process.execPath, [join(REPO_ROOT, 'app/cli/main.ts'), ...args], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath, HOME: process.env.HOME ?? '/tmp' },
+      env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath, HOME: process.env.HOME ?? tmpdir() },
       timeout: 60_000,
     });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
@@ -299,7 +300,7 @@ async function pandoWithInput(input: string, ...args: string[]): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const child = execFile(process.execPath, [join(REPO_ROOT, 'app/cli/main.ts'), ...args], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath, HOME: process.env.HOME ?? '/tmp' },
+      env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath, HOME: process.env.HOME ?? tmpdir() },
       timeout: 60_000,
     }, (err, stdout, stderr) => {
       const code = err ? (err as { code?: unknown }).code : 0;

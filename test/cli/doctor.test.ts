@@ -1,8 +1,11 @@
 // `pando doctor`'s checks from fetched objects (app/cli/doctor-checks.ts), without a cluster: each
 // failure it knows, with its fix; plus the output formats and `pando setup-namespace`'s objects.
 
+import 'reflect-metadata';
 import assert from 'node:assert/strict';
+import { webcrypto } from 'node:crypto';
 import { before, describe, it } from 'node:test';
+import * as x509 from '@peculiar/x509';
 import type { V1Deployment, V1MutatingWebhookConfiguration, V1Pod } from '@kubernetes/client-node';
 import { createCa, issueServingCert, type IssuedCert } from '../../app/certs.ts';
 import { verifyChain } from '../../app/cli/certificates.ts';
@@ -277,7 +280,38 @@ describe('doctor checks', () => {
   });
 });
 
+const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+/** An intermediate CA signed by `root`, as cert-manager's CA issuers or a corporate PKI make them. */
+async function intermediateCa(root: IssuedCert): Promise<{ certPem: string; keyPem: string }> {
+  // app/certs.ts has set node's WebCrypto as @peculiar/x509's provider.
+  const rootCert = new x509.X509Certificate(root.certPem);
+  const rootKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(root.keyPem), ALGORITHM, false, ['sign']);
+  const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create({
+    subject: 'CN=pando test intermediate',
+    issuer: rootCert.subject,
+    notBefore: new Date(NOW.getTime() - 86_400_000),
+    notAfter: new Date(NOW.getTime() + 1000 * 86_400_000),
+    publicKey: keys.publicKey,
+    signingKey: rootKey,
+    signingAlgorithm: ALGORITHM,
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+  });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
+  return { certPem: cert.toString('pem'), keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') };
+}
+
 describe('doctor helpers', () => {
+  it('verifyChain: through an intermediate the server sends, not without it', async () => {
+    const intermediate = await intermediateCa(ca);
+    const leafOfIntermediate = await issueServingCert(intermediate, ['127.0.0.1'], NOW, 30);
+    assert.equal(verifyChain([leafOfIntermediate.certPem, intermediate.certPem], [ca.certPem]).trusted, true);
+    const alone = verifyChain([leafOfIntermediate.certPem], [ca.certPem]);
+    assert.equal(alone.trusted, false);
+    assert.match(alone.trusted ? '' : alone.reason, /issued by "CN=pando test intermediate" is not signed by the caBundle/);
+  });
+
   it('verifyChain: signed directly, by any CA of the bundle; not by another CA; nothing served', () => {
     assert.equal(verifyChain([leaf.certPem], [ca.certPem]).trusted, true);
     assert.equal(verifyChain([leaf.certPem], [otherCa.certPem, ca.certPem]).trusted, true, 'any CA of the bundle');

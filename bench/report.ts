@@ -20,6 +20,30 @@ const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–
 const int = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : Math.round(v).toLocaleString('en-US'));
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b ? '–' : `${(a / b).toFixed(2)}x`);
 
+const EXPLAINED: Array<[string, string]> = [
+  ['_parse (secure-json-parse/', "JSON.parse of the request body (fastify's JSON parser)"],
+  ['RegExp: "(?:_|', "secure-json-parse scanning the body for `__proto__` keys (prototype poisoning)"],
+  ['RegExp: "(?:c|', 'secure-json-parse scanning the body for `constructor` keys'],
+  ['writeUtf8String', 'writing the answer to the TLS socket: encryption and the send system call (the ceiling pays it too)'],
+  ['_deepClone (fast-json-patch/', 'compare() copying every value it puts into the patch (a JSON round trip of the sidecar)'],
+  ['_generate (fast-json-patch/', 'compare() walking the changed parts of the pod'],
+  ['patched (', 'JSON.stringify of the patch and its base64'],
+  ['mutate (', 'the injection itself'],
+  ['toString (node:buffer', 'base64 of the patch'],
+  ['(program)', 'V8 and native code outside any JavaScript function'],
+  ['(garbage collector)', 'garbage collection on the main thread (its helper threads are not in the profile)'],
+];
+
+function explain(name: string): string | undefined {
+  return EXPLAINED.find(([prefix]) => name.startsWith(prefix))?.[1];
+}
+
+/** A function name as code: long ones (regular expressions) shortened; pipes escaped in a table cell. */
+function code(name: string, inTable = true): string {
+  const short = name.length > 80 ? `${name.slice(0, 79)}…` : name;
+  return `\`${inTable ? short.replace(/\|/g, '\\|') : short}\``;
+}
+
 export function renderMarkdown(run: Run): string {
   const server = (id: ServerId): ServerResult | undefined => run.servers.find((s) => s.server === id);
   const result = (id: ServerId, load: string): LoadResult | undefined => server(id)?.loads.find((l) => l.load === load);
@@ -139,8 +163,15 @@ export function renderMarkdown(run: Run): string {
     line();
     line('| function | where | self % |');
     line('| --- | --- | ---: |');
-    for (const e of run.profile.top.filter((e) => !e.name.startsWith('['))) line(`| \`${e.name}\` | ${e.group} | ${e.selfPercent} |`);
+    for (const e of run.profile.top.filter((e) => !e.name.startsWith('['))) line(`| ${code(e.name)} | ${e.group} | ${e.selfPercent} |`);
     line();
+    const known = run.profile.top.filter((e) => !e.name.startsWith('[')).map((e) => [e.name, explain(e.name)] as const).filter(([, why]) => why);
+    if (known.length > 0) {
+      line('What those are:');
+      line();
+      for (const [name, why] of known) line(`- ${code(name, false)}: ${why}`);
+      line();
+    }
     line('By where the code lives:');
     line();
     line('| code | self % |');

@@ -352,12 +352,16 @@ async function measureAll(servers: readonly ServerId[], files: Files, loads: Loa
         running.set(server, started);
         coldStartsMs.push(started.coldStartMs);
       }
-      const tls = await checkAnswers(server, running.get(server)!.target, loads);
-      results.set(server, { server, coldStartsMs, idleRssMiB: Number.NaN, tls, loads: [] });
-      log(`${server.padEnd(8)} cold start ${coldStartsMs.map((v) => v.toFixed(0)).join(', ')} ms, answers checked (${tls})`);
+      results.set(server, { server, coldStartsMs, idleRssMiB: Number.NaN, tls: '', loads: [] });
     }
+    // Idle: started and answered one small review, before any other load.
     await sleep(settings.quick ? 200 : 1000);
     for (const server of servers) results.get(server)!.idleRssMiB = rssMiB(running.get(server)!.child.pid!);
+    for (const server of servers) {
+      const result = results.get(server)!;
+      result.tls = await checkAnswers(server, running.get(server)!.target, loads);
+      log(`${server.padEnd(8)} cold start ${result.coldStartsMs.map((v) => v.toFixed(0)).join(', ')} ms, idle RSS ${result.idleRssMiB.toFixed(0)} MiB, answers checked (${result.tls})`);
+    }
     for (const load of loads) {
       for (const server of servers) {
         results.get(server)!.loads.push(await measureLoad(server, running.get(server)!, load, settings));

@@ -96,7 +96,10 @@ export function renderMarkdown(run: Run): string {
     line(`| ${load.id} | ${present.map((s) => int(cpu(s))).join(' | ')} | ${ratio(w, cpu('ceiling'))} | ${ratio(w, cpu('go-peer'))} | ${int(load.parseMicros)} |`);
   }
   line();
-  line('The ceiling reads the review but does not parse it; any Node webhook pays the last column on top of it (measured in the harness process, best of 5 rounds).');
+  line(
+    'A ratio below 1.00x: the webhook needs less CPU than that server. The ceiling reads the review but does not parse it; ' +
+      'any Node webhook pays the last column on top of it (measured in the harness process, best of 5 rounds).',
+  );
   line();
 
   line('## Latency at a fixed rate (ms: p50 / p99 / p99.9)');

@@ -119,7 +119,7 @@ function goBinary(): string | undefined {
 }
 
 function buildGoPeer() {
-  const result = spawnSync('bash', [join(ROOT, 'bench', 'go-peer', 'build.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const result = spawnSync('bash', [join(ROOT, 'bench', 'go-peer', 'build.sh')], { stdio: ['ignore', 2, 'inherit'] });
   if (result.status !== 0) throw new Error('bench: building the Go peer failed (see above)');
 }
 

@@ -9,22 +9,17 @@ bin="$root/.tools/bin"
 out="$bin/pando-go-peer"
 stamp_file="$bin/.pando-go-peer-stamp"
 
-go_bin="$(command -v go || true)"
-[[ -n "$go_bin" ]] || { [[ -x /usr/local/go/bin/go ]] && go_bin=/usr/local/go/bin/go; }
-if [[ -z "$go_bin" ]]; then
-  echo "bench: Go is missing (neither 'go' on PATH nor /usr/local/go/bin/go): the Go peer of the benchmark cannot be built; install Go 1.24 or newer" >&2
-  exit 1
-fi
+# shellcheck source=../../scripts/lib/go.sh
+source "$root/scripts/lib/go.sh"
+ensure_go "bench (the Go peer of npm run bench)"
 
-stamp="$(cat "$here/go.mod" "$here/go.sum" "$here/main.go" "$here/build.sh" | sha256sum | cut -c1-16) $("$go_bin" env GOVERSION)"
+stamp="$(cat "$here/go.mod" "$here/go.sum" "$here/main.go" "$here/build.sh" | sha256sum | cut -c1-16) $(go env GOVERSION)"
 if [[ -x "$out" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
   echo "go peer up to date ($out)"
   exit 0
 fi
 mkdir -p "$bin"
 cd "$here"
-start=$SECONDS
-CGO_ENABLED=0 "$go_bin" build -buildvcs=false -trimpath -o "$out.tmp" .
+with_progress "the benchmark's Go peer with $(go env GOVERSION)" env CGO_ENABLED=0 go build -buildvcs=false -trimpath -o "$out.tmp" .
 mv "$out.tmp" "$out"
 echo "$stamp" > "$stamp_file"
-echo "go peer built in $((SECONDS - start))s with $("$go_bin" env GOVERSION) ($out)"

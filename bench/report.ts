@@ -60,7 +60,7 @@ export function renderMarkdown(run: Run): string {
   line(`- Versions: ${Object.entries(run.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   line(
     `- ${settings.pinned ? 'Each server pinned to core 0, the load generator to core 1 (taskset)' : 'Not pinned (taskset unavailable or one core)'}; ` +
-      'servers run one after another on the same certificate (ECDSA P-256) and the same reviews; HTTPS keep-alive on 127.0.0.1.',
+      'the three servers run at once and take turns, load by load, on the same certificate (ECDSA P-256) and the same reviews; HTTPS keep-alive on 127.0.0.1.',
   );
   line(
     `- Load average of the machine (1 min) before and after: ${run.loadAverage.before} and ${run.loadAverage.after} ` +

@@ -1,7 +1,7 @@
-// The Go peer of the benchmark: a small mutating webhook doing the PandoCore injection the way the
-// Kubernetes e2e test webhook (agnhost webhook) is written: net/http + crypto/tls, encoding/json,
-// mutate a decoded copy, and a JSON Patch computed from the diff of the raw and mutated JSON
-// (gomodules.xyz/jsonpatch/v2, as controller-runtime's PatchResponseFromRaw).
+// The Go peer of the benchmark: a small mutating webhook doing the PandoCore injection. Served as
+// the Kubernetes e2e test webhook (agnhost) is, with net/http + crypto/tls and encoding/json; the
+// patch is not hand-written as agnhost's are but, as in our webhook, the diff of the raw object and
+// a mutated copy (gomodules.xyz/jsonpatch/v2, what controller-runtime's PatchResponseFromRaw uses).
 //
 // It mirrors app/inject/decide.ts, sidecar.ts and mutate.ts for what the benchmark sends: labelled
 // Pod CREATEs, with or without our injection already applied. The injection config (image, version,

@@ -1,23 +1,18 @@
 // The only file that reads the environment, binds ports, handles signals and exits.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import type { Server as HttpsServer } from 'node:https';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createCa, issueServingCert } from './certs.ts';
 import { loadConfig, type Config } from './config.ts';
 import { ENV, PATH_MUTATE } from './contract.ts';
 import { ConfigError, ERRORS } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { buildMetricsServer, buildServer } from './server.ts';
-import { KubeConfig } from '@kubernetes/client-node';
-import { createReadinessCache, kubeReadinessFetcher } from './namespaces.ts';
-import { createSelfSignedManager } from './selfsigned/manager.ts';
 import { trackConnections } from './drain.ts';
-import { startNamespaceSetup } from './namespace-setup.ts';
 import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
 
 function packageVersion(): string {
@@ -33,19 +28,30 @@ function packageVersion(): string {
   return 'unknown';
 }
 
-function loadKubeConfig(): KubeConfig {
+// The Kubernetes client, X.509 generation and the features that use them are imported only when the
+// configuration turns them on: @kubernetes/client-node alone costs about 0.5 s of start-up and 78 MiB
+// of RSS (bench/RESULTS.md), which a webhook serving cert-manager's files without API access
+// (namespaceCheck off) does not need to pay.
+async function loadKubeConfig(): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   kc.loadFromDefault(); // in the cluster: the pod's ServiceAccount; outside: KUBECONFIG
   return kc;
 }
 
 async function throwAwayCert(config: Config) {
+  const { createCa, issueServingCert } = await import('./certs.ts');
   const now = new Date();
   const ca = await createCa('pando-webhook development CA', now, 1);
   const leaf = await issueServingCert(ca, ['127.0.0.1', 'localhost', '::1'], now, 1);
   const caFile = join(tmpdir(), 'pando-webhook-dev-ca.pem');
   writeFileSync(caFile, ca.certPem);
   return { pair: parseServingPair(leaf.certPem, leaf.keyPem), caFile, port: config.port };
+}
+
+async function readinessCache() {
+  const { createReadinessCache, kubeReadinessFetcher } = await import('./namespaces.ts');
+  return createReadinessCache({ fetch: kubeReadinessFetcher(await loadKubeConfig()) });
 }
 
 async function main(): Promise<void> {
@@ -81,7 +87,7 @@ async function main(): Promise<void> {
       })
     : undefined;
   const selfSigned = config.selfSigned
-    ? createSelfSignedManager(loadKubeConfig(), {
+    ? (await import('./selfsigned/manager.ts')).createSelfSignedManager(await loadKubeConfig(), {
         namespace: config.namespace,
         secretName: config.selfSigned.secretName,
         webhookConfigName: config.selfSigned.webhookConfigName,
@@ -102,7 +108,7 @@ async function main(): Promise<void> {
   const app = buildServer(config, {
     metrics,
     logger,
-    readiness: config.namespaceCheck ? createReadinessCache({ fetch: kubeReadinessFetcher(loadKubeConfig()) }) : undefined,
+    readiness: config.namespaceCheck ? await readinessCache() : undefined,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
     isReady: () => !stopping && isValidAt(pair, new Date()),
@@ -127,7 +133,7 @@ async function main(): Promise<void> {
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
   const namespaceSetup = config.namespaceSetupAuto
-    ? startNamespaceSetup({ kubeConfig: loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger })
+    ? (await import('./namespace-setup.ts')).startNamespaceSetup({ kubeConfig: await loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger })
     : undefined;
   if (devCaFile) {
     const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;

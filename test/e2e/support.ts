@@ -1,7 +1,8 @@
 // Helpers shared by the e2e tests: namespaces that clean up after themselves, bounded waiting.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { ANNOTATION_STATUS, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
 import type { Cluster } from '../cluster/harness.ts';
 
 /** Polls `check` every `everyMs` until it returns a value other than undefined/false. Bounded in time and count. */
@@ -39,4 +40,20 @@ export async function createNamespace(cluster: Cluster, prefix: string, labels: 
 export async function deleteNamespace(cluster: Cluster, name: string): Promise<void> {
   const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
   await core.deleteNamespace({ name }).catch(() => undefined);
+}
+
+/** A minimal pod labelled for injection. */
+export function labelledPod(name: string): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels: { [LABEL_PROTECT]: 'true' } },
+    spec: { containers: [{ name: 'app', image: 'registry.example.invalid/app:1' }] },
+  };
+}
+
+/** Exactly one sidecar (in initContainers or containers) and the injected status annotation. */
+export function isInjected(pod: V1Pod): boolean {
+  const sidecars = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter((c) => c.name === SIDECAR_NAME);
+  return sidecars.length === 1 && pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED;
 }

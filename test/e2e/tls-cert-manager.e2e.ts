@@ -11,13 +11,13 @@ import { existsSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_STATUS, ENV, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { ENV } from '../../app/contract.ts';
 import { startCluster, type Cluster } from '../cluster/harness.ts';
 import { createSecretVolume, startCertManager, uninstallCertManagerCrds, type CertManager, type SecretVolume } from './cert-manager.ts';
 import { applyObjects, deleteObjects, RBAC_KINDS, renderChart, serviceAccountKubeconfig, webhookEnvFromObjects, webhookServiceAccount } from './chart-render.ts';
 import { CHART_DIR, RELEASE_NAMESPACE, setupProtectedNamespace } from './product.ts';
-import { createNamespace, deleteNamespace, uniqueName, waitUntil } from './support.ts';
+import { createNamespace, deleteNamespace, isInjected, labelledPod, uniqueName, waitUntil } from './support.ts';
 import { freePort, servedCertificate, startWebhookWithFiles, verifyServedChain, type WebhookProcess } from './webhook-process.ts';
 
 const CM = '/apis/cert-manager.io/v1';
@@ -53,19 +53,8 @@ function condition(obj: any, type: string): string | undefined {
   return obj?.status?.conditions?.find((c: any) => c.type === type)?.status;
 }
 
-function podBody(name: string): V1Pod {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, labels: { [LABEL_PROTECT]: 'true' } },
-    spec: { containers: [{ name: 'app', image: 'registry.example.invalid/app:1' }] },
-  };
-}
-
-function injected(pod: V1Pod): boolean {
-  const sidecars = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter((c) => c.name === SIDECAR_NAME);
-  return sidecars.length === 1 && pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED;
-}
+const podBody = labelledPod;
+const injected = isInjected;
 
 /** Everything this file applies, and the Secrets cert-manager wrote; the CRDs go in after(). */
 async function cleanupInstallation(): Promise<void> {

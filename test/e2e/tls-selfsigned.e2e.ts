@@ -11,12 +11,12 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_STATUS, ENV, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
+import { ENV } from '../../app/contract.ts';
 import { ANNOTATION_ROTATE } from '../../app/selfsigned/manager.ts';
 import { startCluster, type Cluster } from '../cluster/harness.ts';
 import { applyObjects, deleteObjects, RBAC_KINDS, renderChart, serviceAccountKubeconfig, webhookEnvFromObjects, webhookServiceAccount } from './chart-render.ts';
 import { RELEASE_NAMESPACE, setupProtectedNamespace } from './product.ts';
-import { createNamespace, deleteNamespace, uniqueName, waitUntil } from './support.ts';
+import { createNamespace, deleteNamespace, isInjected, labelledPod, uniqueName, waitUntil } from './support.ts';
 import { freePort, servedCertificate, startSelfSignedWebhook, verifyServedChain, type WebhookProcess } from './webhook-process.ts';
 
 const CONFIG_NAME = 'pando-webhook';
@@ -107,19 +107,8 @@ async function readStoredTls(): Promise<StoredTls | undefined> {
   return { caCert, nextCaCert: get('pando-next-ca.crt'), bundle: pems(get('ca.crt') ?? ''), leafCert, annotations: r.body.metadata.annotations ?? {} };
 }
 
-function podBody(name: string): V1Pod {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name, labels: { [LABEL_PROTECT]: 'true' } },
-    spec: { containers: [{ name: 'app', image: 'registry.example.invalid/app:1' }] },
-  };
-}
-
-function injected(pod: V1Pod): boolean {
-  const sidecars = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter((c) => c.name === SIDECAR_NAME);
-  return sidecars.length === 1 && pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED;
-}
+const podBody = labelledPod;
+const injected = isInjected;
 
 /**
  * A new or changed caBundle reaches the API server's webhook client through its informer, a moment

@@ -1,6 +1,6 @@
 // The only file that reads the environment, binds ports, handles signals and exits.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { hostname, tmpdir } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -14,19 +14,8 @@ import { createMetrics } from './metrics.ts';
 import { buildMetricsServer, buildServer } from './server.ts';
 import { trackConnections } from './drain.ts';
 import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
+import { packageVersion } from './version.ts';
 
-function packageVersion(): string {
-  // app/main.ts in development, build/app/main.js in the image: package.json is one or two up.
-  for (const relative of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'pando-webhook' && pkg.version) return pkg.version;
-    } catch {
-      // try the next place
-    }
-  }
-  return 'unknown';
-}
 
 // The Kubernetes client, X.509 generation and the features that use them are imported only when the
 // configuration turns them on: @kubernetes/client-node alone costs about 0.5 s of start-up and 78 MiB

@@ -3,13 +3,13 @@
 // every failure into a message that says what to do, with exit code 2 ("could not run"); 1 is kept
 // for "ran and found a problem" (doctor).
 
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MODES } from '../contract.ts';
 import { runDoctor } from './doctor.ts';
 import { runInject, type InjectCommandOptions } from './inject.ts';
 import { CliError, detectStyle, formatError } from './output.ts';
 import { runSetupNamespace } from './setup-namespace.ts';
+import { packageVersion } from '../version.ts';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
@@ -27,18 +27,6 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function packageVersion(): string {
-  // app/cli/main.ts from source, build/app/cli/main.js when installed: package.json is two or three up.
-  for (const relative of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'pando-webhook' && pkg.version) return pkg.version;
-    } catch {
-      // try the next place
-    }
-  }
-  return 'unknown';
-}
 
 function write(stream: NodeJS.WriteStream) {
   return (text: string) => {

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STATUS, ANNOTATION_VERSION, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, STATUS_INJECTED } from '../../app/contract.ts';
-import { BIN_DIR, REPO_ROOT, startCluster, type Cluster } from '../cluster/harness.ts';
-import { deployProduct, RELEASE, RELEASE_NAMESPACE, undeployProduct, type ChartValues, type Deployed } from './product.ts';
-import { createNamespace, deleteNamespace, uniqueName, waitUntil } from './support.ts';
-import { createWebhookTls, freePort, startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
+import { BIN_DIR, REPO_ROOT, type Cluster } from '../cluster/harness.ts';
+import { deployProduct, prepare, RELEASE, RELEASE_NAMESPACE, tearDown, type ChartValues, type Deployed } from './product.ts';
+import { createNamespace, uniqueName, waitUntil } from './support.ts';
+import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
 const LICENSE = 'e2e-cli-license-2222-3333';
 const REPOSITORY = 'registry.example.invalid/pandocore/sidecar';
@@ -117,27 +117,16 @@ async function podsOf(namespace: string, app: string, count: number, ok: (p: V1P
 const injectedWith = (version: string) => (p: V1Pod) => p.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED && p.metadata?.annotations?.[ANNOTATION_VERSION] === version;
 
 before(async () => {
-  cluster = await startCluster();
-  tls = await createWebhookTls();
-  port = await freePort();
-  values = {
+  ({ cluster, tls, port, values } = await prepare({
     licenseKey: LICENSE,
-    webhookUrl: `https://127.0.0.1:${port}/mutate`,
-    caBundle: tls.caBundle,
     image: { repository: REPOSITORY, tag: V1 },
     excludedNamespaces: ['kube-system', 'kube-public', 'kube-node-lease', excludedNs],
-  };
+  }));
   deployed = await deployProduct(cluster, values);
   webhook = await startWebhook(tls, deployed.env, port);
 });
 
-after(async () => {
-  await webhook?.stop();
-  for (const n of namespaces) await deleteNamespace(cluster, n);
-  if (cluster) await undeployProduct(cluster, deployed);
-  tls?.cleanup();
-  await cluster?.stop();
-});
+after(() => tearDown({ cluster, tls, webhook, deployed, namespaces }));
 
 test('setup-namespace creates the three objects by server-side apply, again is unchanged, and never prints the key', async () => {
   ns = await createNamespace(cluster, 'e2e-cli');

@@ -21,11 +21,11 @@ import {
   SIDECAR_SERVICE_ACCOUNT,
   STATUS_INJECTED,
 } from '../../app/contract.ts';
-import { BIN_DIR, startCluster, type Cluster } from '../cluster/harness.ts';
-import { deployProduct, RELEASE_NAMESPACE, setupProtectedNamespace, undeployProduct, type ChartValues, type Deployed } from './product.ts';
+import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
+import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
 import { REINVOKER_ANNOTATION, REINVOKER_CONTAINER, startReinvoker } from './reinvoker.ts';
-import { createNamespace, deleteNamespace, uniqueName, waitUntil } from './support.ts';
-import { createWebhookTls, freePort, startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
+import { createNamespace, uniqueName, waitUntil } from './support.ts';
+import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
 const LICENSE = 'e2e-license-0000-1111';
 const REPOSITORY = 'registry.example.invalid/pandocore/sidecar';
@@ -95,28 +95,15 @@ async function restartWebhook(): Promise<void> {
 }
 
 before(async () => {
-  cluster = await startCluster();
-  tls = await createWebhookTls();
-  port = await freePort();
-  values = {
+  ({ cluster, tls, port, values } = await prepare({
     licenseKey: LICENSE,
-    webhookUrl: `https://127.0.0.1:${port}/mutate`,
-    caBundle: tls.caBundle,
     image: { repository: REPOSITORY, tag: V1 },
     defaultMode: 'monitor',
     excludedNamespaces: ['kube-system', 'kube-public', 'kube-node-lease', excludedNs],
-  };
+  }));
 });
 
-after(async () => {
-  const t0 = Date.now();
-  await webhook?.stop();
-  console.log(`# webhook stopped in ${Date.now() - t0} ms`);
-  for (const ns of namespaces) await deleteNamespace(cluster, ns);
-  if (cluster) await undeployProduct(cluster, deployed);
-  tls?.cleanup();
-  await cluster?.stop();
-});
+after(() => tearDown({ cluster, tls, webhook, deployed, namespaces }));
 
 test('1. helm upgrade --install: every object of the chart is accepted by the API server', async (t) => {
   deployed = await deployProduct(cluster, values);

@@ -5,12 +5,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AppsV1Api, CoreV1Api, RbacAuthorizationV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STATUS, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
-import { startCluster, type Cluster } from '../cluster/harness.ts';
-import { deployProduct, RELEASE_NAMESPACE, setupProtectedNamespace, undeployProduct, type ChartValues, type Deployed } from './product.ts';
+import type { Cluster } from '../cluster/harness.ts';
+import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
 import { serviceAccountKubeconfig } from './chart-render.ts';
 import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_NAME, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
-import { createNamespace, deleteNamespace, waitUntil } from './support.ts';
-import { createWebhookTls, freePort, startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
+import { createNamespace, waitUntil } from './support.ts';
+import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
 const LICENSE = 'e2e-license-never-break';
 const PROTECT = { [LABEL_PROTECT]: 'true' };
@@ -56,27 +56,13 @@ async function protectedNamespace(prefix: string, labels: Record<string, string>
 }
 
 before(async () => {
-  cluster = await startCluster();
-  tls = await createWebhookTls();
-  port = await freePort();
-  values = {
-    licenseKey: LICENSE,
-    webhookUrl: `https://127.0.0.1:${port}/mutate`,
-    caBundle: tls.caBundle,
-    image: { repository: 'registry.example.invalid/pandocore/sidecar', tag: '1.0.0' },
-  };
+  ({ cluster, tls, port, values } = await prepare({ licenseKey: LICENSE, image: { repository: 'registry.example.invalid/pandocore/sidecar', tag: '1.0.0' } }));
   deployed = await deployProduct(cluster, values);
   assert.equal(deployed.env.PANDO_NAMESPACE_CHECK, 'true', 'the chart turns the namespace check on');
   webhook = await startWebhook(tls, deployed.env, port);
 });
 
-after(async () => {
-  await webhook?.stop();
-  for (const ns of namespaces) await deleteNamespace(cluster, ns);
-  if (cluster) await undeployProduct(cluster, deployed);
-  tls?.cleanup();
-  await cluster?.stop();
-});
+after(() => tearDown({ cluster, tls, webhook, deployed, namespaces }));
 
 test('1+2. namespace without ServiceAccount and license Secret: created without the sidecar, warned with the fix; after setup, injected', async () => {
   const ns = await createNamespace(cluster, 'e2e-not-ready');

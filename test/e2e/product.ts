@@ -14,7 +14,9 @@ import {
   SIDECAR_CLUSTER_ROLE,
   SIDECAR_SERVICE_ACCOUNT,
 } from '../../app/contract.ts';
-import { BIN_DIR, REPO_ROOT, type Cluster } from '../cluster/harness.ts';
+import { BIN_DIR, REPO_ROOT, startCluster, type Cluster } from '../cluster/harness.ts';
+import { deleteNamespace } from './support.ts';
+import { createWebhookTls, freePort, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
 export const RELEASE = 'pando-webhook';
 export const RELEASE_NAMESPACE = 'pando-system';
@@ -150,4 +152,28 @@ export async function undeployProduct(cluster: Cluster, deployed: Deployed | und
   } catch {
     /* best effort: the cluster is torn down anyway */
   }
+}
+
+/**
+ * What an e2e file's before() needs first: the cluster, the webhook's TLS pair and port, and chart
+ * values whose webhook configuration calls https://127.0.0.1:PORT/mutate with that CA.
+ */
+export async function prepare(values: Omit<ChartValues, 'webhookUrl' | 'caBundle'>): Promise<{ cluster: Cluster; tls: WebhookTls; port: number; values: ChartValues }> {
+  const cluster = await startCluster();
+  const tls = await createWebhookTls();
+  const port = await freePort();
+  return { cluster, tls, port, values: { ...values, webhookUrl: `https://127.0.0.1:${port}/mutate`, caBundle: tls.caBundle } };
+}
+
+/** after(): stops the webhook, deletes the test's namespaces, uninstalls, and stops a cluster this run started. */
+export async function tearDown(parts: { cluster?: Cluster; tls?: WebhookTls; webhook?: WebhookProcess; deployed?: Deployed; namespaces: string[] }): Promise<void> {
+  const t0 = Date.now();
+  await parts.webhook?.stop();
+  console.log(`# webhook stopped in ${Date.now() - t0} ms`);
+  if (parts.cluster) {
+    for (const ns of parts.namespaces) await deleteNamespace(parts.cluster, ns);
+    await undeployProduct(parts.cluster, parts.deployed);
+  }
+  parts.tls?.cleanup();
+  await parts.cluster?.stop();
 }

@@ -5,7 +5,7 @@ import { ApiObject } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
-import { LEASE_NAME } from '../app/namespace-setup.ts';
+import { LEASE_NAME } from '../app/controllers/namespace-setup.ts';
 import { present } from './binding.ts';
 import { NAMES, type PandoContext } from './context.ts';
 

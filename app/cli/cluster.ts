@@ -5,6 +5,9 @@ import { AppsV1Api, KubeConfig, type V1Container, type V1Deployment } from '@kub
 import { ENV } from '../contract.ts';
 import { CliError } from './output.ts';
 import { pickInjectionEnv, type InjectionEnv } from './settings.ts';
+import { statusOf } from '../kube-errors.ts';
+
+export { statusOf };
 
 /** What the chart names; doctor and setup-namespace look for exactly these. */
 export const CHART = Object.freeze({
@@ -42,10 +45,6 @@ export function loadKubeConfig(context?: string): KubeConfig {
   return kc;
 }
 
-export function statusOf(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
 
 function causeOf(err: unknown): string {
   let e = err as { cause?: unknown; code?: unknown; message?: string } | undefined;

@@ -12,7 +12,7 @@ import { verifyChain } from '../../app/cli/certificates.ts';
 import { evaluate, restartCommand, selectorMatches, type Check, type DoctorFacts } from '../../app/cli/doctor-checks.ts';
 import { formatChecks, parseWarnings } from '../../app/cli/doctor.ts';
 import { PLAIN } from '../../app/cli/output.ts';
-import { namespaceSetupObjects } from '../../app/cli/setup-namespace.ts';
+import { namespaceSetupObjects } from '../../app/setup/namespace-objects.ts';
 import { loadConfig } from '../../app/config.ts';
 import { LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { planInjection } from '../../app/inject/sidecar.ts';

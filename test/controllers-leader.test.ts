@@ -1,8 +1,8 @@
-// Leader election of namespaceSetup.auto against an in-memory Lease with the API server's
+// Leader election (app/controllers/leader.ts) against an in-memory Lease with the API server's
 // optimistic concurrency (a write with a stale resourceVersion is a conflict).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { acquireOrRenew, microTime, type LeaseRecord, type LeaseStore } from '../app/namespace-setup.ts';
+import { acquireOrRenew, microTime, type LeaseRecord, type LeaseStore } from '../app/controllers/leader.ts';
 
 function memoryStore(): LeaseStore & { current?: LeaseRecord; writes: number } {
   let version = 0;

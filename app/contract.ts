@@ -8,6 +8,9 @@ export const LABEL_PROTECT = `${DOMAIN}/protect`;
 /** Namespace label that asks the webhook to keep the per-namespace setup (namespaceSetup.auto). */
 export const LABEL_PROTECT_NAMESPACE = `${DOMAIN}/protect-namespace`;
 
+/** Namespace label that opts a namespace out of injection (value "disabled"); the chart's namespaceSelector honours it. */
+export const LABEL_INJECTION = `${DOMAIN}/injection`;
+
 /** Pod annotation that overrides the operating mode for one pod. */
 export const ANNOTATION_MODE = `${DOMAIN}/mode`;
 /** Written by the webhook: "injected" once the sidecar is in the pod. */
@@ -72,4 +75,7 @@ export const ENV = {
   shutdownDelayMs: 'PANDO_SHUTDOWN_DELAY_MS',
   namespaceSetupAuto: 'PANDO_NAMESPACE_SETUP_AUTO',
   podName: 'PANDO_POD_NAME',
+  /** The release's license Secret and key to copy into namespaces (the chart's license.existingSecret, else pando-license). */
+  licenseSecretName: 'PANDO_LICENSE_SECRET_NAME',
+  licenseSecretKey: 'PANDO_LICENSE_SECRET_KEY',
 } as const;

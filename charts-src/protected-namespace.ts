@@ -11,15 +11,18 @@ export interface ProtectedNamespaceProps {
   readonly ctx: PandoContext;
   /** The namespace (in helm mode: the range variable's token). */
   readonly namespace: string;
+  /** Render the license Secret copy (false with license.existingSecret, plain mode). @default true */
+  readonly license?: boolean;
 }
 
 export class ProtectedNamespace extends Construct {
   readonly objects: ApiObject[];
+  readonly licenseSecret: ApiObject | undefined;
 
   constructor(scope: Construct, id: string, props: ProtectedNamespaceProps) {
     super(scope, id);
     const { ctx, namespace } = props;
-    const labels = { 'app.kubernetes.io/part-of': 'pandocore', 'app.kubernetes.io/component': 'namespace-setup' };
+    const labels = { ...ctx.commonLabels, 'app.kubernetes.io/part-of': 'pandocore', 'app.kubernetes.io/component': 'namespace-setup' };
     const account = new ApiObject(this, 'service-account', {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
@@ -32,7 +35,7 @@ export class ProtectedNamespace extends Construct {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: SIDECAR_CLUSTER_ROLE },
       subjects: [{ kind: 'ServiceAccount', name: SIDECAR_SERVICE_ACCOUNT, namespace }],
     });
-    const secret = new LicenseSecret(this, 'license', { ctx, namespace, labels });
-    this.objects = [account, binding, ApiObject.of(secret.secret)];
+    this.licenseSecret = props.license === false ? undefined : ApiObject.of(new LicenseSecret(this, 'license', { ctx, namespace, labels }).secret);
+    this.objects = [account, binding, ...(this.licenseSecret ? [this.licenseSecret] : [])];
   }
 }

@@ -10,6 +10,7 @@ import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import { ENV, PATH_HEALTHZ, PATH_READYZ } from '../app/contract.ts';
 import { present } from './binding.ts';
 import { NAMES, PORTS, type PandoContext } from './context.ts';
+import { licenseSource } from './license-secret.ts';
 import type { Values } from './values.ts';
 
 export const TLS_MOUNT = '/etc/pando/tls';
@@ -60,6 +61,8 @@ export class WebhookDeployment extends Construct {
       { name: ENV.namespaceCheck, value: b.str('$.Values.namespaceCheck', String(v.namespaceCheck)) },
       { name: ENV.namespaceSetupAuto, value: b.str('$.Values.namespaceSetup.auto', String(v.namespaceSetup.auto)) },
       { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: ENV.licenseSecretName, value: licenseSource(ctx).name },
+      { name: ENV.licenseSecretKey, value: licenseSource(ctx).key },
       { name: ENV.serviceName, value: NAMES.app },
       { name: ENV.webhookConfigName, value: NAMES.webhookConfiguration },
       { name: ENV.tlsSecretName, value: NAMES.tlsSecret },
@@ -73,17 +76,19 @@ export class WebhookDeployment extends Construct {
       }),
       certManagerOnly({ name: ENV.tlsCertFile, value: `${TLS_MOUNT}/tls.crt` }),
       certManagerOnly({ name: ENV.tlsKeyFile, value: `${TLS_MOUNT}/tls.key` }),
+      ...b.spliceList('$.Values.extraEnv', v.extraEnv as IEnvVar[]),
     ]);
 
     const spec: IDeploymentSpec = {
-      replicas: b.scalar('$.Values.replicas', v.replicas),
+      // With the autoscaler on it owns the replica count: a rendered replicas would reset it on every upgrade.
+      replicas: b.optionalBlock('and (not $.Values.hpa.enabled) $.Values.replicas', v.hpa.enabled ? undefined : v.replicas),
       revisionHistoryLimit: 5,
       selector: { matchLabels: { ...ctx.selectorLabels } },
       // One extra pod during a rollout and none missing: the API server always has a ready endpoint.
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: {
         metadata: {
-          labels: { ...ctx.labels },
+          labels: { ...ctx.labels, ...b.spliceMap('$.Values.podLabels', v.podLabels) },
           annotations: b.optionalBlock('$.Values.podAnnotations', v.podAnnotations),
         },
         spec: {
@@ -95,16 +100,9 @@ export class WebhookDeployment extends Construct {
           nodeSelector: b.optionalBlock('$.Values.nodeSelector', v.nodeSelector),
           tolerations: b.optionalBlock('$.Values.tolerations', v.tolerations) as never,
           affinity: b.optionalBlock('$.Values.affinity', v.affinity),
-          topologySpreadConstraints: [
-            { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { ...ctx.selectorLabels } } },
-          ],
+          topologySpreadConstraints: b.optionalBlock('$.Values.topologySpreadConstraints', v.topologySpreadConstraints) as never,
           terminationGracePeriodSeconds: b.scalar('$.Values.terminationGracePeriodSeconds', v.terminationGracePeriodSeconds),
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 65532,
-            runAsGroup: 65532,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: b.optionalBlock('$.Values.podSecurityContext', v.podSecurityContext),
           containers: [
             {
               name: 'webhook',
@@ -118,14 +116,7 @@ export class WebhookDeployment extends Construct {
               resources: b.block('$.Values.resources', v.resources),
               readinessProbe: { httpGet: { path: PATH_READYZ, port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 2 },
               livenessProbe: { httpGet: { path: PATH_HEALTHZ, port: 'metrics', scheme: 'HTTP' }, periodSeconds: 10, failureThreshold: 3 },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                privileged: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                capabilities: { drop: ['ALL'] },
-                seccompProfile: { type: 'RuntimeDefault' },
-              },
+              securityContext: b.optionalBlock('$.Values.containerSecurityContext', v.containerSecurityContext),
               volumeMounts: present([
                 { name: 'tmp', mountPath: '/tmp' },
                 certManagerOnly({ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }),

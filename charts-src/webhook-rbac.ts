@@ -1,13 +1,13 @@
 // The webhook's ServiceAccount and least-privilege RBAC. Every rule names its resources where
 // Kubernetes allows it (resourceNames); `create` cannot be limited by name, so the self-signed
 // mode's Secret create is the only unnamed write, in the release namespace only.
-import { ApiObject } from 'cdk8s';
-import * as kplus from 'cdk8s-plus-28';
+import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
 import { LEASE_NAME } from '../app/controllers/namespace-setup.ts';
 import { present } from './binding.ts';
 import { NAMES, type PandoContext } from './context.ts';
+import { licenseSource } from './license-secret.ts';
 
 export interface WebhookRbacProps {
   readonly ctx: PandoContext;
@@ -21,7 +21,7 @@ interface Rule {
 }
 
 export class WebhookRbac extends Construct {
-  readonly serviceAccount: kplus.ServiceAccount;
+  readonly serviceAccount: ApiObject;
 
   constructor(scope: Construct, id: string, props: WebhookRbacProps) {
     super(scope, id);
@@ -32,10 +32,16 @@ export class WebhookRbac extends Construct {
     const setupAuto = <T>(rule: T) => b.when('$.Values.namespaceSetup.auto', v.namespaceSetup.auto, rule);
     const labels = { ...ctx.labels };
 
-    this.serviceAccount = new kplus.ServiceAccount(this, 'account', {
+    // A plain ApiObject: serviceAccount.annotations (workload identity) is a template block, which
+    // cdk8s-plus's metadata handling would take apart as a map.
+    this.serviceAccount = new ApiObject(this, 'account', {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
       metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
-      automountToken: true,
+      automountServiceAccountToken: true,
     });
+    const accountAnnotations = b.optionalBlock('$.Values.serviceAccount.annotations', v.serviceAccount.annotations);
+    if (accountAnnotations !== undefined) this.serviceAccount.addJsonPatch(JsonPatch.add('/metadata/annotations', accountAnnotations));
 
     const namespaced: (Rule | undefined)[] = [
       selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'update', 'patch'], resourceNames: [NAMES.tlsSecret] }),
@@ -45,7 +51,7 @@ export class WebhookRbac extends Construct {
       // namespaceSetup.auto: leader election on one Lease, and the license to copy.
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAME] }),
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
-      setupAuto({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }),
+      setupAuto({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [licenseSource(ctx).name] }),
     ];
     const clusterWide: (Rule | undefined)[] = [
       // Read to check that caBundle verifies the serving chain; patch (self-signed) to keep it in sync.

@@ -2,7 +2,7 @@
 // app/main.ts prints it and exits non-zero, so a typo in the chart never starts a half-configured
 // webhook.
 
-import { ENV, MODES, type Mode } from './contract.ts';
+import { ENV, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, MODES, type Mode } from './contract.ts';
 import { ConfigError } from './errors.ts';
 
 export interface ResourceList {
@@ -63,6 +63,10 @@ export interface Config {
   readonly namespaceSetupAuto: boolean;
   /** This replica's name (downward API), its Lease identity; empty: the host name. */
   readonly podName: string;
+  /** The release's license Secret and key that namespace setup copies (license.existingSecret or pando-license). */
+  readonly licenseSecret: { readonly name: string; readonly key: string };
+  /** The webhook's Deployment, owner of the Secret and Lease it creates; empty: no owner. */
+  readonly ownerDeployment: string;
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
@@ -84,6 +88,12 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 // Kubernetes resource.Quantity, as in k8s.io/apimachinery/pkg/api/resource.
 const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE])?$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function secretKey(env: Env, name: string, fallback: string): string {
+  const value = raw(env, name) ?? fallback;
+  if (!/^[-._a-zA-Z0-9]{1,253}$/.test(value)) throw new ConfigError(name, `"${value}" is not a valid Secret key`);
+  return value;
+}
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -254,6 +264,8 @@ export function loadConfig(env: Env): Config {
     namespaceCheck: bool(env, ENV.namespaceCheck, false),
     namespaceSetupAuto: bool(env, ENV.namespaceSetupAuto, false),
     podName: raw(env, ENV.podName) ?? '',
+    licenseSecret: Object.freeze({ name: dnsName(env, ENV.licenseSecretName, LICENSE_SECRET_NAME), key: secretKey(env, ENV.licenseSecretKey, LICENSE_SECRET_KEY) }),
+    ownerDeployment: raw(env, ENV.ownerDeployment) === undefined ? '' : dnsName(env, ENV.ownerDeployment, ''),
     sidecar: Object.freeze({
       image,
       version,

@@ -78,4 +78,6 @@ export const ENV = {
   /** The release's license Secret and key to copy into namespaces (the chart's license.existingSecret, else pando-license). */
   licenseSecretName: 'PANDO_LICENSE_SECRET_NAME',
   licenseSecretKey: 'PANDO_LICENSE_SECRET_KEY',
+  /** The webhook's own Deployment: what it creates at run time (TLS Secret, Lease) is owned by it, so uninstall removes it. */
+  ownerDeployment: 'PANDO_OWNER_DEPLOYMENT',
 } as const;

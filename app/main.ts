@@ -3,9 +3,9 @@
 import { writeFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { hostname, tmpdir } from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig, V1OwnerReference } from '@kubernetes/client-node';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig, type Config } from './config.ts';
 import { ENV, PATH_MUTATE } from './contract.ts';
@@ -43,6 +43,15 @@ async function readinessCache() {
   return createReadinessCache({ fetch: kubeReadinessFetcher(await loadKubeConfig()) });
 }
 
+/** The ownerReferences of what this webhook creates (its Deployment), when it creates anything. */
+async function runtimeOwner(config: Config, logger: Logger): Promise<V1OwnerReference[]> {
+  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto)) return [];
+  const { deploymentOwner } = await import('./owner.ts');
+  const { ownerReferences, reason } = await deploymentOwner(await loadKubeConfig(), config.namespace, config.ownerDeployment);
+  if (reason) logger.warn({ reason }, 'objects this webhook creates get no owner: helm uninstall will leave them');
+  return ownerReferences;
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -75,8 +84,10 @@ async function main(): Promise<void> {
         onError: (error) => logger.error({ code: ERRORS.TLS_LOAD_FAILED.code, reason: error.message }, ERRORS.TLS_LOAD_FAILED.message),
       })
     : undefined;
+  const owner = await runtimeOwner(config, logger);
   const selfSigned = config.selfSigned
     ? (await import('./selfsigned/manager.ts')).createSelfSignedManager(await loadKubeConfig(), {
+        ownerReferences: owner,
         namespace: config.namespace,
         secretName: config.selfSigned.secretName,
         webhookConfigName: config.selfSigned.webhookConfigName,
@@ -122,7 +133,14 @@ async function main(): Promise<void> {
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
   const namespaceSetup = config.namespaceSetupAuto
-    ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({ kubeConfig: await loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger })
+    ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({
+        kubeConfig: await loadKubeConfig(),
+        namespace: config.namespace,
+        identity: config.podName || hostname(),
+        log: logger,
+        licenseSecret: config.licenseSecret,
+        ownerReferences: owner,
+      })
     : undefined;
   if (devCaFile) {
     const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;

@@ -63,6 +63,7 @@ export class WebhookDeployment extends Construct {
       { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: ENV.licenseSecretName, value: licenseSource(ctx).name },
       { name: ENV.licenseSecretKey, value: licenseSource(ctx).key },
+      { name: ENV.ownerDeployment, value: NAMES.app },
       { name: ENV.serviceName, value: NAMES.app },
       { name: ENV.webhookConfigName, value: NAMES.webhookConfiguration },
       { name: ENV.tlsSecretName, value: NAMES.tlsSecret },

@@ -30,6 +30,7 @@ export class WebhookRbac extends Construct {
     const selfSigned = <T>(rule: T) => b.when('not $.Values.tls.certManager', !v.tls.certManager, rule);
     const namespaceCheck = <T>(rule: T) => b.when('$.Values.namespaceCheck', v.namespaceCheck, rule);
     const setupAuto = <T>(rule: T) => b.when('$.Values.namespaceSetup.auto', v.namespaceSetup.auto, rule);
+    const createsObjects = <T>(rule: T) => b.when('or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto', !v.tls.certManager || v.namespaceSetup.auto, rule);
     const labels = { ...ctx.labels };
 
     // A plain ApiObject: serviceAccount.annotations (workload identity) is a template block, which
@@ -52,6 +53,9 @@ export class WebhookRbac extends Construct {
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAME] }),
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
       setupAuto({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [licenseSource(ctx).name] }),
+      // Its own Deployment, read once: the owner of the TLS Secret and the Lease it creates, so the
+      // garbage collector removes them after helm uninstall.
+      createsObjects({ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: [NAMES.app] }),
     ];
     const clusterWide: (Rule | undefined)[] = [
       // Read to check that caBundle verifies the serving chain; patch (self-signed) to keep it in sync.

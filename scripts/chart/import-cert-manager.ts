@@ -63,9 +63,10 @@ if (import.meta.main) {
   const work = mkdtempSync(join(tmpdir(), 'pando-cm-import-'));
   try {
     const file = join(work, 'crds.yaml');
+    // cdk8s import adds the file to the cdk8s.yaml of its working directory: run it in the temporary one.
     const trimmed = ['cert-manager.io_issuers.yaml', 'cert-manager.io_certificates.yaml'].map((f) => stringify(trimCrd(parse(readFileSync(join(crds, f), 'utf8')))));
     writeFileSync(file, trimmed.join('\n---\n'));
-    execFileSync(join(root, 'node_modules/.bin/cdk8s'), ['import', file, '--output', join(work, 'imports'), '--language', 'typescript', '--check-upgrade', 'false'], { stdio: 'inherit' });
+    execFileSync(join(root, 'node_modules/.bin/cdk8s'), ['import', file, '--output', join(work, 'imports'), '--language', 'typescript', '--check-upgrade', 'false'], { stdio: 'inherit', cwd: work });
     writeFileSync(output, erasable(readFileSync(join(work, 'imports/cert-manager.io.ts'), 'utf8')));
     console.log(`wrote ${output.slice(root.length + 1)} (cert-manager ${CERT_MANAGER_VERSION})`);
   } finally {

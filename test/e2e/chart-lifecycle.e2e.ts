@@ -9,22 +9,19 @@
 // namespace's setup. The tests run in order and share the installation.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ENV, LABEL_INJECTION, LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { LEASE_NAME } from '../../app/controllers/namespace-setup.ts';
-import { REPO_ROOT, startCluster, type Cluster } from '../cluster/harness.ts';
+import { startCluster, type Cluster } from '../cluster/harness.ts';
 import { serviceAccountKubeconfig } from './chart-render.ts';
 import { RELEASE, RELEASE_NAMESPACE, chartSource, helm, webhookEnvFromChart } from './product.ts';
-import { createNamespace, deleteNamespace, isInjected, labelledPod, waitUntil } from './support.ts';
+import { createNamespace, deleteNamespace, isInjected, labelledPod, runPando, waitUntil } from './support.ts';
 import { freePort, startSelfSignedWebhook, type WebhookProcess } from './webhook-process.ts';
 
-const run = promisify(execFile);
 const LICENSE = 'e2e-license-existing-secret-7f3a';
 const USER_SECRET = 'vault-pando-license';
 const USER_KEY = 'token';
@@ -71,20 +68,7 @@ async function createPod(namespace: string, name: string) {
   return core().createNamespacedPod({ namespace, body: labelledPod(name) });
 }
 
-async function pando(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [join(REPO_ROOT, 'app/cli/main.ts'), ...args], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath, HOME: process.env.HOME ?? tmpdir(), NO_COLOR: '1' },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const pando = (...args: string[]) => runPando(cluster.kubeconfigPath, args);
 
 before(async () => {
   cluster = await startCluster();

@@ -146,7 +146,7 @@ Set up by the chart: {{ join ", " .Values.protectedNamespaces }}
 1. Label each namespace with protected pods; the webhook sets it up:
      kubectl label namespace NAMESPACE ${LABEL_PROTECT_NAMESPACE}=true
 {{- else }}
-1. Set up {{ if .Values.protectedNamespaces }}any other {{ end }}namespace with protected pods{{ if not .Values.protectedNamespaces }} (or list it in protectedNamespaces){{ end }}:
+1. Set up {{ if .Values.protectedNamespaces }}any other{{ else }}each{{ end }} namespace with protected pods{{ if not .Values.protectedNamespaces }} (or list it in protectedNamespaces){{ end }}:
      pando setup-namespace NAMESPACE
 {{- if not .Values.license.existingSecret.name }}
    or by hand:

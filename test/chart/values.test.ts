@@ -1,11 +1,15 @@
 // Issue 16's values, object by object: what platform teams set (an existing license Secret, global,
 // common and pod labels, workload identity, extra env, security context and spread overrides,
-// numeric quantities), the HPA without replicas, the PodDisruptionBudget's forms, webhook tuning;
-// and what the schema accepts and refuses.
+// numeric quantities), the HPA without replicas, the PodDisruptionBudget's forms, webhook tuning,
+// NOTES.txt; and what the schema accepts and refuses.
 import { deepStrictEqual, equal, match, ok } from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
 import { describe, test } from 'node:test';
 import { ENV, LABEL_INJECTION, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../../app/contract.ts';
-import { find, helmTemplate, helmTemplateRaw, type K8sObject } from './render.ts';
+import { CHART_DIR, find, helmTemplate, helmTemplateRaw, type K8sObject } from './render.ts';
 
 const LICENSE = 'test-license-0123';
 const base = { licenseKey: LICENSE };
@@ -173,4 +177,52 @@ describe('values: the schema accepts and refuses', () => {
   test('maxUnavailable 0 (it would block every drain)', () => rejects({ ...base, podDisruptionBudget: { maxUnavailable: 0 } }, /maxUnavailable/));
   test('extraEnv without a name', () => rejects({ ...base, extraEnv: [{ value: 'x' }] }, /extraEnv/));
   test('a namespaceSelector operator Kubernetes does not know', () => rejects({ ...base, webhook: { namespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Maybe' }] } } }, /operator/));
+});
+
+describe('values: NOTES.txt follows them', () => {
+  // helm template leaves NOTES.txt out; the same text rendered as a template of a copy of the chart.
+  const notes = (values: unknown): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'pando-notes-'));
+    try {
+      cpSync(CHART_DIR, join(dir, 'pando-webhook'), { recursive: true });
+      const text = readFileSync(join(CHART_DIR, 'templates/NOTES.txt'), 'utf8');
+      writeFileSync(join(dir, 'pando-webhook/templates/notes-as-yaml.yaml'), `notes: |\n${text.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
+      const r = helmTemplateRaw(values, join(dir, 'pando-webhook'), ['--show-only', 'templates/notes-as-yaml.yaml']);
+      equal(r.status, 0, r.stderr);
+      return (parse(r.stdout) as { notes: string }).notes;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  test('defaults: the license Secret of the release and the manual setup', () => {
+    const text = notes(base);
+    match(text, /License: in the Secret pando-license of pando-system\./);
+    match(text, /1\. Set up each namespace with protected pods/);
+    match(text, /kubectl create serviceaccount pando-sidecar/);
+    ok(!text.includes('failurePolicy Fail'));
+  });
+
+  test('namespaceSetup.auto: the namespace label, no manual setup', () => {
+    const text = notes({ ...base, namespaceSetup: { auto: true } });
+    match(text, /kubectl label namespace NAMESPACE pandocore\.xyz\/protect-namespace=true/);
+    ok(!text.includes('kubectl create serviceaccount') && !text.includes('pando setup-namespace NAMESPACE'), text);
+  });
+
+  test('protectedNamespaces: named as set up; the manual setup only for any other namespace', () => {
+    const text = notes({ ...base, protectedNamespaces: ['team-a', 'team-b'] });
+    match(text, /Set up by the chart: team-a, team-b/);
+    match(text, /1\. Set up any other namespace with protected pods/);
+  });
+
+  test('license.existingSecret: names the Secret and key; no copy of pando-license by hand', () => {
+    const text = notes({ license: { existingSecret: { name: 'vault-license', key: 'token' } }, protectedNamespaces: ['team-a'] });
+    match(text, /License: from your Secret vault-license \(key token\) in pando-system; the chart holds no key\./);
+    match(text, /copy the license there with: pando setup-namespace team-a/);
+    ok(!text.includes('kubectl get secret pando-license'), text);
+  });
+
+  test('failurePolicy Fail: says what it means', () => {
+    match(notes({ ...base, webhook: { failurePolicy: 'Fail' } }), /failurePolicy Fail: while no webhook replica answers, labelled pods are refused\./);
+  });
 });

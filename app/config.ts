@@ -67,6 +67,8 @@ export interface Config {
   readonly licenseSecret: { readonly name: string; readonly key: string };
   /** The webhook's Deployment, owner of the Secret and Lease it creates; empty: no owner. */
   readonly ownerDeployment: string;
+  /** Namespaces to copy the license Secret into (protectedNamespaces with license.existingSecret). */
+  readonly licenseCopyNamespaces: readonly string[];
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
@@ -266,6 +268,7 @@ export function loadConfig(env: Env): Config {
     podName: raw(env, ENV.podName) ?? '',
     licenseSecret: Object.freeze({ name: dnsName(env, ENV.licenseSecretName, LICENSE_SECRET_NAME), key: secretKey(env, ENV.licenseSecretKey, LICENSE_SECRET_KEY) }),
     ownerDeployment: raw(env, ENV.ownerDeployment) === undefined ? '' : dnsName(env, ENV.ownerDeployment, ''),
+    licenseCopyNamespaces: Object.freeze(env[ENV.licenseCopyNamespaces] === undefined ? [] : namespaceList(env, ENV.licenseCopyNamespaces)),
     sidecar: Object.freeze({
       image,
       version,

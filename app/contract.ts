@@ -80,4 +80,6 @@ export const ENV = {
   licenseSecretKey: 'PANDO_LICENSE_SECRET_KEY',
   /** The webhook's own Deployment: what it creates at run time (TLS Secret, Lease) is owned by it, so uninstall removes it. */
   ownerDeployment: 'PANDO_OWNER_DEPLOYMENT',
+  /** Namespaces every replica copies the license Secret into (the chart's protectedNamespaces with license.existingSecret). */
+  licenseCopyNamespaces: 'PANDO_LICENSE_COPY_NAMESPACES',
 } as const;

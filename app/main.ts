@@ -142,6 +142,15 @@ async function main(): Promise<void> {
         ownerReferences: owner,
       })
     : undefined;
+  const licenseCopy = config.licenseCopyNamespaces.length > 0
+    ? (await import('./controllers/license-copy.ts')).startLicenseCopy({
+        kubeConfig: await loadKubeConfig(),
+        namespace: config.namespace,
+        namespaces: config.licenseCopyNamespaces,
+        source: config.licenseSecret,
+        log: logger,
+      })
+    : undefined;
   if (devCaFile) {
     const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;
     process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a throw-away self-signed certificate (CA in ${devCaFile}).\nTry:\n  ${example}\n\n`);
@@ -158,6 +167,7 @@ async function main(): Promise<void> {
     reloader?.stop();
     selfSigned?.stop();
     void namespaceSetup?.stop();
+    void licenseCopy?.stop();
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');

@@ -54,15 +54,19 @@ export class PandoChart extends Chart {
     if (b.include('$.Values.networkPolicy.enabled', v.networkPolicy.enabled)) new WebhookNetworkPolicy(this, 'network-policy', { ctx });
     if (b.include('$.Values.serviceMonitor.enabled', v.serviceMonitor.enabled)) new ServiceMonitor(this, 'service-monitor', { ctx });
     if (b.helm) {
-      const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', '') });
+      const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', ''), licenseCopyRbac: true });
       for (const object of setup.objects) {
-        // The chart cannot read the user's Secret: with license.existingSecret the copies come from
-        // namespaceSetup.auto or pando setup-namespace (see NOTES.txt).
-        const expr = object === setup.licenseSecret ? `ternary (list) $.Values.protectedNamespaces (${EXISTING_LICENSE})` : '$.Values.protectedNamespaces';
+        // The chart cannot read the user's Secret: with license.existingSecret the webhook writes
+        // the copies (app/controllers/license-copy.ts) under a Role of each namespace.
+        const expr = object === setup.licenseSecret
+          ? `ternary (list) $.Values.protectedNamespaces (${EXISTING_LICENSE})`
+          : setup.licenseCopyRbac.includes(object)
+            ? `ternary $.Values.protectedNamespaces (list) (${EXISTING_LICENSE})`
+            : '$.Values.protectedNamespaces';
         b.guard(object, { kind: 'range', variable: '$ns', expr });
       }
     } else {
-      for (const namespace of v.protectedNamespaces) new ProtectedNamespace(this, `protected-namespace-${namespace}`, { ctx, namespace, license: !existingLicense });
+      for (const namespace of v.protectedNamespaces) new ProtectedNamespace(this, `protected-namespace-${namespace}`, { ctx, namespace, license: !existingLicense, licenseCopyRbac: existingLicense });
     }
   }
 }

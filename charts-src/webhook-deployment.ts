@@ -10,7 +10,7 @@ import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import { ENV, PATH_HEALTHZ, PATH_READYZ } from '../app/contract.ts';
 import { present } from './binding.ts';
 import { NAMES, PORTS, type PandoContext } from './context.ts';
-import { licenseSource } from './license-secret.ts';
+import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
 import type { Values } from './values.ts';
 
 export const TLS_MOUNT = '/etc/pando/tls';
@@ -64,6 +64,10 @@ export class WebhookDeployment extends Construct {
       { name: ENV.licenseSecretName, value: licenseSource(ctx).name },
       { name: ENV.licenseSecretKey, value: licenseSource(ctx).key },
       { name: ENV.ownerDeployment, value: NAMES.app },
+      {
+        name: ENV.licenseCopyNamespaces,
+        value: b.str(`ternary (join "," $.Values.protectedNamespaces) "" (${EXISTING_LICENSE})`, v.license.existingSecret.name ? v.protectedNamespaces.join(',') : ''),
+      },
       { name: ENV.serviceName, value: NAMES.app },
       { name: ENV.webhookConfigName, value: NAMES.webhookConfiguration },
       { name: ENV.tlsSecretName, value: NAMES.tlsSecret },

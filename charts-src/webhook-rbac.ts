@@ -7,7 +7,7 @@ import { LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } fr
 import { LEASE_NAME } from '../app/controllers/namespace-setup.ts';
 import { present } from './binding.ts';
 import { NAMES, type PandoContext } from './context.ts';
-import { licenseSource } from './license-secret.ts';
+import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
 
 export interface WebhookRbacProps {
   readonly ctx: PandoContext;
@@ -31,6 +31,9 @@ export class WebhookRbac extends Construct {
     const namespaceCheck = <T>(rule: T) => b.when('$.Values.namespaceCheck', v.namespaceCheck, rule);
     const setupAuto = <T>(rule: T) => b.when('$.Values.namespaceSetup.auto', v.namespaceSetup.auto, rule);
     const createsObjects = <T>(rule: T) => b.when('or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto', !v.tls.certManager || v.namespaceSetup.auto, rule);
+    // The license to copy: for namespaceSetup.auto, or for protectedNamespaces with license.existingSecret.
+    const copiesLicense = v.namespaceSetup.auto || (v.license.existingSecret.name !== '' && v.protectedNamespaces.length > 0);
+    const readsLicense = <T>(rule: T) => b.when(`or $.Values.namespaceSetup.auto (and (${EXISTING_LICENSE}) $.Values.protectedNamespaces)`, copiesLicense, rule);
     const labels = { ...ctx.labels };
 
     // A plain ApiObject: serviceAccount.annotations (workload identity) is a template block, which
@@ -52,7 +55,7 @@ export class WebhookRbac extends Construct {
       // namespaceSetup.auto: leader election on one Lease, and the license to copy.
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAME] }),
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
-      setupAuto({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [licenseSource(ctx).name] }),
+      readsLicense({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [licenseSource(ctx).name] }),
       // Its own Deployment, read once: the owner of the TLS Secret and the Lease it creates, so the
       // garbage collector removes them after helm uninstall.
       createsObjects({ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: [NAMES.app] }),

@@ -139,7 +139,7 @@ Next steps
 {{- if .Values.protectedNamespaces }}
 Set up by the chart: {{ join ", " .Values.protectedNamespaces }}
 {{- if .Values.license.existingSecret.name }}
-   (ServiceAccount and RoleBinding; copy the license there with: pando setup-namespace {{ join " " .Values.protectedNamespaces }})
+   (ServiceAccount and RoleBinding from the chart; the webhook copies the license from {{ .Values.license.existingSecret.name }} there)
 {{- end }}
 {{- end }}
 {{- if .Values.namespaceSetup.auto }}

@@ -31,14 +31,28 @@ describe('values: license.existingSecret', () => {
   test('the webhook learns the Secret and key through its env; RBAC reads exactly that Secret', () => {
     equal(env(objects)[ENV.licenseSecretName], 'vault-license');
     equal(env(objects)[ENV.licenseSecretKey], 'token');
-    const leaseRole = find(objects, 'Role').rules.filter((r: any) => r.resources.includes('secrets'));
+    const leaseRole = find(objects, 'Role', 'pando-webhook').rules.filter((r: any) => r.resources.includes('secrets'));
     ok(leaseRole.some((r: any) => JSON.stringify(r.resourceNames) === '["vault-license"]' && JSON.stringify(r.verbs) === '["get"]'), JSON.stringify(leaseRole));
     equal(env(helmTemplate(base))[ENV.licenseSecretName], LICENSE_SECRET_NAME);
     equal(env(helmTemplate(base))[ENV.licenseSecretKey], LICENSE_SECRET_KEY);
   });
 
-  test('protectedNamespaces still get their ServiceAccount and RoleBinding (the license copy comes from the webhook or the CLI)', () => {
-    deepStrictEqual(objects.filter((o) => o.metadata.namespace === 'team-a').map((o) => o.kind).sort(), ['RoleBinding', 'ServiceAccount']);
+  test('protectedNamespaces: ServiceAccount and RoleBinding from the chart; the webhook copies the license under a Role of exactly that Secret', () => {
+    const inNs = objects.filter((o) => o.metadata.namespace === 'team-a');
+    deepStrictEqual(inNs.map((o) => `${o.kind}/${o.metadata.name}`).sort(), ['Role/pando-webhook-license-copy', 'RoleBinding/pando-sidecar', 'RoleBinding/pando-webhook-license-copy', 'ServiceAccount/pando-sidecar']);
+    deepStrictEqual(find(inNs, 'Role').rules, [
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: [LICENSE_SECRET_NAME] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+    ]);
+    deepStrictEqual(find(inNs, 'RoleBinding', 'pando-webhook-license-copy').subjects, [{ kind: 'ServiceAccount', name: 'pando-webhook', namespace: 'pando-system' }]);
+    equal(env(objects)[ENV.licenseCopyNamespaces], 'team-a');
+    // Without namespaceSetup.auto the release Secret is still readable, for the copy.
+    const copyOnly = helmTemplate({ ...values, namespaceSetup: { auto: false } });
+    ok(find(copyOnly, 'Role', 'pando-webhook').rules.some((r: any) => JSON.stringify(r.resourceNames) === '["vault-license"]'));
+    // With licenseKey the chart writes the copies itself: no Role, no env.
+    const own = helmTemplate({ ...base, protectedNamespaces: ['team-a'] });
+    ok(!own.some((o) => o.metadata.name === 'pando-webhook-license-copy'));
+    equal(env(own)[ENV.licenseCopyNamespaces], '');
   });
 
   test('with licenseKey the release Secret holds it, as before', () => {
@@ -218,7 +232,7 @@ describe('values: NOTES.txt follows them', () => {
   test('license.existingSecret: names the Secret and key; no copy of pando-license by hand', () => {
     const text = notes({ license: { existingSecret: { name: 'vault-license', key: 'token' } }, protectedNamespaces: ['team-a'] });
     match(text, /License: from your Secret vault-license \(key token\) in pando-system; the chart holds no key\./);
-    match(text, /copy the license there with: pando setup-namespace team-a/);
+    match(text, /the webhook copies the license from vault-license there/);
     ok(!text.includes('kubectl get secret pando-license'), text);
   });
 

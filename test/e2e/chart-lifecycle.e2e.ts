@@ -1,12 +1,13 @@
 // Issue 16 on the real control plane: the chart as a platform team installs it. The license comes
 // from a Secret the team manages (license.existingSecret): no key in any rendered object or in
 // `helm get values`, and the webhook (self-signed mode, namespaceSetup.auto, running locally as the
-// chart's ServiceAccount) copies it into labelled namespaces, whose pods are injected. The HPA owns
-// the replica count: scaled to 4, a `helm upgrade` leaves 4. webhook.namespaceSelector and the
-// opt-out label keep namespaces out. `helm uninstall` leaves no Secret, Lease or ClusterRole of
-// ours: the TLS Secret and the Lease the webhook created are owned by its Deployment and the
-// controller-manager's garbage collector removes them; `pando setup-namespace --delete` removes a
-// namespace's setup. The tests run in order and share the installation.
+// chart's ServiceAccount) copies it into labelled namespaces and protectedNamespaces, whose pods
+// are injected. The HPA owns the replica count: scaled to 4, a `helm upgrade` leaves 4.
+// webhook.namespaceSelector and the opt-out label keep namespaces out. `helm uninstall` leaves no
+// Secret, Lease or ClusterRole of ours: the TLS Secret and the Lease the webhook created are owned
+// by its Deployment and the controller-manager's garbage collector removes them; `pando
+// setup-namespace --delete` removes a namespace's setup. The tests run in order and share the
+// installation.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,7 @@ let installNotes = '';
 let installed = false;
 const namespaces: string[] = [];
 let setUpNs = '';
+let protectedNs = '';
 
 const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
 const apps = () => cluster.kubeConfig.makeApiClient(AppsV1Api);
@@ -44,6 +46,7 @@ function values(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     license: { existingSecret: { name: USER_SECRET, key: USER_KEY } },
     namespaceSetup: { auto: true },
+    protectedNamespaces: [protectedNs],
     tls: { extraIpAddresses: ['127.0.0.1'] },
     webhook: { url: `https://127.0.0.1:${port}/mutate` },
     sidecar: { image: { repository: 'registry.example.invalid/pandocore/sidecar', tag: '1.0.0' } },
@@ -77,6 +80,9 @@ before(async () => {
   // The Secret a platform team's External Secrets or Vault operator would write.
   await core().deleteNamespacedSecret({ name: USER_SECRET, namespace: RELEASE_NAMESPACE }).catch(() => undefined);
   await core().createNamespacedSecret({ namespace: RELEASE_NAMESPACE, body: { metadata: { name: USER_SECRET }, type: 'Opaque', stringData: { [USER_KEY]: LICENSE } } });
+  // protectedNamespaces must exist before the install (the chart puts objects there).
+  protectedNs = await createNamespace(cluster, 'e2e-protected');
+  namespaces.push(protectedNs);
 });
 
 after(async () => {
@@ -104,7 +110,7 @@ test('license.existingSecret: installed with no key in any rendered object or in
   assert.ok(!installNotes.includes('kubectl create serviceaccount'), 'NOTES print the manual setup although namespaceSetup.auto is on');
 });
 
-test('the webhook (as the chart ServiceAccount) copies the license from the existing Secret; labelled pods are injected', async (t) => {
+test('the webhook (as the chart ServiceAccount) copies the license from the existing Secret into labelled and protected namespaces; their pods are injected', async (t) => {
   const env = await webhookEnvFromChart(cluster);
   assert.equal(env[ENV.licenseSecretName], USER_SECRET);
   assert.equal(env[ENV.licenseSecretKey], USER_KEY);
@@ -125,6 +131,13 @@ test('the webhook (as the chart ServiceAccount) copies the license from the exis
     return isInjected(p) ? p : undefined;
   });
   t.diagnostic(`pod ${pod.metadata?.name} injected ${Date.now() - t0} ms after the webhook started`);
+
+  // protectedNamespaces: ServiceAccount and RoleBinding from the chart, the license copy from the webhook.
+  assert.equal(env[ENV.licenseCopyNamespaces], protectedNs);
+  const protectedCopy = await waitUntil(`Secret ${LICENSE_SECRET_NAME} in ${protectedNs}`, 30_000, async () =>
+    (await core().readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: protectedNs })).data?.[LICENSE_SECRET_KEY]);
+  assert.equal(Buffer.from(protectedCopy, 'base64').toString('utf8'), LICENSE);
+  assert.ok(isInjected(await createPod(protectedNs, 'protected-app')), 'a labelled pod in a protectedNamespace is injected');
 });
 
 test('the opt-out label pandocore.xyz/injection: disabled keeps a set-up namespace out (control: the same pod is injected elsewhere)', async () => {

@@ -64,6 +64,7 @@ const EXPECTED_REASON: Record<string, string> = {
   'limit-range-min': 'injected',
   'pull-secrets': 'injected',
   'pull-secret-missing': 'namespace-not-ready',
+  'namespace-check-failed': 'namespace-check-failed',
 };
 
 async function post(c: GoldenCase, review: AdmissionReview): Promise<AdmissionReview> {

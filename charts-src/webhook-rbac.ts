@@ -31,6 +31,8 @@ export class WebhookRbac extends Construct {
     const namespaceCheck = <T>(rule: T) => b.when('$.Values.namespaceCheck', v.namespaceCheck, rule);
     const setupAuto = <T>(rule: T) => b.when('$.Values.namespaceSetup.auto', v.namespaceSetup.auto, rule);
     const labels = { ...ctx.labels };
+    // The license Secret and the sidecar's pull Secrets: read by the namespace check, copied by the setup.
+    const licenseAndPullSecrets = b.block(`concat (list "${LICENSE_SECRET_NAME}") $.Values.sidecar.imagePullSecrets`, [LICENSE_SECRET_NAME, ...v.sidecar.imagePullSecrets]);
 
     this.serviceAccount = new kplus.ServiceAccount(this, 'account', {
       metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
@@ -45,7 +47,7 @@ export class WebhookRbac extends Construct {
       // namespaceSetup.auto: leader election on one Lease, and the license to copy.
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAME] }),
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
-      setupAuto({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }),
+      setupAuto({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: licenseAndPullSecrets }),
     ];
     const clusterWide: (Rule | undefined)[] = [
       // Read to check that caBundle verifies the serving chain; patch (self-signed) to keep it in sync.
@@ -54,7 +56,12 @@ export class WebhookRbac extends Construct {
       // Namespace readiness: exactly the ServiceAccount and the license Secret by name; never list
       // or watch Secrets, never read other Secrets.
       namespaceCheck({ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] }),
-      namespaceCheck({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }),
+      namespaceCheck({
+        apiGroups: [''], resources: ['secrets'], verbs: ['get'],
+        resourceNames: licenseAndPullSecrets,
+      }),
+      // The LimitRanges the sidecar must fit (a list: their names are the namespace owner's).
+      namespaceCheck({ apiGroups: [''], resources: ['limitranges'], verbs: ['list'] }),
     ];
     const subject = { kind: 'ServiceAccount', name: NAMES.app, namespace: ctx.namespace };
 
@@ -89,7 +96,7 @@ export class WebhookRbac extends Construct {
           { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] },
           { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
-          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: [LICENSE_SECRET_NAME] },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: licenseAndPullSecrets },
           { apiGroups: [''], resources: ['serviceaccounts', 'secrets'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [SIDECAR_CLUSTER_ROLE] },

@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
   const namespaceSetup = config.namespaceSetupAuto
-    ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({ kubeConfig: await loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger })
+    ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({ kubeConfig: await loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger, pullSecrets: config.sidecar.imagePullSecrets })
     : undefined;
   if (devCaFile) {
     const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;

@@ -79,10 +79,10 @@ export async function settingsFor(options: InjectCommandOptions, env: InjectIo['
   return resolveSettings(layers);
 }
 
-async function readiness(options: InjectCommandOptions, namespaces: string[]): Promise<Map<string, NamespaceReadiness> | undefined> {
+async function readiness(options: InjectCommandOptions, namespaces: string[], pullSecrets: readonly string[]): Promise<Map<string, NamespaceReadiness> | undefined> {
   if (!options.checkNamespace) return undefined;
   const kc = loadKubeConfig(options.context);
-  const fetch = kubeReadinessFetcher(kc);
+  const fetch = kubeReadinessFetcher(kc, pullSecrets);
   const known = new Map<string, NamespaceReadiness>();
   for (const ns of namespaces) {
     try {
@@ -126,7 +126,7 @@ export async function runInject(options: InjectCommandOptions, io: InjectIo): Pr
   if (objects.length === 0) throw new CliError(`${source} holds no manifest`, 'give YAML or JSON with at least one object');
   const defaultNamespace = options.namespace ?? 'default';
   const plan = planInjection(settings.config);
-  const known = await readiness(options, namespacesOf(objects, defaultNamespace));
+  const known = await readiness(options, namespacesOf(objects, defaultNamespace), settings.config.sidecar.imagePullSecrets);
   const done = injectAll(objects, { plan, defaultNamespace, readiness: known });
   if (options.output === 'json') {
     io.stdout(`${JSON.stringify({ config: configSummary(settings), namespaceChecked: Boolean(known), results: done.results, objects: done.objects }, null, 2)}\n`);

@@ -110,8 +110,11 @@ export function configSummary(settings: ResolvedSettings) {
   };
 }
 
+/** Skips a labelled pod's owner should act on (the pod runs unprotected). */
+const WARN_REASONS = new Set(['namespace-not-ready', 'namespace-check-failed', 'pod-resources-too-small', 'unsupported-os', 'limit-range']);
+
 function describe(style: Style, r: ObjectResult): string {
-  const status = r.reason === 'injected' || r.reason === 'reinjected' ? 'ok' : r.reason === 'already-injected' ? 'ok' : r.reason.startsWith('error') || r.reason === 'namespace-not-ready' || r.reason === 'pod-resources-too-small' ? 'warn' : 'info';
+  const status = r.reason === 'injected' || r.reason === 'reinjected' ? 'ok' : r.reason === 'already-injected' ? 'ok' : r.reason.startsWith('error') || WARN_REASONS.has(r.reason) ? 'warn' : 'info';
   const what = `${r.kind}${r.name ? ` ${r.namespace ? `${r.namespace}/` : ''}${r.name}` : ''}`;
   const lines = [`${mark(style, status)} ${paint(style, 'bold', what)}: ${r.reason}: ${r.message}`];
   for (const w of r.warnings) lines.push(`    ${paint(style, 'yellow', w)}`);

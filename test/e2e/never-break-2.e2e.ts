@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_STATUS, LABEL_PROTECT, LICENSE_SECRET_NAME, SIDECAR_NAME, SIDECAR_SERVICE_ACCOUNT, STATUS_INJECTED } from '../../app/contract.ts';
+import { ANNOTATION_STATUS, LABEL_PROTECT, LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_NAME, SIDECAR_NAME, SIDECAR_SERVICE_ACCOUNT, STATUS_INJECTED } from '../../app/contract.ts';
 import { kubeReadinessFetcher } from '../../app/namespaces.ts';
 import { REPO_ROOT, type Cluster } from '../cluster/harness.ts';
 import { serviceAccountKubeconfig } from './chart-render.ts';
@@ -244,4 +244,23 @@ test('15.4 pod-level resources without room: skipped by default; with sidecar.po
   assert.ok(injected(grown.body), 'grow: injected');
   assert.deepEqual(grown.body.spec.resources.limits, { cpu: '350m', memory: '640Mi' }, 'pod-level limits grown by the sidecar limits');
   assert.ok(grown.warnings.some((w) => w.includes('pod-level resources grown')), JSON.stringify(grown.warnings));
+});
+
+test('15.3 namespaceSetup.auto copies the pull Secret with the license, with the chart\'s RBAC', async () => {
+  await pullSecret(RELEASE_NAMESPACE).catch(() => undefined);
+  deployed = await deployProduct(cluster, { ...values, extra: { ...values.extra, namespaceSetup: { auto: true } } });
+  assert.equal(deployed.env.PANDO_NAMESPACE_SETUP_AUTO, 'true');
+  await startAsChart({ PANDO_POD_NAME: 'pando-webhook-e2e-0' });
+  const ns = await createNamespace(cluster, 'e2e-auto-pull', { [LABEL_PROTECT_NAMESPACE]: 'true' });
+  namespaces.push(ns);
+  const copied = await waitUntil('the pull Secret copied by the namespace setup', 20_000, async () => core().readNamespacedSecret({ name: PULL_SECRET, namespace: ns }), 500);
+  assert.equal(copied.type, 'kubernetes.io/dockerconfigjson');
+  const original = await core().readNamespacedSecret({ name: PULL_SECRET, namespace: RELEASE_NAMESPACE });
+  assert.deepEqual(copied.data, original.data);
+  let attempt = 0;
+  const p = await waitUntil('a pod injected in the auto-set-up namespace', 20_000, async () => {
+    const created = await core().createNamespacedPod({ namespace: ns, body: pod(`auto-${attempt++}`, PROTECT) });
+    return injected(created) ? created : undefined;
+  }, 1000);
+  assert.ok(p.spec?.imagePullSecrets?.some((s) => s.name === PULL_SECRET));
 });

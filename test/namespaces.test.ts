@@ -85,6 +85,26 @@ describe('namespace readiness cache', () => {
   });
 });
 
+describe('reviews naming many namespaces (issue 19 item 5, the cache half)', () => {
+  it('2,000 reviews with made-up namespaces: lookups stay within the rate limit and the cache stays empty', async () => {
+    let fetched = 0;
+    const readiness = createReadinessCache({ fetch: async () => { fetched++; return BARE; } });
+    const { app } = testServer({}, { readiness });
+    const started = Date.now();
+    try {
+      for (let i = 0; i < 2_000; i++) {
+        const res = await app.inject({ method: 'POST', url: '/mutate', payload: podReview(labelledPod(), { namespace: `made-up-${i}` }) });
+        assert.equal(res.statusCode, 200);
+      }
+    } finally {
+      await app.close();
+    }
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(fetched <= 40 + Math.ceil(20 * seconds), `${fetched} lookups in ${seconds.toFixed(1)} s: at most the burst plus 20/s`);
+    assert.equal(readiness.size(), 0, 'namespaces holding none of our objects are not remembered');
+  });
+});
+
 describe('a failed namespace lookup (issue 19 item 2)', () => {
   it('creates the pod without the sidecar: reason namespace-check-failed, with a warning', async () => {
     const readiness = createReadinessCache({ fetch: async () => { throw Object.assign(new Error('forbidden'), { code: 403 }); } });

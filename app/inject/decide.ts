@@ -15,9 +15,8 @@ import {
   STATUS_INJECTED,
   type Mode,
 } from '../contract.ts';
-import { addQuantities, fitToLimitRanges, podLimitRangeProblem, type LimitRangeFacts, type SidecarRequirements } from './limit-range.ts';
+import { addQuantities, aggregateContainers, fitToLimitRanges, milli, podLimitRangeProblem, type LimitRangeFacts, type SidecarRequirements } from './limit-range.ts';
 import { nonLinuxTarget } from './os.ts';
-import { parseQuantity } from './quantity.ts';
 import { quote, warning, type Reason } from './reasons.ts';
 import type { InjectionPlan } from './sidecar.ts';
 
@@ -115,34 +114,23 @@ function missingSetup(pod: Pod, readiness: NamespaceReadiness | undefined): stri
 
 type PodResources = { requests?: Record<string, unknown>; limits?: Record<string, unknown> };
 
-/** The sidecars already in the pod (a reinjection replaces them) and the pod's own containers. */
-function ownContainers(pod: Pod): Container[] {
-  return [...pod.spec.containers, ...(pod.spec.initContainers ?? []).filter((c) => c.restartPolicy === 'Always')]
-    .filter((c) => c.name !== SIDECAR_NAME);
-}
-
 /**
- * With pod-level resources, the API server requires the containers' requests to add up to no more
- * than the pod's, and each container limit to stay within the pod's (Kubernetes v1.37.2,
- * pkg/apis/core/validation/validation.go, validatePodResources). Returns what would break.
+ * With pod-level resources, the API server requires the containers' aggregate requests to stay
+ * within the pod's, and each container limit within the pod's (Kubernetes v1.37.2,
+ * pkg/apis/core/validation/validation.go, validatePodResourceConsistency). Returns what would break.
  */
-function podResourcesProblem(pod: Pod, sidecar: SidecarRequirements): string | undefined {
+function podResourcesProblem(pod: Pod, sidecar: SidecarRequirements, native: boolean): string | undefined {
   const podResources = pod.spec.resources as PodResources | undefined;
   if (!podResources || typeof podResources !== 'object') return undefined;
-  const containers = ownContainers(pod);
+  const requested = aggregateContainers(pod, sidecar, native, 'requests');
   for (const resource of ['cpu', 'memory'] as const) {
-    const podLimit = parseQuantity(podResources.limits?.[resource]);
-    if (!Number.isNaN(podLimit) && parseQuantity(sidecar.limits[resource]) > podLimit) {
-      return `the sidecar's ${resource} limit ${sidecar.limits[resource]} exceeds the pod's ${String(podResources.limits?.[resource])}`;
+    const podLimit = podResources.limits?.[resource];
+    if (podLimit !== undefined && milli(sidecar.limits[resource]) > milli(podLimit)) {
+      return `the sidecar's ${resource} limit ${sidecar.limits[resource]} exceeds the pod's ${String(podLimit)}`;
     }
-    const podRequest = parseQuantity(podResources.requests?.[resource]);
-    if (Number.isNaN(podRequest)) continue;
-    const requested = containers.reduce((sum, c) => {
-      const value = parseQuantity((c.resources as { requests?: Record<string, unknown> } | undefined)?.requests?.[resource]);
-      return sum + (Number.isNaN(value) ? 0 : value);
-    }, parseQuantity(sidecar.requests[resource]));
-    if (requested > podRequest) {
-      return `containers would request more ${resource} than the pod's ${String(podResources.requests?.[resource])}`;
+    const podRequest = podResources.requests?.[resource];
+    if (podRequest !== undefined && (requested[resource] ?? 0) > milli(podRequest)) {
+      return `containers would request more ${resource} than the pod's ${String(podRequest)}`;
     }
   }
   return undefined;
@@ -217,7 +205,7 @@ function planFor(pod: Pod, namespace: string, plan: InjectionPlan, context: Revi
     podResources = grownPodResources(pod, fit.resources);
     warnings.push(warning(`pod-level resources grown by the sidecar's requests and limits`));
   } else {
-    const problem = podResourcesProblem(pod, fit.resources);
+    const problem = podResourcesProblem(pod, fit.resources, plan.native);
     if (problem) return { ok: false, skip: skip('pod-resources-too-small', problem, [warning(`sidecar not injected: ${problem}`)]) };
   }
   const podProblem = podLimitRangeProblem(withPodResources(pod, podResources), fit.resources, plan.native, ranges);

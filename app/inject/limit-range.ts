@@ -42,7 +42,7 @@ export type Fit =
   | { ok: false; problem: string };
 
 /** Milli-units, as the API server compares (requestLimitEnforcedValues). */
-function milli(value: unknown): number {
+export function milli(value: unknown): number {
   return Math.round(parseQuantity(value) * 1000);
 }
 
@@ -84,8 +84,13 @@ function resourcesOf(container: Container): SidecarRequirements {
   return { requests: r?.requests ?? {}, limits: r?.limits ?? {} };
 }
 
-/** podRequests / podLimits of limitranger/admission.go, in milli-units, for the pod with the sidecar. */
-function podTotals(pod: Pod, sidecar: SidecarRequirements, native: boolean, which: 'requests' | 'limits'): ResourceMap {
+/**
+ * The containers' aggregate requests or limits with the sidecar in the pod, in milli-units:
+ * restartable init containers (native sidecars) add up, other init containers count at their peak
+ * beside the restartable ones before them (podRequests/podLimits of limitranger/admission.go, and
+ * AggregateContainerRequests of k8s.io/component-helpers/resource, which pod validation uses).
+ */
+export function aggregateContainers(pod: Pod, sidecar: SidecarRequirements, native: boolean, which: 'requests' | 'limits'): Record<string, number> {
   const own = (c: Container) => c.name !== SIDECAR_NAME;
   const sidecarContainer: Container = { name: SIDECAR_NAME, resources: sidecar, ...(native ? { restartPolicy: 'Always' } : {}) };
   const containers = [...pod.spec.containers.filter(own), ...(native ? [] : [sidecarContainer])];
@@ -110,7 +115,12 @@ function podTotals(pod: Pod, sidecar: SidecarRequirements, native: boolean, whic
     for (const [k, v] of Object.entries(current)) initPeak[k] = Math.max(initPeak[k] ?? v, v);
   }
   for (const [k, v] of Object.entries(initPeak)) sum[k] = Math.max(sum[k] ?? v, v);
-  const totals: ResourceMap = Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, formatMilli(v)]));
+  return sum;
+}
+
+/** The pod's totals as LimitRanger sees them: the aggregate, with pod-level cpu/memory overriding it. */
+function podTotals(pod: Pod, sidecar: SidecarRequirements, native: boolean, which: 'requests' | 'limits'): ResourceMap {
+  const totals: ResourceMap = Object.fromEntries(Object.entries(aggregateContainers(pod, sidecar, native, which)).map(([k, v]) => [k, formatMilli(v)]));
   const podLevel = (pod.spec.resources as Partial<Record<'requests' | 'limits', ResourceMap>> | undefined)?.[which];
   for (const k of ['cpu', 'memory']) if (typeof podLevel?.[k] === 'string') totals[k] = podLevel[k];
   return totals;

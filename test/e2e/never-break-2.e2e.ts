@@ -238,6 +238,15 @@ test('15.4 pod-level resources without room: skipped by default; with sidecar.po
   const appResources: Resources = { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '150m', memory: '256Mi' } };
   const skipped = await controlThenLabelled(ns, 'tight-skip', tight, appResources);
   assert.ok(!injected(skipped.body), 'skip (the default): not injected');
+  // An init container's peak counts with the native sidecar beside it (AggregateContainerRequests):
+  // 1 cpu + 50m > 1020m, although the containers' plain sum (100m + 50m) would fit.
+  const peak = { resources: { requests: { cpu: '1020m' }, limits: { cpu: '2' } }, initContainers: [{ name: 'migrate', image: 'x:1', resources: { requests: { cpu: '1' }, limits: { cpu: '1' } } }] };
+  const peaked = await controlThenLabelled(ns, 'init-peak', peak, appResources);
+  assert.ok(!injected(peaked.body), 'an init container\'s peak leaves no room: not injected');
+  const forced = pod('init-peak-with-sidecar', {}, peak, appResources);
+  forced.spec!.initContainers = [{ name: 'side', image: 'x:1', restartPolicy: 'Always', resources: { requests: { cpu: '50m' }, limits: { cpu: '200m' } } }, ...forced.spec!.initContainers!];
+  const refused = await create(ns, forced);
+  assert.equal(refused.status, 422, `what the skip prevents: ${JSON.stringify(refused.body.message)}`);
 
   await startAsChart({ PANDO_SIDECAR_POD_RESOURCES: 'grow' });
   const grown = await controlThenLabelled(ns, 'tight-grow', tight, appResources);

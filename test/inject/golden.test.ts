@@ -53,6 +53,7 @@ const EXPECTED_REASON: Record<string, string> = {
   'pod-resources-fit': 'injected',
   'pod-resources-too-small': 'pod-resources-too-small',
   'pod-resources-grow': 'injected',
+  'pod-resources-init-peak': 'pod-resources-too-small',
   'windows-os-name': 'unsupported-os',
   'windows-node-selector': 'unsupported-os',
   'windows-affinity': 'unsupported-os',

@@ -35,9 +35,9 @@ export interface ReadinessCacheOptions {
   timeoutMs?: number;
   /** Most namespaces remembered; the least recently used is dropped first. @default 1000 */
   maxEntries?: number;
-  /** Lookups per second on average (token bucket). @default 20 */
+  /** Lookups per second on average (token bucket): with the 2 s TTL, about 100 namespaces creating labelled pods at once. @default 50 */
   lookupsPerSecond?: number;
-  /** Lookups allowed at once after a quiet spell. @default 40 */
+  /** Lookups allowed at once after a quiet spell. @default 100 */
   lookupBurst?: number;
   /** Called once per failed lookup (not per review waiting on it), to log and count it. */
   onError?: (namespace: string, reason: LookupError, error: unknown) => void;
@@ -75,8 +75,8 @@ export function createReadinessCache(options: ReadinessCacheOptions): ReadinessC
   const notReadyTtl = options.notReadyTtlMs ?? 2_000;
   const timeout = options.timeoutMs ?? 2_000;
   const maxEntries = options.maxEntries ?? 1_000;
-  const rate = options.lookupsPerSecond ?? 20;
-  const burst = options.lookupBurst ?? 40;
+  const rate = options.lookupsPerSecond ?? 50;
+  const burst = options.lookupBurst ?? 100;
   const now = options.now ?? Date.now;
   // A Map iterates in insertion order: re-inserting on use keeps the least recently used first.
   const entries = new Map<string, { facts: NamespaceReadiness; until: number }>();

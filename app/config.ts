@@ -25,7 +25,15 @@ export interface SidecarConfig {
   readonly native: boolean;
   readonly resources: SidecarResources;
   readonly runAsUser: number;
+  readonly pullPolicy: (typeof PULL_POLICIES)[number];
+  /** Secrets (names, in each protected namespace) the sidecar image is pulled with. */
+  readonly imagePullSecrets: readonly string[];
+  /** Pod-level resources without room for the sidecar: skip the pod, or grow them by the sidecar's. */
+  readonly podResources: (typeof POD_RESOURCES_POLICIES)[number];
 }
+
+export const PULL_POLICIES = ['IfNotPresent', 'Always', 'Never'] as const;
+export const POD_RESOURCES_POLICIES = ['skip', 'grow'] as const;
 
 export interface TlsFiles {
   readonly certFile: string;
@@ -141,6 +149,15 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   if (value === undefined) return fallback;
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new ConfigError(name, `"${value}" is not one of ${allowed.join(', ')}`);
+}
+
+/** Comma-separated DNS-1123 subdomain names (Secret names), without duplicates. */
+function secretNames(env: Env, name: string): string[] {
+  const names = (raw(env, name) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const secret of names) {
+    if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(secret)) throw new ConfigError(name, `"${secret}" is not a valid Secret name`);
+  }
+  return [...new Set(names)];
 }
 
 function namespaceList(env: Env, name: string): string[] {
@@ -275,6 +292,9 @@ export function loadConfig(env: Env): Config {
       native: bool(env, ENV.sidecarNative, true),
       resources: resources(env, ENV.sidecarResources),
       runAsUser: positiveInt(env, ENV.sidecarRunAsUser, 65532, 2147483647),
+      pullPolicy: oneOf(env, ENV.sidecarPullPolicy, PULL_POLICIES, 'IfNotPresent'),
+      imagePullSecrets: Object.freeze(secretNames(env, ENV.sidecarPullSecrets)),
+      podResources: oneOf(env, ENV.sidecarPodResources, POD_RESOURCES_POLICIES, 'skip'),
     }),
     bodyLimitBytes: positiveInt(env, ENV.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES, 64 * 1024 * 1024),
     logLevel: oneOf(env, ENV.logLevel, LOG_LEVELS, 'info'),

@@ -10,11 +10,12 @@ import { Registry } from 'prom-client';
 import { loadConfig, type Config } from './config.ts';
 import { ENV, PATH_MUTATE } from './contract.ts';
 import { ConfigError, ERRORS } from './errors.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { buildMetricsServer, buildServer } from './server.ts';
 import { trackConnections } from './drain.ts';
 import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
 import { packageVersion } from './version.ts';
+import { statusOf } from './kube-errors.ts';
 
 
 // The Kubernetes client, X.509 generation and the features that use them are imported only when the
@@ -38,9 +39,20 @@ async function throwAwayCert(config: Config) {
   return { pair: parseServingPair(leaf.certPem, leaf.keyPem), caFile, port: config.port };
 }
 
-async function readinessCache() {
+async function readinessCache(config: Config, metrics: Metrics, logger: Logger) {
   const { createReadinessCache, kubeReadinessFetcher } = await import('./namespaces.ts');
-  return createReadinessCache({ fetch: kubeReadinessFetcher(await loadKubeConfig()) });
+  const fetch = kubeReadinessFetcher(await loadKubeConfig(), config.sidecar.imagePullSecrets);
+  return createReadinessCache({
+    fetch: (namespace) => {
+      metrics.namespaceLookups.inc();
+      return fetch(namespace);
+    },
+    onError: (namespace, reason, err) => {
+      metrics.namespaceLookupErrors.inc({ reason });
+      // Reason and HTTP status only: a client error's message carries the response body.
+      logger.warn({ code: ERRORS.NAMESPACE_LOOKUP_FAILED.code, namespace, reason, status: statusOf(err) }, ERRORS.NAMESPACE_LOOKUP_FAILED.message);
+    },
+  });
 }
 
 /** The ownerReferences of what this webhook creates (its Deployment), when it creates anything. */
@@ -108,7 +120,7 @@ async function main(): Promise<void> {
   const app = buildServer(config, {
     metrics,
     logger,
-    readiness: config.namespaceCheck ? await readinessCache() : undefined,
+    readiness: config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
     isReady: () => !stopping && isValidAt(pair, new Date()),
@@ -140,6 +152,7 @@ async function main(): Promise<void> {
         log: logger,
         licenseSecret: config.licenseSecret,
         ownerReferences: owner,
+        pullSecrets: config.sidecar.imagePullSecrets,
       })
     : undefined;
   const licenseCopy = config.licenseCopyNamespaces.length > 0

@@ -33,7 +33,13 @@ export interface Values {
   replicas: number;
   image: { repository: string; tag: string; digest: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
   imagePullSecrets: { name: string }[];
-  sidecar: { image: { repository: string; tag: string }; native: boolean; resources: { requests?: Record<string, string>; limits?: Record<string, string> } };
+  sidecar: {
+    image: { registry: string; repository: string; tag: string; digest: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
+    imagePullSecrets: string[];
+    native: boolean;
+    resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+    podResources: 'skip' | 'grow';
+  };
   resources: ResourceRequirements;
   timeoutSeconds: number;
   logLevel: string;
@@ -175,13 +181,20 @@ export const VALUES: Group = {
           properties: {
             repository: leaf('Sidecar image repository.', { type: 'string', minLength: 1, default: 'registry.pandocore.xyz/pandocore/sidecar' }),
             tag: leaf('Sidecar image tag; written to the pods as pandocore.xyz/version.', { type: 'string', minLength: 1, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$', default: '1.0.0' }),
+            registry: leaf('Registry host (and path) put before repository, e.g. a mirror; empty: repository as is.', { type: 'string', pattern: '^([A-Za-z0-9.:-]+(/[a-z0-9._-]+)*)?$', default: '' }),
+            digest: leaf('Sidecar image digest (sha256:...); when set the pods pull by digest (the tag still names the version).', { type: 'string', pattern: '^(sha256:[a-f0-9]{64})?$', default: '' }),
+            pullPolicy: leaf('imagePullPolicy of the injected sidecar.', { type: 'string', enum: ['IfNotPresent', 'Always', 'Never'], default: 'IfNotPresent' }),
           },
         },
+        imagePullSecrets: leaf('Names of Secrets the sidecar image is pulled with: added to injected pods, checked by namespaceCheck, copied by the namespace setup.', {
+          type: 'array', items: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' }, uniqueItems: true, default: [],
+        }),
         native: leaf('Inject a native sidecar (initContainer with restartPolicy Always) so Jobs complete; false appends to containers.', { type: 'boolean', default: true }),
         resources: leaf('Sidecar requests and limits (cpu and memory are required: quota namespaces reject containers without them).', {
           ...resourcesSchema({ requests: { ...DEFAULT_SIDECAR_RESOURCES.requests }, limits: { ...DEFAULT_SIDECAR_RESOURCES.limits } }, resourceListSchema),
           required: ['requests', 'limits'],
         }),
+        podResources: leaf('Pods with pod-level resources that leave no room for the sidecar: skip them (with a warning), or grow grows the pod-level requests and limits by the sidecar\'s.', { type: 'string', enum: ['skip', 'grow'], default: 'skip' }),
       },
     },
     resources: leaf('Requests and limits of the webhook container.', resourcesSchema({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } })),

@@ -36,6 +36,15 @@ export function webhookImage(ctx: PandoContext): string {
   );
 }
 
+/** [registry/]repository:tag[@digest] of the injected sidecar. */
+export function sidecarImage(ctx: PandoContext): string {
+  const { image } = ctx.values.sidecar;
+  return ctx.b.str(
+    'printf "%s%s:%s%s" (ternary (print $.Values.sidecar.image.registry "/") "" (ne $.Values.sidecar.image.registry "")) $.Values.sidecar.image.repository $.Values.sidecar.image.tag (ternary (print "@" $.Values.sidecar.image.digest) "" (ne $.Values.sidecar.image.digest ""))',
+    `${image.registry ? `${image.registry}/` : ''}${image.repository}:${image.tag}${image.digest ? `@${image.digest}` : ''}`,
+  );
+}
+
 export class WebhookDeployment extends Construct {
   readonly apiObject: ApiObject;
 
@@ -54,7 +63,12 @@ export class WebhookDeployment extends Construct {
       { name: ENV.metricsPort, value: String(PORTS.metrics) },
       { name: ENV.defaultMode, value: b.str('$.Values.defaultMode', v.defaultMode) },
       { name: ENV.excludedNamespaces, value: b.str('join "," $.Values.excludedNamespaces', v.excludedNamespaces.join(',')) },
-      { name: ENV.sidecarImage, value: b.str('printf "%s:%s" $.Values.sidecar.image.repository $.Values.sidecar.image.tag', `${v.sidecar.image.repository}:${v.sidecar.image.tag}`) },
+      { name: ENV.sidecarImage, value: sidecarImage(ctx) },
+      // The version annotation comes from the tag, also when the image is pinned by digest.
+      { name: ENV.sidecarVersion, value: b.str('$.Values.sidecar.image.tag', v.sidecar.image.tag) },
+      { name: ENV.sidecarPullPolicy, value: b.str('$.Values.sidecar.image.pullPolicy', v.sidecar.image.pullPolicy) },
+      { name: ENV.sidecarPullSecrets, value: b.str('join "," $.Values.sidecar.imagePullSecrets', v.sidecar.imagePullSecrets.join(',')) },
+      { name: ENV.sidecarPodResources, value: b.str('$.Values.sidecar.podResources', v.sidecar.podResources) },
       { name: ENV.sidecarNative, value: b.str('$.Values.sidecar.native', String(v.sidecar.native)) },
       { name: ENV.sidecarResources, value: b.str('toJson $.Values.sidecar.resources', sortedJson(v.sidecar.resources)) },
       { name: ENV.logLevel, value: b.str('$.Values.logLevel', v.logLevel) },

@@ -35,6 +35,8 @@ export class WebhookRbac extends Construct {
     const copiesLicense = v.namespaceSetup.auto || (v.license.existingSecret.name !== '' && v.protectedNamespaces.length > 0);
     const readsLicense = <T>(rule: T) => b.when(`or $.Values.namespaceSetup.auto (and (${EXISTING_LICENSE}) $.Values.protectedNamespaces)`, copiesLicense, rule);
     const labels = { ...ctx.labels };
+    // The license Secret and the sidecar's pull Secrets: read by the namespace check, copied by the setup.
+    const licenseAndPullSecrets = b.block(`concat (list "${LICENSE_SECRET_NAME}") $.Values.sidecar.imagePullSecrets`, [LICENSE_SECRET_NAME, ...v.sidecar.imagePullSecrets]);
 
     // A plain ApiObject: serviceAccount.annotations (workload identity) is a template block, which
     // cdk8s-plus's metadata handling would take apart as a map.
@@ -59,6 +61,10 @@ export class WebhookRbac extends Construct {
       // Its own Deployment, read once: the owner of the TLS Secret and the Lease it creates, so the
       // garbage collector removes them after helm uninstall.
       createsObjects({ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: [NAMES.app] }),
+      // The sidecar's pull Secrets, copied by namespaceSetup.auto from the release namespace.
+      b.when('and $.Values.namespaceSetup.auto $.Values.sidecar.imagePullSecrets', v.namespaceSetup.auto && v.sidecar.imagePullSecrets.length > 0, {
+        apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: b.block('$.Values.sidecar.imagePullSecrets', [...v.sidecar.imagePullSecrets]),
+      }),
     ];
     const clusterWide: (Rule | undefined)[] = [
       // Read to check that caBundle verifies the serving chain; patch (self-signed) to keep it in sync.
@@ -67,7 +73,12 @@ export class WebhookRbac extends Construct {
       // Namespace readiness: exactly the ServiceAccount and the license Secret by name; never list
       // or watch Secrets, never read other Secrets.
       namespaceCheck({ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] }),
-      namespaceCheck({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }),
+      namespaceCheck({
+        apiGroups: [''], resources: ['secrets'], verbs: ['get'],
+        resourceNames: licenseAndPullSecrets,
+      }),
+      // The LimitRanges the sidecar must fit (a list: their names are the namespace owner's).
+      namespaceCheck({ apiGroups: [''], resources: ['limitranges'], verbs: ['list'] }),
     ];
     const subject = { kind: 'ServiceAccount', name: NAMES.app, namespace: ctx.namespace };
 
@@ -102,7 +113,7 @@ export class WebhookRbac extends Construct {
           { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] },
           { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
-          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: [LICENSE_SECRET_NAME] },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: licenseAndPullSecrets },
           { apiGroups: [''], resources: ['serviceaccounts', 'secrets'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [SIDECAR_CLUSTER_ROLE] },

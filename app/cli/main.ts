@@ -102,7 +102,7 @@ export function buildProgram(): Command {
 
   program
     .command('setup-namespace')
-    .description('create (or update) ServiceAccount and RoleBinding pando-sidecar and the license Secret in each namespace, by server-side apply')
+    .description('create (or update) ServiceAccount and RoleBinding pando-sidecar, the license Secret and the sidecar\'s pull Secrets in each namespace, by server-side apply')
     .argument('<namespace...>', 'namespaces to set up')
     .option('--release-namespace <name>', 'where the chart is installed (its license Secret is copied)', 'pando-system')
     .option('--dry-run', 'server-side dry run: show what would change, change nothing')

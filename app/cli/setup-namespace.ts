@@ -6,8 +6,8 @@
 
 import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
 import { ENV, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
-import { namespaceSetupObjects } from '../setup/namespace-objects.ts';
-import { CHART, kubeError, loadKubeConfig, readWebhookDeployment, statusOf } from './cluster.ts';
+import { namespaceSetupObjects, readPullSecrets, type CopiedSecret } from '../setup/namespace-objects.ts';
+import { CHART, deploymentInjectionEnv, kubeError, loadKubeConfig, readWebhookDeployment, statusOf } from './cluster.ts';
 import { CliError, mark, paint, type Style } from './output.ts';
 
 export const FIELD_MANAGER = 'pando';
@@ -79,10 +79,30 @@ async function applyOne(api: KubernetesObjectApi, object: KubernetesObject, dryR
   return after.metadata?.resourceVersion === before ? 'unchanged' : 'updated';
 }
 
-export async function setupNamespace(kc: KubeConfig, namespace: string, licenseKeyBase64: string, options: SetupOptions): Promise<SetupLine[]> {
+/**
+ * The sidecar's pull Secrets (PANDO_SIDECAR_IMAGE_PULL_SECRETS of the release's webhook Deployment),
+ * read from the release namespace to be copied like the license.
+ */
+export async function releasePullSecrets(kc: KubeConfig, releaseNamespace: string): Promise<CopiedSecret[]> {
+  const deployment = await readWebhookDeployment(kc, releaseNamespace);
+  const names = (deployment ? deploymentInjectionEnv(deployment)[ENV.sidecarPullSecrets] ?? '' : '').split(',').map((n) => n.trim()).filter(Boolean);
+  try {
+    return await readPullSecrets(kc, releaseNamespace, names);
+  } catch (err) {
+    if (statusOf(err) === 404) {
+      throw new CliError(
+        `a pull Secret of the sidecar (${names.join(', ')}) is missing in namespace ${releaseNamespace}`,
+        `create it there (kubectl create secret docker-registry NAME -n ${releaseNamespace} ...), or change the chart's sidecar.imagePullSecrets`,
+      );
+    }
+    throw kubeError(err, `reading the sidecar's pull Secrets in ${releaseNamespace}`, kc);
+  }
+}
+
+export async function setupNamespace(kc: KubeConfig, namespace: string, licenseKeyBase64: string, options: SetupOptions, pullSecrets: readonly CopiedSecret[] = []): Promise<SetupLine[]> {
   const lines: SetupLine[] = [];
   const core = kc.makeApiClient(CoreV1Api);
-  const objects = namespaceSetupObjects(namespace, licenseKeyBase64);
+  const objects = namespaceSetupObjects(namespace, licenseKeyBase64, pullSecrets);
   const failAll = (error: string, fix: string) => objects.map((o) => ({ namespace, kind: o.kind!, name: o.metadata!.name!, error, fix }));
   if (namespace === options.releaseNamespace) {
     return failAll(`${namespace} is the webhook's own namespace, never injected`, 'set up the namespaces of your workloads instead');
@@ -146,9 +166,10 @@ export interface SetupIo {
 export async function runSetupNamespace(namespaces: string[], options: SetupOptions & { output: 'text' | 'json'; delete?: boolean }, io: SetupIo): Promise<number> {
   const kc = loadKubeConfig(options.context);
   const license = options.delete ? '' : await readReleaseLicense(kc, options.releaseNamespace);
+  const pullSecrets = options.delete ? [] : await releasePullSecrets(kc, options.releaseNamespace);
   const all: SetupLine[] = [];
   for (const ns of [...new Set(namespaces)]) {
-    const lines = options.delete ? await deleteNamespaceSetup(kc, ns, options) : await setupNamespace(kc, ns, license, options);
+    const lines = options.delete ? await deleteNamespaceSetup(kc, ns, options) : await setupNamespace(kc, ns, license, options, pullSecrets);
     all.push(...lines);
     if (options.output === 'text') for (const line of lines) io.stdout(formatSetupLine(io.style, line, options.dryRun ?? false));
   }

@@ -4,7 +4,7 @@
 // apply as field manager pando-webhook. Off by default; the chart grants its RBAC only when on.
 import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type V1OwnerReference } from '@kubernetes/client-node';
 import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
-import { namespaceSetupObjects } from '../setup/namespace-objects.ts';
+import { namespaceSetupObjects, readPullSecrets, type CopiedSecret } from '../setup/namespace-objects.ts';
 import { acquireOrRenew, kubeLeaseStore } from './leader.ts';
 
 export const LEASE_NAME = 'pando-webhook-namespace-setup';
@@ -25,11 +25,13 @@ export interface NamespaceSetupOptions {
   licenseSecret?: { name: string; key: string };
   /** Owner of the Lease (the webhook's Deployment, app/owner.ts). @default none */
   ownerReferences?: V1OwnerReference[];
+  /** The sidecar's image pull Secrets, copied from the release namespace with the license. @default [] */
+  pullSecrets?: readonly string[];
 }
 
 /** Applies the three objects to a namespace (server-side apply; unchanged objects stay unchanged). */
-async function applySetup(api: KubernetesObjectApi, namespace: string, licenseBase64: string): Promise<void> {
-  for (const object of namespaceSetupObjects(namespace, licenseBase64)) {
+async function applySetup(api: KubernetesObjectApi, namespace: string, licenseBase64: string, pullSecrets: readonly CopiedSecret[]): Promise<void> {
+  for (const object of namespaceSetupObjects(namespace, licenseBase64, pullSecrets)) {
     const labels = { ...(object.metadata?.labels ?? {}), 'app.kubernetes.io/managed-by': FIELD_MANAGER };
     await api.patch({ ...object, metadata: { ...object.metadata, labels } }, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
@@ -62,11 +64,12 @@ export function startNamespaceSetup(options: NamespaceSetupOptions): { stop(): P
       options.log.warn({ namespace: options.namespace }, `namespace setup: Secret ${source.name} has no ${source.key}`);
       return;
     }
+    const pullSecrets = await readPullSecrets(options.kubeConfig, options.namespace, options.pullSecrets ?? []);
     const list = await core.listNamespace({ labelSelector: `${LABEL_PROTECT_NAMESPACE}=true` });
     for (const ns of list.items) {
       const name = ns.metadata?.name;
       if (!name || name === options.namespace || ns.metadata?.deletionTimestamp) continue;
-      await applySetup(objects, name, license).catch((err: unknown) =>
+      await applySetup(objects, name, license, pullSecrets).catch((err: unknown) =>
         options.log.warn({ namespace: name, reason: (err as Error).message }, 'namespace setup: apply failed'),
       );
     }

@@ -106,6 +106,25 @@ describe('chart: requirements', () => {
     ok(!JSON.stringify(find(objects, 'Deployment')).includes(LICENSE), 'license key in the Deployment');
   });
 
+  test('Sidecar image: registry and digest compose the image, the tag stays the version; pull policy, pull Secrets and podResources reach the env and the RBAC', () => {
+    const digest = `sha256:${'c'.repeat(64)}`;
+    const rendered = helmTemplate({
+      ...base,
+      sidecar: { image: { registry: 'mirror.example:5000', repository: 'pandocore/sidecar', tag: '1.4.0', digest, pullPolicy: 'Always' }, imagePullSecrets: ['pando-registry'], podResources: 'grow' },
+    });
+    const e = env(rendered);
+    equal(e[ENV.sidecarImage], `mirror.example:5000/pandocore/sidecar:1.4.0@${digest}`);
+    equal(e[ENV.sidecarVersion], '1.4.0');
+    equal(e[ENV.sidecarPullPolicy], 'Always');
+    equal(e[ENV.sidecarPullSecrets], 'pando-registry');
+    equal(e[ENV.sidecarPodResources], 'grow');
+    const rules = rendered.find((o: any) => o.kind === 'ClusterRole' && o.metadata.name === 'pando-webhook')!.rules;
+    deepStrictEqual(rules.find((r: any) => r.resources.includes('secrets')).resourceNames, ['pando-license', 'pando-registry'], 'the namespace check gets exactly these Secrets');
+    deepStrictEqual(rules.find((r: any) => r.resources.includes('limitranges')), { apiGroups: [''], resources: ['limitranges'], verbs: ['list'] });
+    const without = helmTemplate({ ...base, namespaceCheck: false }).find((o: any) => o.kind === 'ClusterRole' && o.metadata.name === 'pando-webhook')!.rules;
+    ok(!without.some((r: any) => r.resources.includes('limitranges')), 'no LimitRange rule without the namespace check');
+  });
+
   test('PodDisruptionBudget minAvailable 1; Service 443 to the webhook port; NetworkPolicy admits only the two ports', () => {
     equal(find(objects, 'PodDisruptionBudget').spec.minAvailable, 1);
     const service = find(objects, 'Service');
@@ -266,7 +285,7 @@ describe('chart: plain cdk8s synth and helm template agree', () => {
       ...base, defaultMode: 'debug', replicas: 3, webhook: { url: 'https://127.0.0.1:8443/mutate', caBundle: 'QUJD' }, hpa: { enabled: false }, podDisruptionBudget: { enabled: false },
       networkPolicy: { enabled: false }, serviceMonitor: { enabled: true }, protectedNamespaces: ['a', 'b'], nodeSelector: { disk: 'ssd' },
       tolerations: [{ key: 'k', operator: 'Exists' }], priorityClassName: 'high', image: { digest: `sha256:${'a'.repeat(64)}` }, podAnnotations: { team: 'sec' },
-      imagePullSecrets: [{ name: 'pull' }], sidecar: { native: false, image: { tag: '2.1.0' } }, namespaceCheck: false, namespaceSetup: { auto: true },
+      imagePullSecrets: [{ name: 'pull' }], sidecar: { native: false, image: { tag: '2.1.0', registry: 'mirror.example', digest: `sha256:${'d'.repeat(64)}` }, imagePullSecrets: ['a', 'b'], podResources: 'grow' }, namespaceCheck: false, namespaceSetup: { auto: true },
     },
     'conventional values, existing license Secret, webhook tuning, maxUnavailable': {
       license: { existingSecret: { name: 'vault-license', key: 'key' } }, global: { imageRegistry: 'r.example', any: { thing: [1] } },

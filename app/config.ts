@@ -182,7 +182,8 @@ function resourceList(name: string, where: string, value: unknown): ResourceList
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ConfigError(name, `${where} must be an object with cpu and memory`);
   }
-  const list = value as Record<string, unknown>;
+  // A number is a quantity too (`--set sidecar.resources.limits.cpu=2` arrives as one through toJson).
+  const list = Object.fromEntries(Object.entries(value).map(([key, q]) => [key, typeof q === 'number' && Number.isFinite(q) ? String(q) : q]));
   for (const [key, quantity] of Object.entries(list)) {
     if (!['cpu', 'memory', 'ephemeral-storage'].includes(key)) {
       throw new ConfigError(name, `${where}.${key} is not a resource the sidecar can set`);

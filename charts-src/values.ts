@@ -37,7 +37,7 @@ export interface Values {
     image: { registry: string; repository: string; tag: string; digest: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
     imagePullSecrets: string[];
     native: boolean;
-    resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+    resources: ResourceRequirements;
     podResources: 'skip' | 'grow';
   };
   resources: ResourceRequirements;
@@ -86,7 +86,6 @@ const isGroup = (spec: Spec): spec is Group => 'properties' in spec;
 
 const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
 const QUANTITY = '^[0-9]+(\\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$';
-const resourceListSchema = { type: 'object', additionalProperties: { type: 'string', pattern: QUANTITY } };
 // `--set resources.limits.cpu=2` arrives as a number; Kubernetes takes a number as a quantity.
 const quantityListSchema = { type: 'object', additionalProperties: { anyOf: [{ type: 'string', pattern: QUANTITY }, { type: 'number', minimum: 0 }] } };
 const resourcesSchema = (value: ResourceRequirements, list: object = quantityListSchema) => ({
@@ -191,7 +190,7 @@ export const VALUES: Group = {
         }),
         native: leaf('Inject a native sidecar (initContainer with restartPolicy Always) so Jobs complete; false appends to containers.', { type: 'boolean', default: true }),
         resources: leaf('Sidecar requests and limits (cpu and memory are required: quota namespaces reject containers without them).', {
-          ...resourcesSchema({ requests: { ...DEFAULT_SIDECAR_RESOURCES.requests }, limits: { ...DEFAULT_SIDECAR_RESOURCES.limits } }, resourceListSchema),
+          ...resourcesSchema({ requests: { ...DEFAULT_SIDECAR_RESOURCES.requests }, limits: { ...DEFAULT_SIDECAR_RESOURCES.limits } }),
           required: ['requests', 'limits'],
         }),
         podResources: leaf('Pods with pod-level resources that leave no room for the sidecar: skip them (with a warning), or grow grows the pod-level requests and limits by the sidecar\'s.', { type: 'string', enum: ['skip', 'grow'], default: 'skip' }),

@@ -13,6 +13,7 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import { loadConfig } from '../config.ts';
+import { devCaCertFile } from '../dev-ca.ts';
 import {
   ANNOTATION_CONFIG_HASH,
   ANNOTATION_STATUS,
@@ -195,7 +196,8 @@ function endpointCheck(f: DoctorFacts, hook: V1MutatingWebhook): Check {
 }
 
 function caBundleFixes(f: DoctorFacts, hook: V1MutatingWebhook): string[] {
-  if (hook.clientConfig.url) return [`set webhook.caBundle to the base64 PEM of the CA that signed the served certificate: ${helmUpgrade(f, '--set webhook.caBundle=$(base64 -w0 ca.crt)')}`];
+  // A URL is out-of-cluster development; npm start serves from its development CA, kept in this file.
+  if (hook.clientConfig.url) return [`set webhook.caBundle to the base64 PEM of the CA that signed the served certificate (npm start's is ${devCaCertFile()}): ${helmUpgrade(f, `--set webhook.caBundle=$(base64 -w0 ${devCaCertFile()})`)}`];
   const selfSigned = deploymentEnv(f)[ENV.tlsSelfSigned] === 'true';
   if (selfSigned) return [`kubectl -n ${f.releaseNamespace} rollout restart deployment/${CHART.deployment}   (the webhook re-syncs caBundle at start)`];
   return [

@@ -14,6 +14,7 @@ import { formatChecks, parseWarnings } from '../../app/cli/doctor.ts';
 import { PLAIN } from '../../app/cli/output.ts';
 import { namespaceSetupObjects } from '../../app/setup/namespace-objects.ts';
 import { loadConfig } from '../../app/config.ts';
+import { devCaCertFile } from '../../app/dev-ca.ts';
 import { LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { planInjection } from '../../app/inject/sidecar.ts';
 
@@ -162,6 +163,8 @@ describe('doctor checks', () => {
     assert.equal(fail?.id, 'ca-bundle');
     assert.match(fail!.message, /not signed by the caBundle \(CN=somebody else\)/);
     assert.match(fail!.fixes[0]!, /--set webhook\.caBundle=/);
+    // npm start's development CA file (kept across restarts), not a made-up ca.crt.
+    assert.ok(fail!.fixes[0]!.includes(`base64 -w0 ${devCaCertFile()}`), fail!.fixes[0]);
     const empty = { ...healthy(), webhookConfiguration: webhookConfiguration({ clientConfig: { url: URL_ } }) };
     assert.match(failures(empty)[0]!.message, /empty caBundle/);
   });

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# CI (.ci/run, after the e2e): `npm run demo` as a newcomer runs it, asserted on its output; a second
+# run detects the first; `npm run demo -- down` leaves no process of the demo and no port bound.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+out="$(mktemp)"; trap 'rm -f "$out"' EXIT
+fail() { echo "demo check FAILED: $*" >&2; tail -30 .tools/demo/demo.log 2>/dev/null >&2 || true; npm run -s demo -- down >&2 || true; exit 1; }
+expect() { grep -Eq -- "$1" "$out" || fail "no line matching /$1/ in the output of $2"; echo "ok: $2: /$1/"; }
+
+start=$SECONDS
+npm run -s demo | tee "$out" || fail "npm run demo exited non-zero"
+echo "npm run demo took $((SECONDS - start))s"
+expect '^  demo-app-[a-z0-9]+-[a-z0-9]+ +ReplicaSet/demo-app-.*INJECTED$' 'npm run demo'
+[[ "$(grep -Ec '^  demo-app-.* INJECTED$' "$out")" == 2 ]] || fail "not both Deployment pods injected"
+expect '^  demo-job-[a-z0-9]+ +Job/demo-job .*INJECTED$' 'npm run demo'
+expect '^  demo-unlabelled .*NOT INJECTED \(not-labelled' 'npm run demo'
+expect 'restartPolicy Always' 'npm run demo'
+expect 'secretKeyRef' 'npm run demo'
+expect 'Warning: pandocore: ' 'npm run demo'
+expect '^  all checks passed$' 'npm run demo (pando doctor -n demo)'
+expect 'doctor exit 0 \(all checks ok\)' 'npm run demo'
+expect '^  export KUBECONFIG=' 'npm run demo'
+
+npm run -s demo > "$out" || fail "a second npm run demo exited non-zero"
+expect '^A demo is already running' 'a second npm run demo'
+expect '^  export KUBECONFIG=' 'a second npm run demo'
+
+# What is recorded before down, checked independently after it.
+read -r pids ports < <(node -e '
+  const fs = require("node:fs");
+  const demo = JSON.parse(fs.readFileSync(".tools/demo/state.json", "utf8"));
+  const cluster = JSON.parse(fs.readFileSync(".tools/cluster/state.json", "utf8"));
+  const pids = [demo.webhookPid, ...Object.values(cluster.pids), fs.readFileSync(".tools/registry/pid", "utf8").trim()];
+  const ports = [demo.webhookPort, demo.metricsPort, cluster.apiserverPort, cluster.etcdPort, fs.readFileSync(".tools/registry/addr", "utf8").trim().split(":")[1]];
+  console.log(`${pids.join(",")} ${ports.join(",")}`);')
+pids="${pids//,/ }"; ports="${ports//,/ }"
+npm run -s demo -- down > "$out" || fail "npm run demo -- down exited non-zero"
+cat "$out"
+expect '^nothing of the demo left' 'npm run demo -- down'
+for pid in $pids; do kill -0 "$pid" 2>/dev/null && fail "process $pid still runs after down"; done
+for port in $ports; do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && fail "port $port still bound after down"; done
+[[ ! -e .tools/demo && ! -e .tools/cluster ]] || fail "state left in .tools/demo or .tools/cluster"
+echo "ok: after down no process ($pids) and no port ($ports) of the demo is left"

@@ -276,6 +276,36 @@ describe('doctor checks', () => {
     assert.equal(d.get('pod')?.status, 'fail');
   });
 
+  it('a pod skipped for namespace-not-ready gets that reason and the setup-namespace fix, not "webhook down"', () => {
+    const base = healthy();
+    const uninjected = pod('web-1', {}, 'web-5d8f');
+    // The namespace lacks its license Secret now: the webhook skipped the pod for namespace-not-ready.
+    const notSetUp = { ...base, namespace: { ...base.namespace!, licenseSecret: null }, pods: [uninjected] };
+    const fail = byId(evaluate(notSetUp)).get('uninjected-pods')!;
+    assert.equal(fail.status, 'fail');
+    assert.match(fail.message, /skipped for namespace-not-ready: shop lacks Secret pando-license/);
+    assert.doesNotMatch(fail.message, /webhook was down/);
+    assert.deepEqual(fail.fixes, ['pando setup-namespace shop', 'kubectl rollout restart deployment/web -n shop']);
+    // Set up since: the pod is older than the setup, so it was skipped then; restarting is the fix.
+    const older = { ...uninjected, metadata: { ...uninjected.metadata, creationTimestamp: new Date(NOW.getTime() - 60_000) } };
+    const setUpLater = { ...base, namespace: { ...base.namespace!, setupAt: NOW }, pods: [older], pod: older, podName: 'web-1' };
+    const checks = byId(evaluate(setUpLater));
+    assert.match(checks.get('uninjected-pods')!.message, /skipped for namespace-not-ready: created before shop was set up/);
+    assert.match(checks.get('pod-injection')!.message, /^pod web-1 has no sidecar: skipped for namespace-not-ready/);
+    assert.deepEqual(checks.get('pod-injection')!.fixes, ['kubectl rollout restart deployment/web -n shop']);
+    // Created after the setup: the namespace does not explain it.
+    const newer = { ...uninjected, metadata: { ...uninjected.metadata, creationTimestamp: new Date(NOW.getTime() + 60_000) } };
+    assert.match(byId(evaluate({ ...setUpLater, pods: [newer] })).get('uninjected-pods')!.message, /created while the webhook was down/);
+  });
+
+  it('--pod with a protect label other than "true" names the value (the chart never sends such pods)', () => {
+    const wrong = pod('web-1', {}, 'web-5d8f');
+    wrong.metadata!.labels = { 'pandocore.xyz/protect': 'yes' };
+    const check = byId(evaluate({ ...healthy(), podName: 'web-1', pod: wrong })).get('pod-labelled')!;
+    assert.equal(check.status, 'fail');
+    assert.match(check.message, /labelled pandocore\.xyz\/protect="yes"; only "true" asks for the sidecar/);
+  });
+
   it('restart commands per owner kind', () => {
     assert.equal(restartCommand({ kind: 'daemonset', name: 'agent', namespace: 'n' }, 'agent-x'), 'kubectl rollout restart daemonset/agent -n n');
     assert.match(restartCommand({ kind: 'cronjob', name: 'nightly', namespace: 'n' }, 'nightly-28890000-abcde'), /^kubectl delete job nightly-28890000 -n n/);

@@ -22,6 +22,18 @@ expect '^  all checks passed$' 'npm run demo (pando doctor -n demo)'
 expect 'doctor exit 0 \(all checks ok\)' 'npm run demo'
 expect '^  export KUBECONFIG=' 'npm run demo'
 
+# The README's pipe line, as written, against the running demo with the kubectl it built.
+line="$(grep -m1 -- '-f scripts/demo/try.yaml | kubectl apply -f -' README.md | sed 's/ *#.*$//')"
+[[ -n "$line" ]] || fail "the README has no pando inject ... | kubectl apply line"
+PATH="$root/.tools/bin:$PATH" KUBECONFIG="$root/.tools/cluster/kubeconfig" bash -o pipefail -c "$line" || fail "the README line failed: $line"
+for _ in $(seq 1 60); do
+  status="$(.tools/bin/kubectl --kubeconfig .tools/cluster/kubeconfig get pods -n demo -l app=try-app -o jsonpath='{.items[*].metadata.annotations.pandocore\.xyz/status}')"
+  [[ "$status" == injected ]] && break
+  sleep 1
+done
+[[ "$status" == injected ]] || fail "the README line's Deployment has no injected pod (status '$status')"
+echo "ok: the README's line ran as written: $line"
+
 npm run -s demo > "$out" || fail "a second npm run demo exited non-zero"
 expect '^A demo is already running' 'a second npm run demo'
 expect '^  export KUBECONFIG=' 'a second npm run demo'

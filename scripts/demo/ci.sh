@@ -8,8 +8,17 @@ out="$(mktemp)"; trap 'rm -f "$out"' EXIT
 fail() { echo "demo check FAILED: $*" >&2; tail -30 .tools/demo/demo.log 2>/dev/null >&2 || true; npm run -s demo -- down >&2 || true; exit 1; }
 expect() { grep -Eq -- "$1" "$out" || fail "no line matching /$1/ in the output of $2"; echo "ok: $2: /$1/"; }
 
+# Failures are one line: a port taken (checked before anything starts).
+python3 -c 'import socket, time; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)' > "$out.port" &
+holder=$!
+for _ in $(seq 1 50); do [[ -s "$out.port" ]] && break; sleep 0.1; done
+if PANDO_DEMO_PORT="$(cat "$out.port")" npm run -s demo > "$out" 2>&1; then fail "npm run demo succeeded on a taken port"; fi
+kill "$holder"; rm -f "$out.port"
+expect "^demo: port [0-9]+ \(PANDO_DEMO_PORT\) on 127.0.0.1 is taken by another process; free it .*details: .tools/demo/demo.log" 'npm run demo on a taken port'
+# ... and the next run cleans up after the failed one.
 start=$SECONDS
 npm run -s demo | tee "$out" || fail "npm run demo exited non-zero"
+expect '^A previous npm run demo did not finish: stopping what it started and removing its state first.$' 'npm run demo after a failed one'
 echo "npm run demo took $((SECONDS - start))s"
 expect '^  demo-app-[a-z0-9]+-[a-z0-9]+ +ReplicaSet/demo-app-.*INJECTED$' 'npm run demo'
 [[ "$(grep -Ec '^  demo-app-.* INJECTED$' "$out")" == 2 ]] || fail "not both Deployment pods injected"

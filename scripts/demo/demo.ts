@@ -308,12 +308,15 @@ async function up(): Promise<void> {
     return;
   }
   if (previous || existsSync(DEMO_DIR)) {
-    say(`A previous demo's state was left over (${previous ? 'its webhook or control plane is gone' : 'no state file'}): removing it first.`);
+    say(previous
+      ? `A previous demo's state was left over (its webhook or control plane is gone): stopping what is left and removing it first.`
+      : `A previous npm run demo did not finish: stopping what it started and removing its state first.`);
     await down(true);
   }
   mkdirSync(DEMO_DIR, { recursive: true });
   say(`npm run demo: the whole product on a local control plane (details: ${rel(LOG_FILE)})`);
   const timings = new Timings(TIMINGS_FILE);
+  const requestedPort = process.env.PANDO_DEMO_PORT ? Number(process.env.PANDO_DEMO_PORT) : undefined;
 
   await step('checking what the machine has', async () => {
     const missing = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', 'helm'].filter((b) => !existsSync(join(BIN_DIR, b)));
@@ -325,15 +328,13 @@ async function up(): Promise<void> {
       throw new DemoError('docker-registry (the local OCI registry) is not installed', 'apt-get install docker-registry (as root), then npm run demo again');
     }
     for (const c of ['curl', 'python3']) if (!hasCommand(c)) throw new DemoError(`${c} is not installed (scripts/registry.sh needs it)`, `install ${c} and run npm run demo again`);
+    if (requestedPort !== undefined && !(await portFree(requestedPort))) {
+      throw new DemoError(`port ${requestedPort} (PANDO_DEMO_PORT) on 127.0.0.1 is taken by another process`, `free it (ss -ltnp | grep :${requestedPort}) or unset PANDO_DEMO_PORT to use a free port`);
+    }
   });
   await step('building the control plane (etcd, kube-apiserver, kube-controller-manager, kubectl; cached in .tools/bin)', () =>
     build('control-plane', 'building the control plane', 'test/cluster/build.sh', timings));
   await step('building helm (cached in .tools/bin)', () => build('helm', 'building helm', 'scripts/tools/helm.sh', timings));
-
-  const requestedPort = process.env.PANDO_DEMO_PORT ? Number(process.env.PANDO_DEMO_PORT) : undefined;
-  if (requestedPort !== undefined && !(await portFree(requestedPort))) {
-    throw new DemoError(`port ${requestedPort} (PANDO_DEMO_PORT) on 127.0.0.1 is taken by another process`, `free it (ss -ltnp | grep :${requestedPort}) or unset PANDO_DEMO_PORT to use a free port`);
-  }
 
   const registry = await step('starting the OCI registry on 127.0.0.1', async () => (await mustRun('starting the registry', 'bash', [join(REPO_ROOT, 'scripts/registry.sh'), 'start'])).trim());
   const chartRef = await step(`publishing the chart to oci://${registry}/charts`, async () =>

@@ -9,7 +9,7 @@
 // webhook with the chart's env as the chart's ServiceAccount, sets up namespace demo and applies
 // scripts/demo/workloads.yaml, then shows what admission did. Details go to .tools/demo/demo.log.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
@@ -185,7 +185,7 @@ function clusterReady(): boolean {
 }
 
 function demoRunning(state: DemoState): boolean {
-  return runsScript(state.webhookPid, MAIN) && clusterReady();
+  return runsScript(state.webhookPid, state.webhookArg) && clusterReady();
 }
 
 function usage(state: DemoState): string {
@@ -340,12 +340,19 @@ async function up(): Promise<void> {
   const chartRef = await step(`publishing the chart to oci://${registry}/charts`, async () =>
     (await mustRun('publishing the chart', 'bash', [join(REPO_ROOT, 'scripts/chart/publish.sh'), `oci://${registry}/charts`])).trim().split('\n').pop()!);
   say(`  ${chartRef}`);
-  // The image runs only as root (buildah, a mount namespace, chroot: scripts/image/run-from-image.ts),
-  // and that runner ends with the process that started it while the demo must outlive npm run demo:
-  // the demo runs the same code from source and says so.
-  const runFrom = process.getuid?.() === 0
-    ? 'from source (app/main.ts, the code the image ships, with the chart\'s env; the image runner of npm run test:e2e ends with its caller)'
-    : 'from source (app/main.ts, the code the image ships, with the chart\'s env; not root: the image needs a mount namespace and chroot)';
+  // The image runs where it can, as the e2e runs it: as root (buildah, a mount namespace, chroot).
+  const root = process.getuid?.() === 0;
+  const fromImage = root && process.env.PANDO_DEMO_FROM !== 'source';
+  let imageRef = '';
+  if (fromImage) {
+    await step('building the webhook image (buildah, no base image; cached per commit)', () => buildImage(timings));
+    imageRef = await step(`publishing the image to ${registry}/pando-webhook`, async () =>
+      (await mustRun('publishing the image', 'bash', [join(REPO_ROOT, 'scripts/image/publish.sh'), `${registry}/pando-webhook`])).trim().split('\n').pop()!);
+    say(`  ${imageRef}`);
+  }
+  const runFrom = fromImage
+    ? `from its image ${imageRef.split('@')[1]?.slice(0, 19)}... (uid 65532, read-only root; the chart's env)`
+    : `from source (app/main.ts with the chart's env; ${root ? 'PANDO_DEMO_FROM=source' : 'not root: the image needs a mount namespace and chroot'})`;
   say(`  the webhook runs ${runFrom}`);
 
   const cluster = await step('starting etcd, kube-apiserver and kube-controller-manager on 127.0.0.1', async () => {
@@ -366,14 +373,15 @@ async function up(): Promise<void> {
   // The README's operator command, plus the out-of-cluster development values and the local registry's flags.
   const helmArgs = ['upgrade', '--install', RELEASE, chart, '-n', RELEASE_NAMESPACE, '--create-namespace',
     '--set', `licenseKey=${LICENSE_KEY}`, '--set', 'defaultMode=monitor', '--set', 'tls.certManager=false',
-    '--set', `webhook.url=${webhookUrl}`, '--set', 'tls.extraIpAddresses={127.0.0.1}', '--version', version, '--plain-http'];
+    '--set', `webhook.url=${webhookUrl}`, '--set', 'tls.extraIpAddresses={127.0.0.1}', '--version', version, '--plain-http',
+    ...(imageRef ? ['--set', `image.repository=${imageRef.split('@')[0]}`, '--set', `image.digest=${imageRef.split('@')[1]}`] : [])];
   await step('installing the chart with helm', async () => {
     say(`  $ helm ${helmArgs.join(' ')}`);
     await mustRun('helm upgrade --install', HELM, helmArgs, { env: { ...HELM_ENV, KUBECONFIG: KUBECONFIG_PATH } });
   });
 
   const state = await step(`starting the webhook on https://127.0.0.1:${webhookPort} (self-signed: it fills the caBundle itself)`, () =>
-    startWebhook(cluster, { webhookPort, metricsPort, registry, chartRef, runFrom }));
+    startWebhook(cluster, { webhookPort, metricsPort, registry, chartRef, runFrom }, imageRef));
 
   await step(`creating namespace ${NAMESPACE} and running pando setup-namespace ${NAMESPACE}`, async () => {
     await mustRun(`kubectl create namespace ${NAMESPACE}`, KUBECTL, ['--kubeconfig', KUBECONFIG_PATH, 'create', 'namespace', NAMESPACE]);
@@ -400,7 +408,23 @@ async function up(): Promise<void> {
   say(usage(state));
 }
 
-async function startWebhook(cluster: Cluster, parts: Omit<DemoState, 'webhookPid' | 'kubeconfig' | 'startedAt'>): Promise<DemoState> {
+/** scripts/image/build.sh, skipped when the image of this commit (and these app/ files) is there already. */
+async function buildImage(timings: Timings): Promise<void> {
+  const stampFile = join(REPO_ROOT, '.tools/image/demo-stamp');
+  const inputs = ['app', 'package.json', 'package-lock.json', 'Containerfile', 'scripts/image'];
+  const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim();
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', ...inputs], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout;
+  const stamp = `${head}\n${dirty}`;
+  const built = existsSync(join(REPO_ROOT, '.tools/image/digest')) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
+  if (built && !dirty) {
+    say('  up to date');
+    return;
+  }
+  await build('image', 'building the image', 'scripts/image/build.sh', timings);
+  writeFileSync(stampFile, stamp);
+}
+
+async function startWebhook(cluster: Cluster, parts: Omit<DemoState, 'webhookPid' | 'webhookArg' | 'kubeconfig' | 'startedAt'>, imageRef = ''): Promise<DemoState> {
   const manifest = await mustRun('helm get manifest', HELM, ['get', 'manifest', RELEASE, '-n', RELEASE_NAMESPACE], { env: { ...HELM_ENV, KUBECONFIG: KUBECONFIG_PATH } });
   const objects = parseAllDocuments(manifest).map((d) => d.toJS()).filter((o) => o && typeof o === 'object');
   // As the chart's ServiceAccount (a bound token, as a pod of the Deployment gets): the chart's RBAC.
@@ -415,12 +439,13 @@ async function startWebhook(cluster: Cluster, parts: Omit<DemoState, 'webhookPid
     [ENV.metricsPort]: String(parts.metricsPort),
     [ENV.shutdownDelayMs]: '0',
   };
+  if (imageRef) return startImageWebhook(parts, imageRef, env, readFileSync(identity.path, 'utf8'));
   const out = openSync(WEBHOOK_LOG, 'a');
   const child = spawn(process.execPath, [MAIN], { cwd: REPO_ROOT, env, detached: true, stdio: ['ignore', out, out] });
   closeSync(out);
   child.unref();
   if (child.pid === undefined) throw new DemoError('the webhook did not start', `see ${rel(WEBHOOK_LOG)}`);
-  const state: DemoState = { ...parts, webhookPid: child.pid, kubeconfig: KUBECONFIG_PATH, startedAt: new Date().toISOString() };
+  const state: DemoState = { ...parts, webhookPid: child.pid, webhookArg: MAIN, kubeconfig: KUBECONFIG_PATH, startedAt: new Date().toISOString() };
   writeDemoState(STATE_FILE, state);
   const deadline = Date.now() + 30_000;
   while ((await readyz(parts.webhookPort)) !== 200) {
@@ -431,14 +456,38 @@ async function startWebhook(cluster: Cluster, parts: Omit<DemoState, 'webhookPid
   return state;
 }
 
-async function stopPid(pid: number): Promise<void> {
+/**
+ * The webhook from the image the demo published, detached (it outlives npm run demo), with the
+ * chart's env and the chart's ServiceAccount's kubeconfig mounted where a pod has its token.
+ */
+async function startImageWebhook(parts: Omit<DemoState, 'webhookPid' | 'webhookArg' | 'kubeconfig' | 'startedAt'>, ref: string, env: Record<string, string>, kubeconfig: string): Promise<DemoState> {
+  const { startWebhookFromImage, TLS_MOUNT_PATH } = await import('../image/run-from-image.ts');
+  const { PATH: _path, KUBECONFIG: _kubeconfig, ...chartEnv } = env;
+  try {
+    const hook = await startWebhookFromImage({
+      ref,
+      env: { ...chartEnv, KUBECONFIG: `${TLS_MOUNT_PATH}/kubeconfig`, [ENV.logLevel]: 'info' },
+      extraFiles: { kubeconfig },
+      port: parts.webhookPort,
+      metricsPort: parts.metricsPort,
+      logFile: WEBHOOK_LOG,
+    });
+    const state: DemoState = { ...parts, webhookPid: hook.pid, webhookArg: hook.args.at(-1)!, runDir: hook.runDir, kubeconfig: KUBECONFIG_PATH, startedAt: new Date().toISOString() };
+    writeDemoState(STATE_FILE, state);
+    return state;
+  } catch (err) {
+    throw new DemoError(`the webhook from the image did not start: ${(err as Error).message.split('\n')[0]}`, `see ${rel(WEBHOOK_LOG)}; PANDO_DEMO_FROM=source runs it from source`);
+  }
+}
+
+async function stopPid(pid: number, arg: string): Promise<void> {
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
     return;
   }
-  for (let i = 0; i < 100 && runsScript(pid, MAIN); i++) await sleep(100);
-  if (runsScript(pid, MAIN)) process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 100 && runsScript(pid, arg); i++) await sleep(100);
+  if (runsScript(pid, arg)) process.kill(pid, 'SIGKILL');
 }
 
 /** Every process and port the demo's parts recorded: the webhook, the control plane, the registry. */
@@ -471,8 +520,8 @@ async function down(quiet = false): Promise<void> {
   const note = (line: string) => (quiet ? log(line) : say(line));
   const state = readDemoState(STATE_FILE);
   const before = recorded(state);
-  if (state && runsScript(state.webhookPid, MAIN)) {
-    await stopPid(state.webhookPid);
+  if (state && runsScript(state.webhookPid, state.webhookArg)) {
+    await stopPid(state.webhookPid, state.webhookArg);
     note(`stopped the webhook (pid ${state.webhookPid})`);
   }
   await stopCluster(note);
@@ -480,6 +529,7 @@ async function down(quiet = false): Promise<void> {
   if (registry.status === 0) note('stopped the registry');
   if (logFd !== undefined) closeSync(logFd);
   logFd = undefined;
+  if (state?.runDir) rmSync(state.runDir, { recursive: true, force: true });
   rmSync(CLUSTER_DIR, { recursive: true, force: true });
   rmSync(DEMO_DIR, { recursive: true, force: true });
   note(`removed ${rel(DEMO_DIR)}, ${rel(CLUSTER_DIR)} and the registry's storage (build caches in .tools/bin are kept)`);
@@ -500,11 +550,12 @@ async function down(quiet = false): Promise<void> {
 async function restart(): Promise<void> {
   const state = readDemoState(STATE_FILE);
   if (!state || !clusterReady()) throw new DemoError('no demo is running', 'start one with npm run demo');
-  if (runsScript(state.webhookPid, MAIN)) await stopPid(state.webhookPid);
+  if (runsScript(state.webhookPid, state.webhookArg)) await stopPid(state.webhookPid, state.webhookArg);
+  if (state.runDir) rmSync(state.runDir, { recursive: true, force: true });
   const cluster = await startCluster();
-  const { webhookPort, metricsPort, registry, chartRef, runFrom } = state;
-  const next = await startWebhook(cluster, { webhookPort, metricsPort, registry, chartRef, runFrom });
-  say(`restarted the webhook from app/ (pid ${next.webhookPid}, https://127.0.0.1:${webhookPort}/mutate, log ${rel(WEBHOOK_LOG)}); it reads its CA from the Secret, so the caBundle still trusts it`);
+  const { webhookPort, metricsPort, registry, chartRef } = state;
+  const next = await startWebhook(cluster, { webhookPort, metricsPort, registry, chartRef, runFrom: 'from source (app/main.ts with the chart\'s env; npm run demo -- restart)' });
+  say(`restarted the webhook from source, app/ as it is now (pid ${next.webhookPid}, https://127.0.0.1:${webhookPort}/mutate, log ${rel(WEBHOOK_LOG)}); it reads its CA from the Secret, so the caBundle still trusts it`);
 }
 
 function explain(err: unknown): void {

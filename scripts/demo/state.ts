@@ -4,6 +4,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 export interface DemoState {
   webhookPid: number;
+  /** An argument of the webhook's command line (app/main.ts, or the image's entry point): tells a reused pid from ours. */
+  webhookArg: string;
+  /** The image runner's folder of mounted files (image path only). */
+  runDir?: string;
   webhookPort: number;
   metricsPort: number;
   /** HOST:PORT of the local OCI registry. */

@@ -38,7 +38,7 @@ describe('demo progress', () => {
 describe('demo state', () => {
   it('round-trips, and a file without a webhook pid is no state', () => {
     const file = join(dir, 'state.json');
-    const state = { webhookPid: 1, webhookPort: 2, metricsPort: 3, registry: 'r', chartRef: 'c', runFrom: 'source', kubeconfig: 'k', startedAt: 't' };
+    const state = { webhookPid: 1, webhookArg: 'app/main.ts', webhookPort: 2, metricsPort: 3, registry: 'r', chartRef: 'c', runFrom: 'source', kubeconfig: 'k', startedAt: 't' };
     writeDemoState(file, state);
     assert.deepEqual(readDemoState(file), state);
     writeFileSync(file, '{"webhookPort": 2}');

@@ -16,7 +16,7 @@ import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments, stringify } from 'yaml';
 import { ANNOTATION_STATUS, ENV, LABEL_PROTECT, PATH_METRICS, PATH_READYZ, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
-import { BIN_DIR, KUBECONFIG_PATH, REPO_ROOT, STATE_DIR as CLUSTER_DIR, startCluster, stopCluster, type Cluster } from '../../test/cluster/harness.ts';
+import { alive, BIN_DIR, KUBECONFIG_PATH, REPO_ROOT, STATE_DIR as CLUSTER_DIR, startCluster, stopCluster, type Cluster } from '../../test/cluster/harness.ts';
 import { serviceAccountKubeconfig, webhookEnvFromObjects, webhookServiceAccount } from '../../test/e2e/chart-render.ts';
 import { RELEASE, RELEASE_NAMESPACE } from '../../test/e2e/product.ts';
 import { formatDuration, progressLine, PROGRESS_EVERY_MS, Timings } from './progress.ts';
@@ -505,15 +505,6 @@ function recorded(state: DemoState | undefined): { pids: number[]; ports: number
   const pids = [state?.webhookPid, ...Object.values<number>(cluster?.pids ?? {}), registryPid];
   const ports = [state?.webhookPort, state?.metricsPort, cluster?.apiserverPort, cluster?.etcdPort, registryPort];
   return { pids: pids.filter((p): p is number => Number.isInteger(p) && p! > 0), ports: ports.filter((p): p is number => Number.isInteger(p) && p! > 0) };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function down(quiet = false): Promise<void> {

@@ -9,7 +9,7 @@
 // webhook with the chart's env as the chart's ServiceAccount, sets up namespace demo and applies
 // scripts/demo/workloads.yaml, then shows what admission did. Details go to .tools/demo/demo.log.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
@@ -408,20 +408,26 @@ async function up(): Promise<void> {
   say(usage(state));
 }
 
-/** scripts/image/build.sh, skipped when the image of this commit (and these app/ files) is there already. */
+/** scripts/image/build.sh, skipped when the built image is of this commit and app/ has no changes (as after npm run test:e2e). */
 async function buildImage(timings: Timings): Promise<void> {
-  const stampFile = join(REPO_ROOT, '.tools/image/demo-stamp');
-  const inputs = ['app', 'package.json', 'package-lock.json', 'Containerfile', 'scripts/image'];
-  const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim();
-  const dirty = spawnSync('git', ['status', '--porcelain', '--', ...inputs], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout;
-  const stamp = `${head}\n${dirty}`;
-  const built = existsSync(join(REPO_ROOT, '.tools/image/digest')) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
-  if (built && !dirty) {
-    say('  up to date');
-    return;
+  const dir = join(REPO_ROOT, '.tools/image');
+  const git = (args: string[]) => spawnSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim();
+  const dirty = git(['status', '--porcelain', '--', 'app', 'package.json', 'package-lock.json', 'Containerfile', 'scripts/image']);
+  if (!dirty && existsSync(join(dir, 'digest')) && existsSync(join(dir, 'tag'))) {
+    const tag = readFileSync(join(dir, 'tag'), 'utf8').trim();
+    const config = spawnSync('skopeo', ['inspect', '--config', `oci:${join(dir, 'oci')}:${tag}`], { encoding: 'utf8' });
+    let revision = '';
+    try {
+      revision = (JSON.parse(config.stdout) as { config?: { Labels?: Record<string, string> } }).config?.Labels?.['org.opencontainers.image.revision'] ?? '';
+    } catch {
+      revision = '';
+    }
+    if (revision === git(['rev-parse', 'HEAD'])) {
+      say('  up to date (built from this commit)');
+      return;
+    }
   }
   await build('image', 'building the image', 'scripts/image/build.sh', timings);
-  writeFileSync(stampFile, stamp);
 }
 
 async function startWebhook(cluster: Cluster, parts: Omit<DemoState, 'webhookPid' | 'webhookArg' | 'kubeconfig' | 'startedAt'>, imageRef = ''): Promise<DemoState> {

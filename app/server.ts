@@ -105,7 +105,10 @@ function safeReview(request: AdmissionRequest, plan: InjectionPlan, readiness: R
   try {
     // Only a pod that would be injected costs a (cached) namespace lookup.
     if (!readiness || !request.namespace || decide(request, plan).action !== 'inject') return review(request, plan, {});
-    return readiness.get(request.namespace).then((namespace) => review(request, plan, { namespace })).catch(failOpen);
+    return readiness
+      .get(request.namespace)
+      .then((lookup) => review(request, plan, lookup.ok ? { namespace: lookup.facts } : { namespaceLookupFailed: lookup.reason }))
+      .catch(failOpen);
   } catch (err) {
     return failOpen(err);
   }

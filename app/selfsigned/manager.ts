@@ -11,6 +11,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
+  type V1OwnerReference,
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -44,6 +45,8 @@ export interface SelfSignedOptions {
   /** Called after each check with whether the webhook configuration trusts the served leaf. */
   onBundleCheck?: (inSync: boolean) => void;
   now?: () => Date;
+  /** Set on the Secret whenever it is written (the webhook's Deployment, app/owner.ts). */
+  ownerReferences?: V1OwnerReference[];
 }
 
 function splitPems(bundle: string): string[] {
@@ -89,7 +92,7 @@ export function decodeSecret(secret: V1Secret): TlsState | undefined {
   };
 }
 
-export function encodeSecret(state: TlsState, name: string, namespace: string, resourceVersion?: string): V1Secret {
+export function encodeSecret(state: TlsState, name: string, namespace: string, resourceVersion?: string, ownerReferences?: V1OwnerReference[]): V1Secret {
   const data: Record<string, string> = {
     [KEYS.leafCert]: b64(state.leafCert),
     [KEYS.leafKey]: b64(state.leafKey),
@@ -111,6 +114,7 @@ export function encodeSecret(state: TlsState, name: string, namespace: string, r
       ...(resourceVersion ? { resourceVersion } : {}),
       labels: { 'app.kubernetes.io/managed-by': 'pando-webhook' },
       annotations: { [ANNOTATION_PHASE_SINCE]: state.phaseSince.toISOString() },
+      ...(ownerReferences && ownerReferences.length > 0 ? { ownerReferences } : {}),
     },
     data,
   };
@@ -156,7 +160,7 @@ export function createSelfSignedManager(kc: KubeConfig, options: SelfSignedOptio
       const forceRotation = secret?.metadata?.annotations?.[ANNOTATION_ROTATE] !== undefined;
       const { state, events } = await nextState(current, now(), { ...options.policy, forceRotation });
       if (events.length === 0 && !forceRotation && current) return current;
-      const body = encodeSecret(state, secretName, namespace, secret?.metadata?.resourceVersion);
+      const body = encodeSecret(state, secretName, namespace, secret?.metadata?.resourceVersion, options.ownerReferences);
       try {
         if (secret) await core.replaceNamespacedSecret({ name: secretName, namespace, body });
         else await core.createNamespacedSecret({ namespace, body });

@@ -16,7 +16,9 @@ if (import.meta.main) {
   try {
     const values = valuesFromFiles(files);
     // In synth mode the key comes from a values file, not from helm's --set: name the file.
-    if (values.licenseKey === '') throw new Error(`licenseKey is required: add "licenseKey: YOUR_LICENSE_KEY" to ${files ? `the values file (PANDO_VALUES=${files})` : 'a values file and pass it as PANDO_VALUES=FILE'}`);
+    if (values.licenseKey === '' && values.license.existingSecret.name === '') {
+      throw new Error(`licenseKey or license.existingSecret.name is required: add "licenseKey: YOUR_LICENSE_KEY" to ${files ? `the values file (PANDO_VALUES=${files})` : 'a values file and pass it as PANDO_VALUES=FILE'}`);
+    }
     const app = new App({ outdir: process.env.CDK8S_OUTDIR ?? 'cdk8s.out' });
     new PandoChart(app, 'pando-webhook', {
       values,

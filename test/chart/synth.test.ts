@@ -42,14 +42,19 @@ describe('npm run synth', () => {
   test('a missing licenseKey names the values file', () => {
     const r = synth('replicas: 3\n');
     equal(r.status, 1);
-    match(r.stderr, /licenseKey is required: add "licenseKey: YOUR_LICENSE_KEY" to the values file \(PANDO_VALUES=.*my-values\.yaml\)/);
+    match(r.stderr, /licenseKey or license\.existingSecret\.name is required: add "licenseKey: YOUR_LICENSE_KEY" to the values file \(PANDO_VALUES=.*my-values\.yaml\)/);
     ok(existsSync(join(r.output, 'earlier.k8s.yaml')));
   });
 
+  test('license.existingSecret instead of licenseKey is enough', () => {
+    const r = synth('license:\n  existingSecret:\n    name: from-vault\n    key: license-key\n');
+    equal(r.status, 0, r.stderr);
+  });
+
   test('good values replace the output with the manifests', () => {
-    const r = synth('licenseKey: abc\nreplicas: 3\n');
+    const r = synth('licenseKey: abc\ndefaultMode: enforce\n');
     equal(r.status, 0, r.stderr);
     ok(!existsSync(join(r.output, 'earlier.k8s.yaml')));
-    match(readFileSync(join(r.output, 'pando-webhook.k8s.yaml'), 'utf8'), /replicas: 3/);
+    match(readFileSync(join(r.output, 'pando-webhook.k8s.yaml'), 'utf8'), /name: PANDO_DEFAULT_MODE\n\s+value: enforce/);
   });
 });

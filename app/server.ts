@@ -126,6 +126,13 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
     // failed webhook call, and under failurePolicy Ignore an uninjected pod.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Kubernetes accepts any key in free-form maps (CSI volumeAttributes, annotations), so a legal
+    // pod may carry `__proto__` or `constructor`: refusing it (fastify's default, a 400) lets that
+    // pod dodge injection. JSON.parse keeps such keys as plain own properties; nothing here copies
+    // them with a setter (spreads and compare() only), and test/server/prototype.test.ts proves no
+    // prototype gains a property on any path. Not scanning also saves a pass over 3 MiB bodies.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
   };
   // fastify's typings bind the server type to the options literal; the instance API is the same.

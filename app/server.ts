@@ -129,7 +129,7 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
     // Kubernetes accepts any key in free-form maps (CSI volumeAttributes, annotations), so a legal
     // pod may carry `__proto__` or `constructor`: refusing it (fastify's default, a 400) lets that
     // pod dodge injection. JSON.parse keeps such keys as plain own properties; nothing here copies
-    // them with a setter (spreads and compare() only), and test/server/prototype.test.ts proves no
+    // them with a setter (spreads and diff() only), and test/server/prototype.test.ts proves no
     // prototype gains a property on any path. Not scanning also saves a pass over 3 MiB bodies.
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',

@@ -56,6 +56,7 @@ export const ENV = {
   sidecarResources: 'PANDO_SIDECAR_RESOURCES',
   sidecarRunAsUser: 'PANDO_SIDECAR_RUN_AS_USER',
   bodyLimitBytes: 'PANDO_BODY_LIMIT_BYTES',
+  reviewBytesInFlight: 'PANDO_REVIEW_BYTES_IN_FLIGHT',
   logLevel: 'PANDO_LOG_LEVEL',
   namespaceCheck: 'PANDO_NAMESPACE_CHECK',
   tlsSelfSigned: 'PANDO_TLS_SELF_SIGNED',

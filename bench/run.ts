@@ -18,6 +18,7 @@ import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { createCa, issueServingCert } from '../app/certs.ts';
 import { ENV } from '../app/contract.ts';
 import { post, pacedLatency, throughput, type LatencyResult, type Target, type ThroughputResult } from './load.ts';
+import { overloadRuns, renderOverload, type OverloadResult } from './overload.ts';
 import { summariseProfile, type ProfileEntry } from './profile.ts';
 import { renderMarkdown } from './report.ts';
 import { BENCH_ENV, benchConfig, generateLoads, type Load, type Size } from './reviews.ts';
@@ -77,6 +78,8 @@ export interface Run {
   loads: Array<{ id: string; bytes: number; patched: boolean; parseMicros: number }>;
   servers: ServerResult[];
   profile: { load: string; seconds: number; top: ProfileEntry[] } | null;
+  /** The burst of 3 MiB reviews in a memory cgroup (bench/overload.ts). */
+  overload: OverloadResult[] | null;
 }
 
 function parseArgs(argv: string[]) {
@@ -230,17 +233,28 @@ function command(server: ServerId, port: number, metricsPort: number, files: Fil
   }
 }
 
+export interface StartOptions {
+  nodeFlags?: string[];
+  webhookMain?: string;
+  /** More environment for the server. */
+  env?: Record<string, string>;
+  /** A cgroup's `cgroup.procs`: the server starts inside it, so every page it touches is charged. */
+  cgroupProcs?: string;
+}
+
 /** Starts a server on core 0 and waits for its first successful review. */
-export async function start(server: ServerId, files: Files, probe: Load, pinned: boolean, nodeFlags: string[] = [], webhookMain = WEBHOOK_MAIN): Promise<Started> {
+export async function start(server: ServerId, files: Files, probe: Load, pinned: boolean, options: StartOptions = {}): Promise<Started> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const { file, args, env } = command(server, port, metricsPort, files, nodeFlags, webhookMain);
+  const command_ = command(server, port, metricsPort, files, options.nodeFlags ?? [], options.webhookMain ?? WEBHOOK_MAIN);
+  const env = { ...command_.env, ...options.env };
   const target = { port, ca: files.ca };
+  const argv = [...(pinned ? ['/usr/bin/taskset', '-c', '0'] : []), command_.file, ...command_.args];
+  // A process moved into a cgroup later keeps its earlier pages uncharged: a shell joins first, then execs.
+  const [file, ...args] = options.cgroupProcs ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', options.cgroupProcs, ...argv] : argv;
   const began = performance.now();
   // Logs go nowhere, as cheaply as the kernel allows; stderr is kept for error messages.
-  const child = pinned
-    ? spawn('/usr/bin/taskset', ['-c', '0', file, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(file!, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
@@ -378,7 +392,7 @@ async function profileWebhook(files: Files, load: Load, settings: Settings) {
   const dir = join(RESULTS_DIR, 'profiles');
   mkdirSync(dir, { recursive: true });
   const before = new Set(readdirSync(dir));
-  const started = await start('webhook', files, load, settings.pinned, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const started = await start('webhook', files, load, settings.pinned, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   // The profile starts with the process: leave out the start (modules loading) and count the load.
   const skipMicros = (started.coldStartMs + 100) * 1000;
   try {
@@ -470,6 +484,8 @@ async function main() {
     const servers = await measureAll(args.servers, files, loads, settings);
     const typical = loads.find((l) => l.id === 'typical-create') ?? loads[0]!;
     const profile = args.profile && args.servers.includes('webhook') ? await profileWebhook(files, typical, settings) : null;
+    const overload = args.servers.includes('webhook') && !args.webhookMain ? await overloadRuns(files, settings.quick) : null;
+    if (overload) for (const r of overload) log(`overload ${r.label}: ${r.answered}/${r.settings.reviews} answered, p100 ${(r.p100Ms / 1000).toFixed(2)} s, peak ${r.peakMiB.toFixed(0)} MiB`);
     const run: Run = {
       date: new Date().toISOString(),
       settings,
@@ -479,8 +495,9 @@ async function main() {
       loads: loads.map((l) => ({ id: l.id, bytes: l.body.length, patched: l.patched, parseMicros: parseMicros(l, settings.quick) })),
       servers,
       profile,
+      overload,
     };
-    const markdown = renderMarkdown(run);
+    const markdown = renderMarkdown(run) + (overload ? `\n${renderOverload(overload)}` : '');
     mkdirSync(RESULTS_DIR, { recursive: true });
     const stamp = run.date.replace(/[:.]/g, '-');
     const name = `${stamp}${settings.quick ? '-quick' : ''}`;

@@ -82,8 +82,8 @@ export const DEFAULT_SIDECAR_RESOURCES: SidecarResources = {
 // The API server accepts objects up to 3 MiB; a review carries the object and, on UPDATE, the old
 // object too, plus the envelope. 7 MiB admits both with room to spare.
 export const DEFAULT_BODY_LIMIT_BYTES = 7 * 1024 * 1024;
-// Two 3 MiB pods parse at once (about 40 MiB of heap each while parsed); typical 10 KB reviews are
-// never held back. Measured in bench/overload.ts.
+// Two 3 MiB pods are read and parsed at once; typical 10 KB reviews are never held back. A burst of
+// 32 such pods peaked at 61 MiB (127 MiB with every body at once) in bench/overload.ts.
 export const DEFAULT_REVIEW_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 // Kubernetes resource.Quantity, as in k8s.io/apimachinery/pkg/api/resource.

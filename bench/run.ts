@@ -18,6 +18,7 @@ import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { createCa, issueServingCert } from '../app/certs.ts';
 import { ENV } from '../app/contract.ts';
 import { post, pacedLatency, throughput, type LatencyResult, type Target, type ThroughputResult } from './load.ts';
+import { renderFuzz, runFuzz, type FuzzResult } from './fuzz.ts';
 import { overloadRuns, renderOverload, type OverloadResult } from './overload.ts';
 import { summariseProfile, type ProfileEntry } from './profile.ts';
 import { renderMarkdown } from './report.ts';
@@ -27,10 +28,11 @@ const ROOT = join(import.meta.dirname, '..');
 const RESULTS_DIR = join(ROOT, 'bench', 'results');
 let WEBHOOK_MAIN = join(ROOT, 'build', 'app', 'main.js');
 const GO_PEER = join(ROOT, '.tools', 'bin', 'pando-go-peer');
+const GO_PEER_TYPED = join(ROOT, '.tools', 'bin', 'pando-go-peer-typed');
 const NODE = process.execPath;
 
-export type ServerId = 'ceiling' | 'webhook' | 'go-peer';
-export const SERVERS: readonly ServerId[] = ['ceiling', 'webhook', 'go-peer'];
+export type ServerId = 'ceiling' | 'webhook' | 'go-peer' | 'go-typed';
+export const SERVERS: readonly ServerId[] = ['ceiling', 'webhook', 'go-peer', 'go-typed'];
 
 export interface Settings {
   quick: boolean;
@@ -80,6 +82,8 @@ export interface Run {
   profile: { load: string; seconds: number; top: ProfileEntry[] } | null;
   /** The burst of 3 MiB reviews in a memory cgroup (bench/overload.ts). */
   overload: OverloadResult[] | null;
+  /** Generated and byte-mutated reviews, every answer checked (bench/fuzz.ts). */
+  fuzz: FuzzResult | null;
 }
 
 function parseArgs(argv: string[]) {
@@ -229,7 +233,8 @@ function command(server: ServerId, port: number, metricsPort: number, files: Fil
     case 'ceiling':
       return { file: NODE, args: [...nodeFlags, join(ROOT, 'bench', 'ceiling.mjs'), String(port), files.cert, files.key], env: process.env };
     case 'go-peer':
-      return { file: GO_PEER, args: [`-addr=127.0.0.1:${port}`, `-cert=${files.cert}`, `-key=${files.key}`, `-config=${files.goConfig}`], env: process.env };
+    case 'go-typed':
+      return { file: server === 'go-peer' ? GO_PEER : GO_PEER_TYPED, args: [`-addr=127.0.0.1:${port}`, `-cert=${files.cert}`, `-key=${files.key}`, `-config=${files.goConfig}`], env: process.env };
   }
 }
 
@@ -470,7 +475,7 @@ async function main() {
   };
   if (args.webhookMain) WEBHOOK_MAIN = resolve(args.webhookMain);
   if (!existsSync(WEBHOOK_MAIN)) throw new Error('bench: build/app/main.js is missing: run `npm run build` first (npm run bench does)');
-  if (args.servers.includes('go-peer')) buildGoPeer();
+  if (args.servers.includes('go-peer') || args.servers.includes('go-typed')) buildGoPeer();
   log(settings.pinned ? 'servers pinned to core 0, load generator to core 1' : 'taskset unavailable or one core: not pinned');
 
   const generated = generateLoads();
@@ -486,6 +491,10 @@ async function main() {
     const profile = args.profile && args.servers.includes('webhook') ? await profileWebhook(files, typical, settings) : null;
     const overload = args.servers.includes('webhook') && !args.webhookMain ? await overloadRuns(files, settings.quick) : null;
     if (overload) for (const r of overload) log(`overload ${r.label}: ${r.answered}/${r.settings.reviews} answered, p100 ${(r.p100Ms / 1000).toFixed(2)} s, peak ${r.peakMiB.toFixed(0)} MiB`);
+    // The full 100,000 take minutes: `npm run fuzz`; here a short run in CI, a longer one otherwise.
+    const fuzz = args.servers.includes('webhook') && !args.webhookMain ? await runFuzz(files, settings.quick ? 3_000 : 20_000, 17, settings.pinned) : null;
+    if (fuzz) log(`fuzz: ${fuzz.count} reviews, ${fuzz.failures.length} failures${fuzz.failures.length ? `: ${fuzz.failures.slice(0, 3).join('; ')}` : ''}`);
+    if (fuzz && fuzz.failures.length > 0) process.exitCode = 1;
     const run: Run = {
       date: new Date().toISOString(),
       settings,
@@ -496,8 +505,9 @@ async function main() {
       servers,
       profile,
       overload,
+      fuzz,
     };
-    const markdown = renderMarkdown(run) + (overload ? `\n${renderOverload(overload)}` : '');
+    const markdown = renderMarkdown(run) + (overload ? `\n${renderOverload(overload)}` : '') + (fuzz ? `\n${renderFuzz(fuzz)}` : '');
     mkdirSync(RESULTS_DIR, { recursive: true });
     const stamp = run.date.replace(/[:.]/g, '-');
     const name = `${stamp}${settings.quick ? '-quick' : ''}`;

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --servers=webhook,ceiling] [-- --loads=typical-create]
+// npm run bench [-- --quick] [-- --servers=webhook,ceiling] [-- --loads=typical-create] [-- --cluster]
 //
 // Runs the webhook (compiled JavaScript, as in production), the ceiling (a bare Node HTTPS server
 // answering a fixed AdmissionReview) and the Go peer one after another on the same certificate and
@@ -18,6 +18,7 @@ import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { createCa, issueServingCert } from '../app/certs.ts';
 import { ENV } from '../app/contract.ts';
 import { post, pacedLatency, throughput, type LatencyResult, type Target, type ThroughputResult } from './load.ts';
+import { renderCluster, runCluster } from './cluster.ts';
 import { renderFuzz, runFuzz, type FuzzResult } from './fuzz.ts';
 import { overloadRuns, renderOverload, type OverloadResult } from './overload.ts';
 import { summariseProfile, type ProfileEntry } from './profile.ts';
@@ -93,7 +94,7 @@ function parseArgs(argv: string[]) {
   for (const s of servers) if (!SERVERS.includes(s)) throw new Error(`bench: unknown server ${s} (${SERVERS.join(', ')})`);
   // --webhook-main=PATH runs another build of the webhook (e.g. the previous commit's) for an A/B.
   const webhookMain = value('webhook-main');
-  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile'), webhookMain };
+  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile'), webhookMain, cluster: argv.includes('--cluster') };
 }
 
 function log(message: string) {
@@ -479,6 +480,7 @@ async function main() {
   log(settings.pinned ? 'servers pinned to core 0, load generator to core 1' : 'taskset unavailable or one core: not pinned');
 
   const generated = generateLoads();
+  if (args.cluster) return clusterMain(args.servers, generated.plan, settings.quick);
   const loads = args.loads ? generated.loads.filter((l) => args.loads!.includes(l.id)) : generated.loads;
   if (loads.length === 0) throw new Error(`bench: no load matches ${args.loads!.join(',')}`);
   const files = await prepareFiles();
@@ -517,6 +519,31 @@ async function main() {
     if (complete) writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), markdown);
     process.stdout.write(`\n${markdown}\n`);
     log(`done in ${((performance.now() - began) / 1000).toFixed(1)} s: bench/results/${name}.{md,json}${complete ? ' and bench/RESULTS.md' : ''}`);
+  } finally {
+    rmSync(files.dir, { recursive: true, force: true });
+  }
+}
+
+/** --cluster: the admission overhead at the e2e control plane's API server (bench/cluster.ts). */
+async function clusterMain(servers: readonly ServerId[], plan: ReturnType<typeof generateLoads>['plan'], quick: boolean) {
+  const files = await prepareFiles();
+  writeGoConfig(files, plan);
+  try {
+    const before = loadAverage();
+    const results = await runCluster(files, servers, quick, log);
+    const markdown = `${renderCluster(results, { before, after: loadAverage() })}`;
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-cluster${quick ? '-quick' : ''}`;
+    writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
+    writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(`\n${markdown}\n`);
+    log(`done: bench/results/${name}.{md,json}`);
+    // Correctness, not timings: every labelled pod gets the sidecar, every create succeeds.
+    const missed = results.flatMap((r) => [
+      ...r.rates.filter((x) => x.labelled.injected < Math.ceil(x.sent / 2) || x.labelled.failed + x.unlabelled.failed > 0).map((x) => `${r.server} at ${x.rate}/s`),
+      ...(r.burst.injected < r.burst.pods ? [`${r.server} burst`] : []),
+    ]);
+    if (missed.length > 0) throw new Error(`bench: pods not injected or not created: ${missed.join(', ')}`);
   } finally {
     rmSync(files.dir, { recursive: true, force: true });
   }

@@ -16,6 +16,7 @@ import fc from 'fast-check';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { canPin, prepareFiles, rssMiB, start, stop, type Files, type Started } from './run.ts';
 import { generateLoads } from './reviews.ts';
+import { FUZZ_AT_SCALE_HEADING, writeSection } from './results-file.ts';
 import type { Target } from './load.ts';
 
 const GOLDEN = join(import.meta.dirname, '..', 'test', 'testdata', 'golden');
@@ -347,11 +348,11 @@ export async function runFuzz(files: Files, count: number, seed: number, pinned 
   }
 }
 
-export function renderFuzz(r: FuzzResult): string {
+export function renderFuzz(r: FuzzResult, heading = '## Fuzz'): string {
   const statuses = Object.entries(r.byStatus).sort().map(([status, n]) => `${status}: ${n.toLocaleString('en-US')}`).join(', ');
   const growth = (end: number, begin: number) => `${begin.toFixed(0)} / ${end.toFixed(0)} (${end >= begin ? '+' : ''}${((end / begin - 1) * 100).toFixed(1)} %)`;
   return [
-    `## Fuzz: ${r.count.toLocaleString('en-US')} generated and byte-mutated reviews (seed ${r.seed})`,
+    `${heading}: ${r.count.toLocaleString('en-US')} generated and byte-mutated reviews (seed ${r.seed})`,
     '',
     `Half fast-check arbitraries, half byte mutations of the golden inputs and of generated reviews, over HTTPS keep-alive (${CONCURRENCY} at once) to build/app/main.js; ` +
       `every answer checked, every 10th patched pod reviewed again. ${r.seconds.toFixed(1)} s at load average ${r.loadAverage}.`,
@@ -371,6 +372,9 @@ if (import.meta.main) {
   const seed = Number(value('seed') ?? 17);
   const files = await prepareFiles();
   const result = await runFuzz(files, count, seed);
-  process.stdout.write(`${renderFuzz(result)}\n`);
+  const markdown = renderFuzz(result, FUZZ_AT_SCALE_HEADING).replace(' reviews (seed', ` reviews by \`npm run fuzz\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC (seed`);
+  // The full run (100,000 or more) is the one RESULTS.md records.
+  if (count >= 100_000 && result.failures.length === 0) writeSection(FUZZ_AT_SCALE_HEADING, markdown);
+  process.stdout.write(`${markdown}\n`);
   if (result.failures.length > 0) process.exitCode = 1;
 }

@@ -19,6 +19,7 @@ import { createCa, issueServingCert } from '../app/certs.ts';
 import { ENV } from '../app/contract.ts';
 import { post, pacedLatency, throughput, type LatencyResult, type Target, type ThroughputResult } from './load.ts';
 import { renderCluster, runCluster } from './cluster.ts';
+import { CLUSTER_HEADING, writeFullRun, writeSection } from './results-file.ts';
 import { renderFuzz, runFuzz, type FuzzResult } from './fuzz.ts';
 import { overloadRuns, renderOverload, type OverloadResult } from './overload.ts';
 import { summariseProfile, type ProfileEntry } from './profile.ts';
@@ -516,7 +517,7 @@ async function main() {
     writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
     writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
     const complete = !settings.quick && !args.loads && !args.webhookMain && args.servers.length === SERVERS.length;
-    if (complete) writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), markdown);
+    if (complete) writeFullRun(markdown);
     process.stdout.write(`\n${markdown}\n`);
     log(`done in ${((performance.now() - began) / 1000).toFixed(1)} s: bench/results/${name}.{md,json}${complete ? ' and bench/RESULTS.md' : ''}`);
   } finally {
@@ -536,8 +537,10 @@ async function clusterMain(servers: readonly ServerId[], plan: ReturnType<typeof
     const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-cluster${quick ? '-quick' : ''}`;
     writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
     writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+    const complete = !quick && ['webhook', 'go-peer', 'go-typed'].every((s) => servers.includes(s as ServerId));
+    if (complete) writeSection(CLUSTER_HEADING, markdown);
     process.stdout.write(`\n${markdown}\n`);
-    log(`done: bench/results/${name}.{md,json}`);
+    log(`done: bench/results/${name}.{md,json}${complete ? ' and its section of bench/RESULTS.md' : ''}`);
     // Correctness, not timings: every labelled pod gets the sidecar, every create succeeds.
     const missed = results.flatMap((r) => [
       ...r.rates.filter((x) => x.labelled.injected < Math.ceil(x.sent / 2) || x.labelled.failed + x.unlabelled.failed > 0).map((x) => `${r.server} at ${x.rate}/s`),

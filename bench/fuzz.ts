@@ -9,7 +9,7 @@
 // each after a full GC (through the webhook's inspector on 127.0.0.1). `npm run bench -- --quick` runs a short version.
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
@@ -17,7 +17,7 @@ import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { canPin, prepareFiles, rssMiB, start, stop, type Files, type Started } from './run.ts';
 import { generateLoads } from './reviews.ts';
 import { FUZZ_AT_SCALE_HEADING, writeSection } from './results-file.ts';
-import type { Target } from './load.ts';
+import { post, type Target } from './load.ts';
 
 const GOLDEN = join(import.meta.dirname, '..', 'test', 'testdata', 'golden');
 const CONCURRENCY = 8;
@@ -195,25 +195,9 @@ export function* fuzzBodies(count: number, seed: number): Generator<Buffer> {
 
 // ---- sending and checking ----
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function post(target: Target, agent: Agent, body: Buffer): Promise<Answer> {
-  return new Promise((resolve) => {
-    const req = request(
-      { hostname: '127.0.0.1', port: target.port, path: '/mutate', method: 'POST', agent, timeout: 10_000, headers: { 'content-type': 'application/json', 'content-length': body.length } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (err) => resolve({ status: 0, body: err.message }));
-    req.end(body);
-  });
+/** One review; a connection that fails or times out is status 0. */
+function send(target: Target, agent: Agent, body: Buffer): Promise<{ status: number; body: string }> {
+  return post(target, body, agent).catch((err: Error) => ({ status: 0, body: err.message }));
 }
 
 function parse(text: string): unknown {
@@ -225,6 +209,7 @@ function parse(text: string): unknown {
 }
 
 type Review = { request?: { uid?: unknown; object?: unknown } };
+type Answer = { status: number; body: string };
 type Response = { apiVersion?: string; kind?: string; response?: { uid?: string; allowed?: boolean; patch?: string; patchType?: string; warnings?: string[] } };
 
 /** Why the answer is wrong, or undefined. */
@@ -301,7 +286,7 @@ export async function runFuzz(files: Files, count: number, seed: number, pinned 
       for (let item = bodies.next(); !item.done; item = bodies.next()) {
         const body = item.value;
         sent++;
-        const answer = await post(started.target, agent, body);
+        const answer = await send(started.target, agent, body);
         byStatus[answer.status] = (byStatus[answer.status] ?? 0) + 1;
         const verdict = judge(body, answer);
         if (verdict.wrong) failures.push(verdict.wrong);
@@ -310,7 +295,7 @@ export async function runFuzz(files: Files, count: number, seed: number, pinned 
           if (patched % 10 === 0) {
             // Reinvocation: the patched pod, reviewed again, needs nothing more.
             const again = Buffer.from(JSON.stringify({ ...verdict.patched.review, request: { ...verdict.patched.review.request, object: verdict.patched.pod } }));
-            const second = await post(started.target, agent, again);
+            const second = await send(started.target, agent, again);
             reReviewed++;
             const response = (parse(second.body) as Response | undefined)?.response;
             if (second.status !== 200 || response?.patch !== undefined) failures.push(`second review: HTTP ${second.status}, ${response?.patch ? 'a patch again' : 'no answer'}`);

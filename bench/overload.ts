@@ -6,13 +6,13 @@
 // `node bench/overload.ts [--quick] [--bytes-in-flight=N] [--webhook-main=OTHER/app/main.js]` runs it alone; `npm run bench` runs it too.
 
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ENV } from '../app/contract.ts';
 import { canPin, cpuTicks, CLOCK_TICKS_PER_SECOND, prepareFiles, start, stop, type Files } from './run.ts';
 import { generateLoads, sizedCreate } from './reviews.ts';
-import type { Target } from './load.ts';
+import { post, type Target } from './load.ts';
 
 // The chart's defaults (charts-src/values.ts): the container's memory limit and the webhook's
 // timeoutSeconds, which the API server applies to each call.
@@ -82,20 +82,9 @@ interface Timed {
   body: string;
 }
 
-function send(target: Target, agent: Agent, body: Buffer, index: number, began: number): Promise<Timed> {
-  return new Promise((resolve) => {
-    const req = request(
-      { hostname: '127.0.0.1', port: target.port, path: '/mutate', method: 'POST', agent, timeout: 60_000, headers: { 'content-type': 'application/json', 'content-length': body.length } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ index, status: res.statusCode ?? 0, ms: performance.now() - began, body: Buffer.concat(chunks).toString('utf8') }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', () => resolve({ index, status: 0, ms: performance.now() - began, body: '' }));
-    req.end(body);
-  });
+async function send(target: Target, agent: Agent, body: Buffer, index: number, began: number): Promise<Timed> {
+  const answer = await post(target, body, agent).catch(() => ({ status: 0, body: '' }));
+  return { index, status: answer.status, ms: performance.now() - began, body: answer.body };
 }
 
 function isRightAnswer(answer: Timed, uid: string): boolean {

@@ -14,7 +14,7 @@ stamp_file="$bin/.pando-go-peer-stamp"
 source "$root/scripts/lib/go.sh"
 ensure_go "bench (the Go peer of npm run bench)"
 
-stamp="$(cat "$here/go.mod" "$here/go.sum" "$here/main.go" "$here/typed/main.go" "$here/build.sh" | sha256sum | cut -c1-16) $(go env GOVERSION)"
+stamp="$(cat "$here/go.mod" "$here/go.sum" "$here/main.go" "$here/typed/main.go" "$here/peer/peer.go" "$here/build.sh" | sha256sum | cut -c1-16) $(go env GOVERSION)"
 if [[ -x "$out" && -x "$out-typed" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
   echo "go peers up to date ($out, $out-typed)"
   exit 0

@@ -11,9 +11,7 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -24,40 +22,9 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"pandocore.xyz/bench/go-peer/peer"
 )
-
-const (
-	labelProtect         = "pandocore.xyz/protect"
-	annotationMode       = "pandocore.xyz/mode"
-	annotationStatus     = "pandocore.xyz/status"
-	annotationVersion    = "pandocore.xyz/version"
-	annotationConfigHash = "pandocore.xyz/config-hash"
-	statusInjected       = "injected"
-	sidecarName          = "pando-sidecar"
-	sidecarAccount       = "pando-sidecar"
-	envMode              = "PANDO_MODE"
-	envLicense           = "PANDO_LICENSE_KEY"
-	licenseSecret        = "pando-license"
-	licenseSecretKey     = "license-key"
-	tokenMountPath       = "/var/run/secrets/kubernetes.io/serviceaccount"
-	maxBodyBytes         = 7 << 20
-)
-
-var modes = []string{"monitor", "enforce", "debug"}
-
-// injectionConfig is written by the harness from the webhook's Config and InjectionPlan.
-type injectionConfig struct {
-	Image              string            `json:"image"`
-	Version            string            `json:"version"`
-	ConfigHash         string            `json:"configHash"`
-	Native             bool              `json:"native"`
-	DefaultMode        string            `json:"defaultMode"`
-	Namespace          string            `json:"namespace"`
-	ExcludedNamespaces []string          `json:"excludedNamespaces"`
-	Requests           map[string]string `json:"requests"`
-	Limits             map[string]string `json:"limits"`
-	RunAsUser          int64             `json:"runAsUser"`
-}
 
 type operation struct {
 	Op    string `json:"op"`
@@ -72,7 +39,7 @@ type outcome struct {
 }
 
 type webhook struct {
-	config   injectionConfig
+	config   peer.InjectionConfig
 	excluded map[string]bool
 	requests corev1.ResourceList
 	limits   corev1.ResourceList
@@ -100,7 +67,7 @@ func (w *webhook) sidecar(mode string, tokenVolume string) corev1.Container {
 	always := corev1.ContainerRestartPolicyAlways
 	runAsUser := w.config.RunAsUser
 	c := corev1.Container{
-		Name:            sidecarName,
+		Name:            peer.SidecarName,
 		Image:           w.config.Image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Resources:       corev1.ResourceRequirements{Requests: w.requests.DeepCopy(), Limits: w.limits.DeepCopy()},
@@ -115,9 +82,9 @@ func (w *webhook) sidecar(mode string, tokenVolume string) corev1.Container {
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		Env: []corev1.EnvVar{
-			{Name: envMode, Value: mode},
-			{Name: envLicense, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: licenseSecret}, Key: licenseSecretKey,
+			{Name: peer.EnvMode, Value: mode},
+			{Name: peer.EnvLicense, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: peer.LicenseSecret}, Key: peer.LicenseSecretKey,
 			}}},
 		},
 	}
@@ -125,7 +92,7 @@ func (w *webhook) sidecar(mode string, tokenVolume string) corev1.Container {
 		c.RestartPolicy = &always
 	}
 	if tokenVolume != "" {
-		c.VolumeMounts = []corev1.VolumeMount{{Name: tokenVolume, ReadOnly: true, MountPath: tokenMountPath}}
+		c.VolumeMounts = []corev1.VolumeMount{{Name: tokenVolume, ReadOnly: true, MountPath: peer.TokenMountPath}}
 	}
 	return c
 }
@@ -147,7 +114,7 @@ func tokenVolume(spec *corev1.PodSpec) string {
 func sidecarIndexes(list []corev1.Container) []int {
 	var at []int
 	for i, c := range list {
-		if c.Name == sidecarName {
+		if c.Name == peer.SidecarName {
 			at = append(at, i)
 		}
 	}
@@ -156,7 +123,7 @@ func sidecarIndexes(list []corev1.Container) []int {
 
 func (w *webhook) isCurrent(pod *corev1.Pod, mode string) bool {
 	a := pod.Annotations
-	if a[annotationVersion] != w.config.Version || a[annotationConfigHash] != w.config.ConfigHash {
+	if a[peer.AnnotationVersion] != w.config.Version || a[peer.AnnotationConfigHash] != w.config.ConfigHash {
 		return false
 	}
 	init, main := sidecarIndexes(pod.Spec.InitContainers), sidecarIndexes(pod.Spec.Containers)
@@ -170,7 +137,7 @@ func (w *webhook) isCurrent(pod *corev1.Pod, mode string) bool {
 		return pod.Spec.Containers[main[0]]
 	}()
 	for _, e := range c.Env {
-		if e.Name == envMode {
+		if e.Name == peer.EnvMode {
 			return e.Value == mode
 		}
 	}
@@ -193,7 +160,7 @@ func (w *webhook) review(request *admissionv1.AdmissionRequest) (outcome, error)
 	if len(pod.Spec.Containers) == 0 {
 		return outcome{reason: "error-invalid-object"}, nil
 	}
-	if pod.Labels[labelProtect] != "true" {
+	if pod.Labels[peer.LabelProtect] != "true" {
 		return outcome{reason: "not-labelled"}, nil
 	}
 	namespace := request.Namespace
@@ -208,16 +175,16 @@ func (w *webhook) review(request *admissionv1.AdmissionRequest) (outcome, error)
 	}
 	var warnings []string
 	mode := w.config.DefaultMode
-	if requested, ok := pod.Annotations[annotationMode]; ok {
-		if slices.Contains(modes, requested) {
+	if requested, ok := pod.Annotations[peer.AnnotationMode]; ok {
+		if slices.Contains(peer.Modes, requested) {
 			mode = requested
 		} else {
-			warnings = append(warnings, fmt.Sprintf("pandocore: %s %q is not monitor, enforce or debug; using %s", annotationMode, requested, mode))
+			warnings = append(warnings, fmt.Sprintf("pandocore: %s %q is not monitor, enforce or debug; using %s", peer.AnnotationMode, requested, mode))
 		}
 	}
 	reason := "injected"
 	existing := len(sidecarIndexes(pod.Spec.InitContainers)) + len(sidecarIndexes(pod.Spec.Containers))
-	if pod.Annotations[annotationStatus] != statusInjected {
+	if pod.Annotations[peer.AnnotationStatus] != peer.StatusInjected {
 		if existing > 0 {
 			return outcome{reason: "unmanaged-sidecar"}, nil
 		}
@@ -259,18 +226,18 @@ func (w *webhook) review(request *admissionv1.AdmissionRequest) (outcome, error)
 		if pod.Spec.ServiceAccountName == "" {
 			op = "add"
 		}
-		ops = append(ops, operation{Op: op, Path: "/spec/serviceAccountName", Value: sidecarAccount})
+		ops = append(ops, operation{Op: op, Path: "/spec/serviceAccountName", Value: peer.SidecarAccount})
 		if pod.Spec.DeprecatedServiceAccount != "" {
-			ops = append(ops, operation{Op: "replace", Path: "/spec/serviceAccount", Value: sidecarAccount})
+			ops = append(ops, operation{Op: "replace", Path: "/spec/serviceAccount", Value: peer.SidecarAccount})
 		}
-	} else if account != sidecarAccount {
+	} else if account != peer.SidecarAccount {
 		warnings = append(warnings, fmt.Sprintf("pandocore: service account %q must be bound to ClusterRole pando-sidecar", account))
 	}
-	ours := map[string]string{annotationStatus: statusInjected, annotationVersion: w.config.Version, annotationConfigHash: w.config.ConfigHash}
+	ours := map[string]string{peer.AnnotationStatus: peer.StatusInjected, peer.AnnotationVersion: w.config.Version, peer.AnnotationConfigHash: w.config.ConfigHash}
 	if pod.Annotations == nil {
 		ops = append(ops, operation{Op: "add", Path: "/metadata/annotations", Value: ours})
 	} else {
-		for _, k := range []string{annotationStatus, annotationVersion, annotationConfigHash} {
+		for _, k := range []string{peer.AnnotationStatus, peer.AnnotationVersion, peer.AnnotationConfigHash} {
 			if pod.Annotations[k] != ours[k] {
 				ops = append(ops, operation{Op: "add", Path: "/metadata/annotations/" + escape(k), Value: ours[k]})
 			}
@@ -279,34 +246,19 @@ func (w *webhook) review(request *admissionv1.AdmissionRequest) (outcome, error)
 	return outcome{reason: reason, patch: ops, warnings: warnings}, nil
 }
 
-func writeError(rw http.ResponseWriter, status int, code, message string) {
-	rw.Header().Set("Content-Type", "application/json")
-	rw.WriteHeader(status)
-	_ = json.NewEncoder(rw).Encode(map[string]string{"code": code, "message": message})
-}
-
 func (w *webhook) serveMutate(rw http.ResponseWriter, r *http.Request) {
 	started := time.Now()
-	if r.Method != http.MethodPost {
-		writeError(rw, http.StatusMethodNotAllowed, "PANDO_NOT_FOUND", "POST only")
-		return
-	}
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		writeError(rw, http.StatusUnsupportedMediaType, "PANDO_UNSUPPORTED_MEDIA_TYPE", "application/json only")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxBodyBytes))
-	if err != nil {
-		writeError(rw, http.StatusRequestEntityTooLarge, "PANDO_BODY_TOO_LARGE", err.Error())
+	body, ok := peer.ReadBody(rw, r)
+	if !ok {
 		return
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &review); err != nil {
-		writeError(rw, http.StatusBadRequest, "PANDO_BAD_JSON", err.Error())
+		peer.WriteError(rw, http.StatusBadRequest, "PANDO_BAD_JSON", err.Error())
 		return
 	}
 	if review.APIVersion != "admission.k8s.io/v1" || review.Kind != "AdmissionReview" || review.Request == nil || review.Request.UID == "" {
-		writeError(rw, http.StatusBadRequest, "PANDO_NOT_ADMISSION_REVIEW", "not an admission.k8s.io/v1 AdmissionReview request")
+		peer.WriteError(rw, http.StatusBadRequest, "PANDO_NOT_ADMISSION_REVIEW", "not an admission.k8s.io/v1 AdmissionReview request")
 		return
 	}
 	request := review.Request
@@ -318,7 +270,7 @@ func (w *webhook) serveMutate(rw http.ResponseWriter, r *http.Request) {
 	if len(result.patch) > 0 {
 		patch, err := json.Marshal(result.patch)
 		if err != nil {
-			writeError(rw, http.StatusInternalServerError, "PANDO_INTERNAL", err.Error())
+			peer.WriteError(rw, http.StatusInternalServerError, "PANDO_INTERNAL", err.Error())
 			return
 		}
 		patchType := admissionv1.PatchTypeJSONPatch
@@ -327,7 +279,7 @@ func (w *webhook) serveMutate(rw http.ResponseWriter, r *http.Request) {
 	}
 	answer, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: response})
 	if err != nil {
-		writeError(rw, http.StatusInternalServerError, "PANDO_INTERNAL", err.Error())
+		peer.WriteError(rw, http.StatusInternalServerError, "PANDO_INTERNAL", err.Error())
 		return
 	}
 	rw.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -337,49 +289,16 @@ func (w *webhook) serveMutate(rw http.ResponseWriter, r *http.Request) {
 }
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:9443", "listen address")
-	certFile := flag.String("cert", "", "PEM serving certificate")
-	keyFile := flag.String("key", "", "PEM private key")
-	configFile := flag.String("config", "", "injection config (JSON) written by the harness")
-	flag.Parse()
-
-	raw, err := os.ReadFile(*configFile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pando-go-peer-typed:", err)
-		os.Exit(2)
-	}
-	var config injectionConfig
-	if err := json.Unmarshal(raw, &config); err != nil {
-		fmt.Fprintln(os.Stderr, "pando-go-peer-typed: config:", err)
-		os.Exit(2)
-	}
-	excluded := map[string]bool{}
-	for _, ns := range config.ExcludedNamespaces {
-		excluded[ns] = true
-	}
-	requests, err := resourceList(config.Requests)
-	if err == nil {
-		var limits corev1.ResourceList
-		limits, err = resourceList(config.Limits)
-		if err == nil {
-			w := &webhook{config: config, excluded: excluded, requests: requests, limits: limits, log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
-			serve(w, *addr, *certFile, *keyFile)
+	peer.Main("pando-go-peer-typed", func(config peer.InjectionConfig) (http.HandlerFunc, error) {
+		requests, err := resourceList(config.Requests)
+		if err != nil {
+			return nil, err
 		}
-	}
-	fmt.Fprintln(os.Stderr, "pando-go-peer-typed: resources:", err)
-	os.Exit(2)
-}
-
-func serve(w *webhook, addr, certFile, keyFile string) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/mutate", w.serveMutate)
-	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(rw, `{"status":"ok"}`)
+		limits, err := resourceList(config.Limits)
+		if err != nil {
+			return nil, err
+		}
+		w := &webhook{config: config, excluded: config.Excluded(), requests: requests, limits: limits, log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
+		return w.serveMutate, nil
 	})
-	server := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 95 * time.Second}
-	if err := server.ListenAndServeTLS(certFile, keyFile); err != nil {
-		fmt.Fprintln(os.Stderr, "pando-go-peer-typed:", err)
-		os.Exit(1)
-	}
 }

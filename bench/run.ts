@@ -216,12 +216,18 @@ export interface Started {
   stderr: () => string;
 }
 
+/** The node flags of the image's ENTRYPOINT: the webhook is measured as the image runs it. */
+export function imageNodeFlags(): string[] {
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Containerfile'), 'utf8'))?.[1];
+  return entrypoint ? (JSON.parse(entrypoint) as string[]).filter((arg) => arg.startsWith('--')) : [];
+}
+
 function command(server: ServerId, port: number, metricsPort: number, files: Files, nodeFlags: string[], webhookMain: string) {
   switch (server) {
     case 'webhook':
       return {
         file: NODE,
-        args: [...nodeFlags, webhookMain],
+        args: [...imageNodeFlags(), ...nodeFlags, webhookMain],
         env: {
           ...process.env,
           ...BENCH_ENV,

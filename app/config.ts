@@ -45,6 +45,20 @@ export interface SelfSignedConfig {
   readonly propagationMs: number;
 }
 
+export const WATCHDOG_HEAL_MODES = ['off', 'restart'] as const;
+
+export interface WatchdogConfig {
+  /** off: report only; restart: rollout-restart the owning Deployment/StatefulSet/DaemonSet. */
+  readonly heal: (typeof WATCHDOG_HEAL_MODES)[number];
+  /** Restart workloads whose pods run an old sidecar too (with the same limits). */
+  readonly restartStale: boolean;
+  readonly restartsPerMinute: number;
+  /** Each workload at most once per this long. */
+  readonly workloadCooldownMs: number;
+  /** How often every known pod is classified again (namespace readiness may have changed). */
+  readonly resyncMs: number;
+}
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -63,6 +77,8 @@ export interface Config {
   readonly namespaceSetupAuto: boolean;
   /** This replica's name (downward API), its Lease identity; empty: the host name. */
   readonly podName: string;
+  /** The watchdog (leader only): report, and optionally heal, labelled pods without the sidecar; null when off. */
+  readonly watchdog: WatchdogConfig | null;
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
@@ -254,6 +270,15 @@ export function loadConfig(env: Env): Config {
     namespaceCheck: bool(env, ENV.namespaceCheck, false),
     namespaceSetupAuto: bool(env, ENV.namespaceSetupAuto, false),
     podName: raw(env, ENV.podName) ?? '',
+    watchdog: bool(env, ENV.watchdog, false)
+      ? Object.freeze({
+          heal: oneOf(env, ENV.watchdogHeal, WATCHDOG_HEAL_MODES, 'off'),
+          restartStale: bool(env, ENV.watchdogRestartStale, false),
+          restartsPerMinute: positiveInt(env, ENV.watchdogRestartsPerMinute, 5, 1000),
+          workloadCooldownMs: positiveInt(env, ENV.watchdogCooldownSeconds, 600, 86400) * 1000,
+          resyncMs: positiveInt(env, ENV.watchdogResyncSeconds, 60, 3600) * 1000,
+        })
+      : null,
     sidecar: Object.freeze({
       image,
       version,

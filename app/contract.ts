@@ -72,4 +72,14 @@ export const ENV = {
   shutdownDelayMs: 'PANDO_SHUTDOWN_DELAY_MS',
   namespaceSetupAuto: 'PANDO_NAMESPACE_SETUP_AUTO',
   podName: 'PANDO_POD_NAME',
+  watchdog: 'PANDO_WATCHDOG',
+  watchdogHeal: 'PANDO_WATCHDOG_HEAL',
+  watchdogRestartStale: 'PANDO_WATCHDOG_RESTART_STALE',
+  watchdogRestartsPerMinute: 'PANDO_WATCHDOG_RESTARTS_PER_MINUTE',
+  watchdogCooldownSeconds: 'PANDO_WATCHDOG_WORKLOAD_COOLDOWN_SECONDS',
+  watchdogResyncSeconds: 'PANDO_WATCHDOG_RESYNC_SECONDS',
 } as const;
+
+/** Event reasons the watchdog records. */
+export const EVENT_SIDECAR_MISSING = 'SidecarMissing';
+export const EVENT_SIDECAR_RESTART = 'SidecarRestart';

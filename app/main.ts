@@ -94,10 +94,12 @@ async function main(): Promise<void> {
     metrics.certExpiry.set(pair.notAfter.getTime() / 1000);
   }
 
+  // One readiness cache for the server and the watchdog: both judge a pod the same way.
+  const readiness = config.namespaceCheck ? await readinessCache() : undefined;
   const app = buildServer(config, {
     metrics,
     logger,
-    readiness: config.namespaceCheck ? await readinessCache() : undefined,
+    readiness,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
     isReady: () => !stopping && isValidAt(pair, new Date()),
@@ -124,6 +126,18 @@ async function main(): Promise<void> {
   const namespaceSetup = config.namespaceSetupAuto
     ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({ kubeConfig: await loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger })
     : undefined;
+  const watchdog = config.watchdog
+    ? (await import('./controllers/watchdog.ts')).startWatchdog({
+        kubeConfig: await loadKubeConfig(),
+        namespace: config.namespace,
+        identity: config.podName || hostname(),
+        plan: (await import('./inject/sidecar.ts')).planInjection(config),
+        config: config.watchdog,
+        readiness,
+        registry,
+        log: logger,
+      })
+    : undefined;
   if (devCaFile) {
     const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;
     process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a throw-away self-signed certificate (CA in ${devCaFile}).\nTry:\n  ${example}\n\n`);
@@ -140,6 +154,7 @@ async function main(): Promise<void> {
     reloader?.stop();
     selfSigned?.stop();
     void namespaceSetup?.stop();
+    void watchdog?.stop();
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');

@@ -5,7 +5,7 @@
 import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig } from '@kubernetes/client-node';
 import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
 import { namespaceSetupObjects } from '../setup/namespace-objects.ts';
-import { acquireOrRenew, kubeLeaseStore } from './leader.ts';
+import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
 
 export const LEASE_NAME = 'pando-webhook-namespace-setup';
 export const FIELD_MANAGER = 'pando-webhook';
@@ -16,7 +16,7 @@ export interface NamespaceSetupOptions {
   namespace: string;
   /** This replica's identity (the pod name). */
   identity: string;
-  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  log: ControllerLog;
   /** @default 15 */
   leaseDurationSeconds?: number;
   /** How often the leader lists labelled namespaces and re-applies. @default 3000 */
@@ -32,56 +32,32 @@ async function applySetup(api: KubernetesObjectApi, namespace: string, licenseBa
 }
 
 /** Starts the loop; stop() ends it (the Lease then expires and another replica takes over). */
-export function startNamespaceSetup(options: NamespaceSetupOptions): { stop(): Promise<void>; isLeader(): boolean } {
-  const duration = options.leaseDurationSeconds ?? 15;
-  const interval = options.intervalMs ?? 3000;
-  const store = kubeLeaseStore(options.kubeConfig, options.namespace, LEASE_NAME);
+export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop {
   const core = options.kubeConfig.makeApiClient(CoreV1Api);
   const objects = KubernetesObjectApi.makeApiClient(options.kubeConfig);
-  let leader = false;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-
-  const round = async () => {
-    const wasLeader = leader;
-    leader = await acquireOrRenew(store, options.identity, new Date(), duration).catch((err: unknown) => {
-      options.log.warn({ reason: (err as Error).message }, 'namespace setup: lease round failed');
-      return false;
-    });
-    if (leader !== wasLeader) options.log.info({ identity: options.identity, leader }, leader ? 'namespace setup: leading' : 'namespace setup: standing by');
-    if (!leader) return;
-    const secret = await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: options.namespace });
-    const license = secret.data?.[LICENSE_SECRET_KEY];
-    if (!license) {
-      options.log.warn({ namespace: options.namespace }, `namespace setup: Secret ${LICENSE_SECRET_NAME} has no ${LICENSE_SECRET_KEY}`);
-      return;
-    }
-    const list = await core.listNamespace({ labelSelector: `${LABEL_PROTECT_NAMESPACE}=true` });
-    for (const ns of list.items) {
-      const name = ns.metadata?.name;
-      if (!name || name === options.namespace || ns.metadata?.deletionTimestamp) continue;
-      await applySetup(objects, name, license).catch((err: unknown) =>
-        options.log.warn({ namespace: name, reason: (err as Error).message }, 'namespace setup: apply failed'),
-      );
-    }
-  };
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = round()
-        .catch((err: unknown) => options.log.warn({ reason: (err as Error).message }, 'namespace setup: round failed'))
-        .finally(schedule);
-    }, interval);
-    timer.unref();
-  };
-  running = round().catch((err: unknown) => options.log.warn({ reason: (err as Error).message }, 'namespace setup: round failed')).finally(schedule);
-  return {
-    isLeader: () => leader,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running;
+  return startLeaderLoop({
+    name: 'namespace setup',
+    lease: { kubeConfig: options.kubeConfig, namespace: options.namespace, name: LEASE_NAME },
+    identity: options.identity,
+    log: options.log,
+    leaseDurationSeconds: options.leaseDurationSeconds ?? 15,
+    intervalMs: options.intervalMs ?? 3000,
+    async round(leader) {
+      if (!leader) return;
+      const secret = await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: options.namespace });
+      const license = secret.data?.[LICENSE_SECRET_KEY];
+      if (!license) {
+        options.log.warn({ namespace: options.namespace }, `namespace setup: Secret ${LICENSE_SECRET_NAME} has no ${LICENSE_SECRET_KEY}`);
+        return;
+      }
+      const list = await core.listNamespace({ labelSelector: `${LABEL_PROTECT_NAMESPACE}=true` });
+      for (const ns of list.items) {
+        const name = ns.metadata?.name;
+        if (!name || name === options.namespace || ns.metadata?.deletionTimestamp) continue;
+        await applySetup(objects, name, license).catch((err: unknown) =>
+          options.log.warn({ namespace: name, reason: (err as Error).message }, 'namespace setup: apply failed'),
+        );
+      }
     },
-  };
+  });
 }

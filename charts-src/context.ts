@@ -48,3 +48,13 @@ export function createContext(values: Values, helm: boolean, namespace: string, 
 export function serviceHosts(ctx: PandoContext): string[] {
   return [`${NAMES.app}.${ctx.namespace}.svc`, `${NAMES.app}.${ctx.namespace}.svc.cluster.local`];
 }
+
+/**
+ * The chart's labels plus a map value of extra labels (a Prometheus selects monitors and rules by
+ * label); the chart's own win on a clash.
+ */
+export function labelsWithExtra(ctx: PandoContext, valuePath: string, extra: Record<string, string>): Record<string, string> {
+  const fixed = { ...ctx.labels };
+  const dict = Object.entries(fixed).map(([k, v]) => `${JSON.stringify(k)} ${ctx.b.whole(v)?.expr ?? JSON.stringify(v)}`).join(' ');
+  return ctx.b.block(`merge (dict ${dict}) ${valuePath}`, { ...extra, ...fixed });
+}

@@ -2,7 +2,7 @@
 // leader election on its Lease, then the controller's own round with whether this replica leads.
 // One copy, so both controllers stand by, take over and stop the same way.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { acquireOrRenew, kubeLeaseStore, type LeaseStore } from './leader.ts';
+import { acquireOrRenew, kubeLeaseStore, release, type LeaseStore } from './leader.ts';
 
 export interface ControllerLog {
   info(obj: object, msg: string): void;
@@ -69,8 +69,10 @@ export function startLeaderLoop(options: LeaderLoopOptions): LeaderLoop {
       stopped = true;
       if (timer) clearTimeout(timer);
       await running;
+      const wasLeader = leader;
       leader = false;
       await options.onStop?.();
+      if (wasLeader) await release(store, options.identity).catch(() => false);
     },
   };
 }

@@ -153,8 +153,8 @@ async function main(): Promise<void> {
     force.unref();
     reloader?.stop();
     selfSigned?.stop();
-    void namespaceSetup?.stop();
-    void watchdog?.stop();
+    // The controllers give their Leases up (so another replica takes over at once); the exit below waits for that.
+    const controllersStopped = Promise.all([namespaceSetup?.stop(), watchdog?.stop()]).catch(() => undefined);
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
         webhookConnections.closeIdle();
         metricsConnections.closeIdle();
       }, 50);
-      Promise.all([app.close(), metricsApp.close()]).finally(() => clearInterval(sweep)).then(
+      Promise.all([app.close(), metricsApp.close(), controllersStopped]).finally(() => clearInterval(sweep)).then(
         () => {
           logger.info('stopped');
           process.exit(0);

@@ -13,7 +13,7 @@ import { restartCommand } from '../pods/owners.ts';
 import { statusOf } from '../kube-errors.ts';
 import { RestartBudget, isHealable, kubeRestarter, workloadKey, workloadResolver, type Workload, type WorkloadRestarter } from './heal.ts';
 import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
-import { startPodInformer, type PodEvents, type PodInformer } from './pod-informer.ts';
+import { startPodInformer, type Informer, type PodEvents } from './informer.ts';
 
 export const WATCHDOG_LEASE_NAME = 'pando-webhook-watchdog';
 const COMPONENT = 'pando-webhook';
@@ -299,7 +299,7 @@ export function startWatchdog(options: WatchdogOptions): LeaderLoop {
     resolveWorkload: workloadResolver(options.kubeConfig),
     restarter: kubeRestarter(options.kubeConfig, COMPONENT),
   });
-  let informer: PodInformer | undefined;
+  let informer: Informer | undefined;
   let debounce: NodeJS.Timeout | undefined;
   let lastFull = 0;
   let passing: Promise<void> = Promise.resolve();

@@ -65,13 +65,23 @@ export interface SlimPod extends Pod {
   status: { phase?: string };
 }
 
+// The replicas of a workload have the same containers: one frozen copy serves them all.
+const sharedContainers = new Map<string, Container>();
+const SHARED_LIMIT = 20_000;
+
 function slimContainer(c: Container): Container {
   const out: Container = { name: c.name };
   if (c.restartPolicy !== undefined) out.restartPolicy = c.restartPolicy;
   if (c.resources !== undefined) out.resources = c.resources;
   // decide() reads the sidecar's mode from its env; other containers' env is not needed.
   if (c.name === SIDECAR_NAME && c.env) out.env = c.env.map((e) => ({ name: e.name, ...(e.value !== undefined ? { value: e.value } : {}) }));
-  return out;
+  const key = JSON.stringify(out);
+  const shared = sharedContainers.get(key);
+  if (shared) return shared;
+  if (sharedContainers.size >= SHARED_LIMIT) sharedContainers.clear();
+  const frozen = Object.freeze(structuredClone(out));
+  sharedContainers.set(key, frozen);
+  return frozen;
 }
 
 /**

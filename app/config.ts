@@ -75,6 +75,8 @@ export interface Config {
   readonly namespaceCheck: boolean;
   /** Keep the per-namespace setup in namespaces labelled pandocore.xyz/protect-namespace (leader only). */
   readonly namespaceSetupAuto: boolean;
+  /** A label selector on top of the label for namespaceSetupAuto (namespaceSetup.namespaceSelector); empty: none. */
+  readonly namespaceSetupSelector: string;
   /** This replica's name (downward API), its Lease identity; empty: the host name. */
   readonly podName: string;
   /** The watchdog (leader only): report, and optionally heal, labelled pods without the sidecar; null when off. */
@@ -155,6 +157,20 @@ function namespaceList(env: Env, name: string): string[] {
     if (!DNS1123_LABEL.test(ns)) throw new ConfigError(name, `"${ns}" is not a valid namespace name`);
   }
   return names;
+}
+
+// A Kubernetes label selector as the API server parses it: key=value, key!=value, key, !key,
+// key in (a,b), key notin (a,b), comma-separated. Checked here so a typo stops the start, not the watch.
+const SELECTOR_KEY = '([a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?/)?[a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?';
+const SELECTOR_VALUE = '([a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?)?';
+const SELECTOR_TERM = new RegExp(`^(!?${SELECTOR_KEY}|${SELECTOR_KEY}\\s*(=|==|!=)\\s*${SELECTOR_VALUE}|${SELECTOR_KEY}\\s+(in|notin)\\s+\\(\\s*${SELECTOR_VALUE}(\\s*,\\s*${SELECTOR_VALUE})*\\s*\\))$`);
+
+function labelSelector(env: Env, name: string): string {
+  const value = raw(env, name) ?? '';
+  // Split on commas outside parentheses.
+  const terms = value === '' ? [] : value.split(/,(?![^(]*\))/).map((t) => t.trim());
+  for (const term of terms) if (!SELECTOR_TERM.test(term)) throw new ConfigError(name, `"${term}" is not a label selector term (key=value, key!=value, key in (a,b), key, !key)`);
+  return value;
 }
 
 /** The tag of an image reference, or undefined when it has none (or only a digest). */
@@ -269,6 +285,7 @@ export function loadConfig(env: Env): Config {
     excludedNamespaces: Object.freeze(namespaceList(env, ENV.excludedNamespaces)),
     namespaceCheck: bool(env, ENV.namespaceCheck, false),
     namespaceSetupAuto: bool(env, ENV.namespaceSetupAuto, false),
+    namespaceSetupSelector: labelSelector(env, ENV.namespaceSetupSelector),
     podName: raw(env, ENV.podName) ?? '',
     watchdog: bool(env, ENV.watchdog, false)
       ? Object.freeze({

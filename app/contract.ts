@@ -71,6 +71,7 @@ export const ENV = {
   shutdownTimeoutMs: 'PANDO_SHUTDOWN_TIMEOUT_MS',
   shutdownDelayMs: 'PANDO_SHUTDOWN_DELAY_MS',
   namespaceSetupAuto: 'PANDO_NAMESPACE_SETUP_AUTO',
+  namespaceSetupSelector: 'PANDO_NAMESPACE_SETUP_SELECTOR',
   podName: 'PANDO_POD_NAME',
   watchdog: 'PANDO_WATCHDOG',
   watchdogHeal: 'PANDO_WATCHDOG_HEAL',

@@ -124,7 +124,14 @@ async function main(): Promise<void> {
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
   const namespaceSetup = config.namespaceSetupAuto
-    ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({ kubeConfig: await loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger })
+    ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({
+        kubeConfig: await loadKubeConfig(),
+        namespace: config.namespace,
+        excludedNamespaces: config.excludedNamespaces,
+        namespaceSelector: config.namespaceSetupSelector,
+        identity: config.podName || hostname(),
+        log: logger,
+      })
     : undefined;
   const watchdog = config.watchdog
     ? (await import('./controllers/watchdog.ts')).startWatchdog({

@@ -22,7 +22,7 @@ export interface Values {
   timeoutSeconds: number;
   logLevel: string;
   namespaceCheck: boolean;
-  namespaceSetup: { auto: boolean };
+  namespaceSetup: { auto: boolean; namespaceSelector: string };
   tls: {
     certManager: boolean;
     caValidityDays: number;
@@ -120,6 +120,7 @@ export const VALUES: Group = {
     namespaceSetup: {
       properties: {
         auto: leaf('The webhook (one replica, leader on a Lease) keeps the per-namespace setup in namespaces labelled pandocore.xyz/protect-namespace: "true"; adds the RBAC for it.', { type: 'boolean', default: false }),
+        namespaceSelector: leaf('With auto: a label selector a namespace must match too (for example team in (payments,web)), so not everyone who can label a namespace gets the license copied into it; empty: the label alone.', { type: 'string', pattern: '^[A-Za-z0-9_./!=(), -]*$', default: '' }),
       },
     },
     tls: {

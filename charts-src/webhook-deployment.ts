@@ -59,6 +59,7 @@ export class WebhookDeployment extends Construct {
       { name: ENV.logLevel, value: b.str('$.Values.logLevel', v.logLevel) },
       { name: ENV.namespaceCheck, value: b.str('$.Values.namespaceCheck', String(v.namespaceCheck)) },
       { name: ENV.namespaceSetupAuto, value: b.str('$.Values.namespaceSetup.auto', String(v.namespaceSetup.auto)) },
+      { name: ENV.namespaceSetupSelector, value: b.str('$.Values.namespaceSetup.namespaceSelector', v.namespaceSetup.namespaceSelector) },
       { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: ENV.watchdog, value: b.str('$.Values.watchdog.enabled', String(v.watchdog.enabled)) },
       { name: ENV.watchdogHeal, value: b.str('$.Values.watchdog.heal', v.watchdog.heal) },

@@ -1,63 +1,194 @@
 // namespaceSetup.auto: one webhook replica (leader on a Lease) keeps the per-namespace setup
 // (ServiceAccount and RoleBinding pando-sidecar, Secret pando-license copied from the release
-// namespace) in every namespace labelled pandocore.xyz/protect-namespace: "true", by server-side
-// apply as field manager pando-webhook. Off by default; the chart grants its RBAC only when on.
+// namespace) in every namespace labelled pandocore.xyz/protect-namespace: "true" (and matched by the
+// operator's namespaceSetup.namespaceSelector, if set), by server-side apply as field manager
+// pando-webhook. It watches namespaces and applies only on change: when a namespace starts to
+// qualify, when the license changes, or when it becomes leader. It never forces (what someone else
+// manages is reported, not taken over), never sets up an excluded namespace, refuses a license
+// Secret of another type, and deletes what it created when a namespace stops qualifying.
+// Off by default; the chart grants its RBAC only when on.
+import { createHash } from 'node:crypto';
 import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig } from '@kubernetes/client-node';
 import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
+import { statusOf } from '../kube-errors.ts';
 import { namespaceSetupObjects } from '../setup/namespace-objects.ts';
+import { startInformer, type Informer } from './informer.ts';
 import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
 
 export const LEASE_NAME = 'pando-webhook-namespace-setup';
 export const FIELD_MANAGER = 'pando-webhook';
+const MANAGED_BY = 'app.kubernetes.io/managed-by';
 
 export interface NamespaceSetupOptions {
   kubeConfig: KubeConfig;
   /** The webhook's (release) namespace: the Lease and the license Secret to copy live there. */
   namespace: string;
+  /** Never set up (the webhook never injects there either). */
+  excludedNamespaces: readonly string[];
+  /** The operator's label selector, on top of the label (namespaceSetup.namespaceSelector); empty: none. */
+  namespaceSelector?: string;
   /** This replica's identity (the pod name). */
   identity: string;
   log: ControllerLog;
   /** @default 15 */
   leaseDurationSeconds?: number;
-  /** How often the leader lists labelled namespaces and re-applies. @default 3000 */
+  /** Lease renewal, and how often the license is re-read (one GET). @default 5000 */
   intervalMs?: number;
 }
 
-/** Applies the three objects to a namespace (server-side apply; unchanged objects stay unchanged). */
-async function applySetup(api: KubernetesObjectApi, namespace: string, licenseBase64: string): Promise<void> {
+interface SlimNamespace {
+  name: string;
+  uid: string;
+  terminating: boolean;
+}
+
+/** What a namespace must have to be set up, apart from the selector the watch already applied. */
+export function qualifies(ns: SlimNamespace, options: Pick<NamespaceSetupOptions, 'namespace' | 'excludedNamespaces'>): boolean {
+  return !ns.terminating && ns.name !== options.namespace && !options.excludedNamespaces.includes(ns.name);
+}
+
+/** The label selector of the watch: our label, and the operator's selector when given. */
+export function setupSelector(namespaceSelector: string | undefined): string {
+  return [`${LABEL_PROTECT_NAMESPACE}=true`, namespaceSelector?.trim()].filter(Boolean).join(',');
+}
+
+type Outcome = 'applied' | 'conflict' | 'refused';
+
+/** Applies the three objects without force; a conflict or a Secret of another type is reported, not overwritten. */
+async function applySetup(api: KubernetesObjectApi, core: CoreV1Api, namespace: string, licenseBase64: string, log: ControllerLog): Promise<Outcome> {
+  let outcome: Outcome = 'applied';
   for (const object of namespaceSetupObjects(namespace, licenseBase64)) {
-    const labels = { ...(object.metadata?.labels ?? {}), 'app.kubernetes.io/managed-by': FIELD_MANAGER };
-    await api.patch({ ...object, metadata: { ...object.metadata, labels } }, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    if (object.kind === 'Secret') {
+      const existing = await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace }).catch((err: unknown) => {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      });
+      if (existing && existing.type !== 'Opaque') {
+        log.warn({ namespace, type: existing.type }, `namespace setup: Secret ${LICENSE_SECRET_NAME} exists with another type; refused, not overwritten`);
+        outcome = 'refused';
+        continue;
+      }
+    }
+    const labels = { ...(object.metadata?.labels ?? {}), [MANAGED_BY]: FIELD_MANAGER };
+    try {
+      await api.patch({ ...object, metadata: { ...object.metadata, labels } }, undefined, undefined, FIELD_MANAGER, false, PatchStrategy.ServerSideApply);
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+      log.warn({ namespace, kind: object.kind, name: object.metadata?.name }, 'namespace setup: conflict with another field manager; not taken over');
+      outcome = 'conflict';
+    }
+  }
+  return outcome;
+}
+
+/** Deletes the three objects where we created them (our managed-by label), nothing else. */
+async function removeSetup(api: KubernetesObjectApi, namespace: string): Promise<void> {
+  for (const object of namespaceSetupObjects(namespace, '')) {
+    const ref = { apiVersion: object.apiVersion!, kind: object.kind!, metadata: { name: object.metadata!.name!, namespace } };
+    try {
+      const live = await api.read(ref);
+      if (live.metadata?.labels?.[MANAGED_BY] !== FIELD_MANAGER) continue;
+      await api.delete(ref);
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
   }
 }
 
-/** Starts the loop; stop() ends it (the Lease then expires and another replica takes over). */
+/** Starts the loop; stop() ends it (the Lease is given up and another replica takes over). */
 export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop {
   const core = options.kubeConfig.makeApiClient(CoreV1Api);
   const objects = KubernetesObjectApi.makeApiClient(options.kubeConfig);
+  const log = options.log;
+  /** Namespaces set up by this leader, with the license hash they got. */
+  const applied = new Map<string, string>();
+  let known = new Map<string, SlimNamespace>();
+  let license: { value: string; hash: string } | undefined;
+  let informer: Informer | undefined;
+  let work: Promise<void> = Promise.resolve();
+  const serially = (what: string, namespace: string, task: () => Promise<void>) => {
+    work = work.then(task).catch((err: unknown) => log.warn({ namespace, reason: (err as Error).message }, `namespace setup: ${what} failed`));
+  };
+
+  const ensure = (ns: SlimNamespace) => {
+    if (!license || !qualifies(ns, options) || applied.get(ns.name) === license.hash) return;
+    const { value, hash } = license;
+    serially('apply', ns.name, async () => {
+      const outcome = await applySetup(objects, core, ns.name, value, log);
+      applied.set(ns.name, hash);
+      log.info({ namespace: ns.name, outcome }, 'namespace setup: applied');
+    });
+  };
+  // Also where an earlier leader applied: only objects with our managed-by label are deleted.
+  const remove = (name: string) => {
+    applied.delete(name);
+    serially('cleanup', name, async () => {
+      await removeSetup(objects, name);
+      log.info({ namespace: name }, 'namespace setup: removed (the namespace no longer asks for it)');
+    });
+  };
+
+  const readLicense = async () => {
+    const secret = await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: options.namespace });
+    const value = secret.data?.[LICENSE_SECRET_KEY];
+    if (!value) {
+      log.warn({ namespace: options.namespace }, `namespace setup: Secret ${LICENSE_SECRET_NAME} has no ${LICENSE_SECRET_KEY}`);
+      return;
+    }
+    const hash = createHash('sha256').update(value).digest('hex').slice(0, 16);
+    if (license?.hash === hash) return;
+    license = { value, hash };
+    for (const ns of known.values()) ensure(ns);
+  };
+
+  const letGo = () => {
+    informer?.stop();
+    informer = undefined;
+    applied.clear();
+    known = new Map();
+  };
+
   return startLeaderLoop({
     name: 'namespace setup',
     lease: { kubeConfig: options.kubeConfig, namespace: options.namespace, name: LEASE_NAME },
     identity: options.identity,
-    log: options.log,
+    log,
     leaseDurationSeconds: options.leaseDurationSeconds ?? 15,
-    intervalMs: options.intervalMs ?? 3000,
+    intervalMs: options.intervalMs ?? 5000,
     async round(leader) {
-      if (!leader) return;
-      const secret = await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: options.namespace });
-      const license = secret.data?.[LICENSE_SECRET_KEY];
-      if (!license) {
-        options.log.warn({ namespace: options.namespace }, `namespace setup: Secret ${LICENSE_SECRET_NAME} has no ${LICENSE_SECRET_KEY}`);
+      if (!leader) {
+        if (informer) letGo();
         return;
       }
-      const list = await core.listNamespace({ labelSelector: `${LABEL_PROTECT_NAMESPACE}=true` });
-      for (const ns of list.items) {
-        const name = ns.metadata?.name;
-        if (!name || name === options.namespace || ns.metadata?.deletionTimestamp) continue;
-        await applySetup(objects, name, license).catch((err: unknown) =>
-          options.log.warn({ namespace: name, reason: (err as Error).message }, 'namespace setup: apply failed'),
-        );
-      }
+      await readLicense();
+      if (informer) return;
+      const slim = (raw: any): SlimNamespace => ({ name: raw?.metadata?.name ?? '', uid: raw?.metadata?.uid ?? '', terminating: Boolean(raw?.metadata?.deletionTimestamp) || raw?.status?.phase === 'Terminating' });
+      informer = startInformer<SlimNamespace>(options.kubeConfig, {
+        path: '/api/v1/namespaces',
+        labelSelector: setupSelector(options.namespaceSelector),
+        list: (o) => core.listNamespace(o),
+        slim,
+        what: 'namespace',
+      }, {
+        replaced(list) {
+          known = new Map(list.map((ns) => [ns.name, ns]));
+          for (const name of [...applied.keys()]) if (!known.has(name) || !qualifies(known.get(name)!, options)) remove(name);
+          for (const ns of list) ensure(ns);
+        },
+        upserted(ns) {
+          known.set(ns.name, ns);
+          if (qualifies(ns, options)) ensure(ns);
+          else if (!ns.terminating) remove(ns.name);
+        },
+        // The watch sends DELETED also when a namespace stops matching the selector (label removed).
+        deleted(_uid, raw) {
+          const ns = slim(raw);
+          known.delete(ns.name);
+          if (!ns.terminating) remove(ns.name);
+          else applied.delete(ns.name);
+        },
+      }, log);
     },
+    onStop: letGo,
   });
 }

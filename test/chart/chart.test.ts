@@ -198,12 +198,17 @@ describe('chart: requirements', () => {
     const setupRole = find(on, 'ClusterRole', 'pando-webhook-namespace-setup');
     ok(setupRole.rules.some((r: any) => r.resources.includes('clusterroles') && r.verbs.includes('bind') && JSON.stringify(r.resourceNames) === JSON.stringify([SIDECAR_CLUSTER_ROLE])));
     for (const rule of setupRole.rules as { resources: string[]; verbs: string[]; resourceNames?: string[] }[]) {
-      ok(!rule.verbs.some((v) => ['watch', '*', 'delete', 'update'].includes(v)), JSON.stringify(rule));
+      ok(!rule.verbs.some((v) => ['*', 'update'].includes(v)), JSON.stringify(rule));
+      // watch only namespaces; delete only the three names it creates.
+      if (rule.verbs.includes('watch')) deepStrictEqual(rule.resources, ['namespaces']);
+      if (rule.verbs.includes('delete')) ok(rule.resourceNames && rule.resourceNames.length === 1, JSON.stringify(rule));
       if (rule.resources.includes('secrets') && !rule.verbs.includes('create')) deepStrictEqual(rule.resourceNames, [LICENSE_SECRET_NAME]);
     }
     equal(find(on, 'ClusterRoleBinding', 'pando-webhook-namespace-setup').subjects[0].name, 'pando-webhook');
     ok(find(on, 'Role', 'pando-webhook').rules.some((r: any) => r.resources.includes('leases')));
     equal(env(on)[ENV.namespaceSetupAuto], 'true');
+    equal(env(on)[ENV.namespaceSetupSelector], '');
+    equal(env(helmTemplate({ ...base, namespaceSetup: { auto: true, namespaceSelector: 'team in (payments,web)' } }))[ENV.namespaceSetupSelector], 'team in (payments,web)');
     ok(!objects.some((o) => o.metadata.name === 'pando-webhook-namespace-setup'));
     ok(!find(objects, 'Role', 'pando-webhook').rules.some((r: any) => r.resources.includes('leases')));
     equal(env(objects)[ENV.namespaceSetupAuto], 'false');

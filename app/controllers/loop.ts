@@ -21,10 +21,10 @@ export interface LeaderLoopOptions {
   leaseDurationSeconds?: number;
   /** Time between rounds; keep it well under the Lease duration. */
   intervalMs: number;
-  /** The controller's work for one round; `leader` says whether this replica holds the Lease. */
-  round(leader: boolean): Promise<void>;
-  /** Called once after stop(), so a leader can let go of what it runs (watches, timers). */
-  onStop?(): Promise<void> | void;
+  /** The controller's work for one round, run only while this replica holds the Lease. */
+  round(): Promise<void>;
+  /** Called when the Lease is lost and on stop(): let go of what the leader runs (watches, state). */
+  letGo?(): Promise<void> | void;
 }
 
 export interface LeaderLoop {
@@ -49,7 +49,8 @@ export function startLeaderLoop(options: LeaderLoopOptions): LeaderLoop {
     });
     if (stopped) return;
     if (leader !== wasLeader) options.log.info({ identity: options.identity, leader }, leader ? `${options.name}: leading` : `${options.name}: standing by`);
-    await options.round(leader);
+    if (leader) await options.round();
+    else if (wasLeader) await options.letGo?.();
   };
   const next = () =>
     round()
@@ -71,7 +72,7 @@ export function startLeaderLoop(options: LeaderLoopOptions): LeaderLoop {
       await running;
       const wasLeader = leader;
       leader = false;
-      await options.onStop?.();
+      await options.letGo?.();
       if (wasLeader) await release(store, options.identity).catch(() => false);
     },
   };

@@ -155,11 +155,7 @@ export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop 
     log,
     leaseDurationSeconds: options.leaseDurationSeconds ?? 15,
     intervalMs: options.intervalMs ?? 5000,
-    async round(leader) {
-      if (!leader) {
-        if (informer) letGo();
-        return;
-      }
+    async round() {
       await readLicense();
       if (informer) return;
       const slim = (raw: any): SlimNamespace => ({ name: raw?.metadata?.name ?? '', uid: raw?.metadata?.uid ?? '', terminating: Boolean(raw?.metadata?.deletionTimestamp) || raw?.status?.phase === 'Terminating' });
@@ -189,6 +185,6 @@ export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop 
         },
       }, log);
     },
-    onStop: letGo,
+    letGo,
   });
 }

@@ -330,11 +330,7 @@ export function startWatchdog(options: WatchdogOptions): LeaderLoop {
     log: options.log,
     leaseDurationSeconds: options.leaseDurationSeconds ?? 15,
     intervalMs: options.intervalMs ?? 5000,
-    async round(leader) {
-      if (!leader) {
-        if (informer) letGo();
-        return;
-      }
+    async round() {
       if (!informer) {
         const started = Date.now();
         informer = startPodInformer(options.kubeConfig, `${LABEL_PROTECT}=true`, {
@@ -362,6 +358,6 @@ export function startWatchdog(options: WatchdogOptions): LeaderLoop {
         await runPass(true);
       }
     },
-    onStop: letGo,
+    letGo,
   });
 }

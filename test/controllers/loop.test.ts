@@ -32,10 +32,10 @@ describe('leader loop', () => {
     const loop = (name: 'a' | 'b') =>
       startLeaderLoop({
         name, lease: store, identity: name, log: quiet, leaseDurationSeconds: 1, intervalMs: 50,
-        async round(leader) {
-          if (leader) acted[name]++;
+        async round() {
+          acted[name]++;
         },
-        onStop: () => void stopped.push(name),
+        letGo: () => void stopped.push(name),
       });
     const a = loop('a');
     await sleep(20);

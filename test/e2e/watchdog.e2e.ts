@@ -241,3 +241,29 @@ test('two replicas: only the Lease holder reports and heals; when it stops, the 
   assert.equal(await b.metric('pandocore_watchdog_restarts_total'), 0, 'no workload is restarted twice');
   await stopAll();
 });
+
+test('upgrade with a new sidecar version: pods are counted stale and left alone; with restartStale their Deployment is rolled', async () => {
+  const ns = await setUpNamespace('e2e-watchdog-stale');
+  const v1 = await start({ [ENV.watchdogHeal]: 'off' }, port);
+  await apps().createNamespacedDeployment({ namespace: ns, body: deployment('steady', 2) });
+  await waitUntil('2 injected pods', 60_000, async () => {
+    const pods = await podsOf(ns, 'steady');
+    return pods.length === 2 && pods.every(isInjected);
+  });
+  await v1.stop();
+  webhooks.splice(webhooks.indexOf(v1), 1);
+  // The upgrade: the same chart env with a new sidecar tag (what helm upgrade --set sidecar.image.tag=2.0.0 sets).
+  const upgraded = { [ENV.sidecarImage]: 'registry.example.invalid/pandocore/sidecar:2.0.0' };
+  const reportOnly = await start({ ...upgraded }, port);
+  await waitUntil('2 stale pods counted', 15_000, async () => (await reportOnly.metric('pandocore_pods', { state: 'stale' })) >= 2);
+  await sleep(6_000);
+  const steady = () => apps().readNamespacedDeployment({ name: 'steady', namespace: ns });
+  assert.equal((await steady()).spec?.template.metadata?.annotations?.[RESTARTED_AT_ANNOTATION], undefined, 'without restartStale nothing is touched');
+  assert.equal(await reportOnly.metric('pandocore_watchdog_restarts_total'), 0);
+  await stopAll();
+  const roller = await start({ ...upgraded, [ENV.watchdogRestartStale]: 'true' }, port);
+  await waitUntil('the Deployment rolled for its stale pods', 15_000, async () => Boolean((await steady()).spec?.template.metadata?.annotations?.[RESTARTED_AT_ANNOTATION]));
+  assert.equal(await roller.metric('pandocore_watchdog_restarts_total', { kind: 'Deployment' }), 1);
+  await stopAll();
+  await dropNamespace(ns);
+});

@@ -110,10 +110,12 @@ export class WebhookRbac extends Construct {
         kind: 'ClusterRole',
         metadata: { name: `${NAMES.app}-namespace-setup`, labels },
         rules: [
-          { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] },
-          { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
-          { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
-          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch'], resourceNames: licenseAndPullSecrets },
+          // list + watch: it applies when a namespace starts to qualify, not on a timer.
+          { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
+          // delete: what it created goes when the namespace's label does (only objects it labelled).
+          { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'patch', 'delete'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
+          { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'patch', 'delete'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch', 'delete'], resourceNames: licenseAndPullSecrets },
           { apiGroups: [''], resources: ['serviceaccounts', 'secrets'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [SIDECAR_CLUSTER_ROLE] },

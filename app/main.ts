@@ -60,6 +60,8 @@ async function main(): Promise<void> {
   const metrics = createMetrics(registry, { version, sidecarVersion: config.sidecar.version });
 
   let stopping = false;
+  // Self-signed: ready only while the caBundle read back trusts the served leaf.
+  let bundleTrusted = !config.selfSigned;
   let pair: ServingPair | undefined;
   let devCaFile: string | undefined;
   const serve = (next: ServingPair) => {
@@ -80,11 +82,21 @@ async function main(): Promise<void> {
         namespace: config.namespace,
         secretName: config.selfSigned.secretName,
         webhookConfigName: config.selfSigned.webhookConfigName,
-        policy: { ...config.selfSigned, hosts: [...config.selfSigned.hosts], retireMs: 2 * config.selfSigned.checkIntervalMs + config.selfSigned.propagationMs },
+        policy: {
+          ...config.selfSigned,
+          hosts: [...config.selfSigned.hosts],
+          retireMs: 2 * config.selfSigned.checkIntervalMs + config.selfSigned.propagationMs,
+          servingTtlMs: 3 * config.selfSigned.checkIntervalMs,
+        },
         checkIntervalMs: config.selfSigned.checkIntervalMs,
         logger,
+        replica: config.podName || hostname(),
         onServe: serve,
-        onBundleCheck: (inSync) => metrics.caBundleInSync.set(inSync ? 1 : 0),
+        onBundleCheck: (inSync) => {
+          bundleTrusted = inSync;
+          metrics.caBundleInSync.set(inSync ? 1 : 0);
+        },
+        onRecovery: (reason) => metrics.tlsSecretRecoveries.inc({ reason }),
       })
     : undefined;
   if (!reloader && !selfSigned) {
@@ -100,7 +112,7 @@ async function main(): Promise<void> {
     readiness: config.namespaceCheck ? await readinessCache() : undefined,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
-    isReady: () => !stopping && isValidAt(pair, new Date()),
+    isReady: () => !stopping && bundleTrusted && isValidAt(pair, new Date()),
   });
   reloader?.reload();
   reloader?.start();

@@ -9,6 +9,7 @@ export interface Metrics {
   readonly injections: Counter<'mode' | 'reason'>;
   readonly certExpiry: Gauge;
   readonly caBundleInSync: Gauge;
+  readonly tlsSecretRecoveries: Counter<'reason'>;
   readonly namespaceNotReady: Counter<'namespace'>;
   readonly registry: Registry;
 }
@@ -30,7 +31,7 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
     registers: [registry],
   });
   info.set({ version: build.version, sidecar_version: build.sidecarVersion, node_version: process.version }, 1);
-  return {
+  const metrics: Metrics = {
     registry,
     requests: new Counter({
       name: 'pandocore_admission_requests_total',
@@ -67,5 +68,13 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
       help: '1 when the webhook configuration\'s caBundle verifies the certificate this replica serves, 0 when not, absent when not checked.',
       registers: [registry],
     }),
+    tlsSecretRecoveries: new Counter({
+      name: 'pandocore_tls_secret_recoveries_total',
+      help: 'Self-signed: times the TLS Secret was missing (while a caBundle was set), incomplete or held a corrupt CA, and a new CA replaced it next to the CAs still trusted.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
   };
+  for (const reason of ['missing', 'incomplete', 'corrupt']) metrics.tlsSecretRecoveries.inc({ reason }, 0);
+  return metrics;
 }

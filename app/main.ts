@@ -128,8 +128,8 @@ async function main(): Promise<void> {
   expiryCheck.unref();
   const metricsApp = buildMetricsServer(registry);
 
-  const webhookConnections = trackConnections(app.server, true);
-  const metricsConnections = trackConnections(metricsApp.server, false);
+  const webhookConnections = trackConnections(app.server);
+  const metricsConnections = trackConnections(metricsApp.server);
   await app.listen({ host: config.host, port: config.port });
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
@@ -144,6 +144,8 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    webhookConnections.startDraining();
+    metricsConnections.startDraining();
     const force = setTimeout(() => {
       logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
       process.exit(1);

@@ -19,6 +19,23 @@ export interface BuildInfo {
   sidecarVersion: string;
 }
 
+// Label values come from fixed sets: a value taken from a request body as it is would let any
+// in-cluster client create series (and memory) without bound.
+const OPERATIONS: ReadonlySet<string> = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
+const KINDS: ReadonlySet<string> = new Set(['Pod']);
+/** The label value for anything outside a fixed set. */
+export const OTHER = 'other';
+
+/** `operation` label: an admission operation, else `other`. */
+export function operationLabel(value: unknown): string {
+  return typeof value === 'string' && OPERATIONS.has(value) ? value : OTHER;
+}
+
+/** `kind` label: a kind the webhook is registered for, else `other`. */
+export function kindLabel(value: unknown): string {
+  return typeof value === 'string' && KINDS.has(value) ? value : OTHER;
+}
+
 // From 0.1 ms: the typical review takes well under a millisecond.
 const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -59,7 +76,7 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
     }),
     namespaceNotReady: new Counter({
       name: 'pandocore_namespace_not_ready_total',
-      help: 'Labelled pods created without the sidecar because their namespace lacks the ServiceAccount or license Secret.',
+      help: 'Labelled pods created without the sidecar because their namespace lacks the ServiceAccount or license Secret; namespace is other unless the lookup found part of the setup there.',
       labelNames: ['namespace'],
       registers: [registry],
     }),

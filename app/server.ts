@@ -15,7 +15,7 @@ import { decide, type ReviewContext } from './inject/decide.ts';
 import { review, type Outcome } from './inject/review.ts';
 import type { ReadinessCache } from './namespaces.ts';
 import { planInjection, type InjectionPlan } from './inject/sidecar.ts';
-import type { Metrics } from './metrics.ts';
+import { OTHER, kindLabel, operationLabel, type Metrics } from './metrics.ts';
 
 export interface ServerDeps {
   metrics: Metrics;
@@ -83,7 +83,9 @@ function podName(request: AdmissionRequest): string | undefined {
   return request.name || undefined;
 }
 
-type SafeOutcome = Outcome & { error?: Error };
+// namespaceSetUp: the readiness lookup found the ServiceAccount or the Secret, so the namespace
+// exists and was set up: only then may it name a metric series.
+type SafeOutcome = Outcome & { error?: Error; namespaceSetUp?: boolean };
 
 function failOpen(err: unknown): SafeOutcome {
   // Fail open, as failurePolicy Ignore would, but never silently: warn, log, count.
@@ -105,7 +107,10 @@ function safeReview(request: AdmissionRequest, plan: InjectionPlan, readiness: R
   try {
     // Only a pod that would be injected costs a (cached) namespace lookup.
     if (!readiness || !request.namespace || decide(request, plan).action !== 'inject') return review(request, plan, {});
-    return readiness.get(request.namespace).then((namespace) => review(request, plan, { namespace })).catch(failOpen);
+    return readiness
+      .get(request.namespace)
+      .then((namespace): SafeOutcome => ({ ...review(request, plan, { namespace }), namespaceSetUp: namespace !== undefined && (namespace.serviceAccount || namespace.licenseSecret) }))
+      .catch(failOpen);
   } catch (err) {
     return failOpen(err);
   }
@@ -193,15 +198,15 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
 
     const result = outcome.error ? 'error' : outcome.patch.length > 0 ? 'patched' : 'allowed';
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const operation = typeof admission.operation === 'string' ? admission.operation : 'unknown';
-    const kind = admission.kind?.kind ?? 'unknown';
+    const operation = operationLabel(admission.operation);
+    const kind = kindLabel(admission.kind?.kind);
     metrics.requests.inc({ operation, kind, outcome: result, reason: outcome.reason });
     metrics.duration.observe({ outcome: result }, seconds);
     if (outcome.mode && outcome.patch.length > 0) {
       metrics.injections.inc({ mode: outcome.mode, reason: outcome.reason });
     }
     if (outcome.reason === 'namespace-not-ready' && admission.namespace) {
-      metrics.namespaceNotReady.inc({ namespace: admission.namespace });
+      metrics.namespaceNotReady.inc({ namespace: outcome.namespaceSetUp ? admission.namespace : OTHER });
     }
     const fields = {
       uid: admission.uid,

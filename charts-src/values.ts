@@ -34,7 +34,7 @@ export interface Values {
   webhook: { url: string; caBundle: string };
   hpa: { enabled: boolean; maxReplicas: number; targetCPUUtilizationPercentage: number };
   podDisruptionBudget: { enabled: boolean; minAvailable: number };
-  networkPolicy: { enabled: boolean };
+  networkPolicy: { enabled: boolean; ingressFrom: unknown[] };
   serviceMonitor: { enabled: boolean; interval: string };
   nodeSelector: Record<string, string>;
   tolerations: unknown[];
@@ -155,6 +155,10 @@ export const VALUES: Group = {
     networkPolicy: {
       properties: {
         enabled: leaf('Admit only the webhook and metrics ports.', { type: 'boolean', default: true }),
+        ingressFrom: leaf(
+          'Sources (NetworkPolicy peers: ipBlock, namespaceSelector, podSelector) admitted to the webhook port; empty: any. Where the API server\'s source can be selected (an ipBlock of the control-plane addresses, or its namespace where it runs as pods), restrict to it.',
+          { type: 'array', items: { type: 'object' }, default: [] },
+        ),
       },
     },
     serviceMonitor: {

@@ -104,14 +104,17 @@ describe('chart: requirements', () => {
     ok(!JSON.stringify(find(objects, 'Deployment')).includes(LICENSE), 'license key in the Deployment');
   });
 
-  test('PodDisruptionBudget minAvailable 1; Service 443 to the webhook port; NetworkPolicy admits only the two ports', () => {
+  test('PodDisruptionBudget minAvailable 1; Service 443 to the webhook port; NetworkPolicy admits only the two ports, the webhook port from networkPolicy.ingressFrom', () => {
     equal(find(objects, 'PodDisruptionBudget').spec.minAvailable, 1);
     const service = find(objects, 'Service');
     deepStrictEqual(service.spec.ports.find((p: any) => p.name === 'https'), { name: 'https', port: 443, protocol: 'TCP', targetPort: 8443 });
     ok(!('externalIPs' in service.spec));
     const policy = find(objects, 'NetworkPolicy').spec;
     deepStrictEqual(policy.policyTypes, ['Ingress']);
-    deepStrictEqual(policy.ingress, [{ ports: [{ port: 8443, protocol: 'TCP' }, { port: 9090, protocol: 'TCP' }] }]);
+    deepStrictEqual(policy.ingress, [{ from: [], ports: [{ port: 8443, protocol: 'TCP' }] }, { ports: [{ port: 9090, protocol: 'TCP' }] }]);
+    const apiServer = [{ ipBlock: { cidr: '10.0.0.0/24' } }, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }];
+    const restricted = find(helmTemplate({ ...base, networkPolicy: { ingressFrom: apiServer } }), 'NetworkPolicy').spec;
+    deepStrictEqual(restricted.ingress, [{ from: apiServer, ports: [{ port: 8443, protocol: 'TCP' }] }, { ports: [{ port: 9090, protocol: 'TCP' }] }], 'only the sources named reach the webhook port; metrics stay open');
   });
 
   test('MutatingWebhookConfiguration: Ignore, IfNeeded, None, v1, timeout 5, pods CREATE, label and namespace selectors', () => {
@@ -255,7 +258,9 @@ describe('chart: Kubernetes schemas', () => {
 describe('chart: plain cdk8s synth and helm template agree', () => {
   const valueSets: Record<string, unknown> = {
     defaults: base,
-    'cert-manager with extra names': { ...base, tls: { certManager: true, extraIpAddresses: ['127.0.0.1'], extraDnsNames: ['webhook.example'] } },
+    'cert-manager with extra names': {
+      ...base, tls: { certManager: true, extraIpAddresses: ['127.0.0.1'], extraDnsNames: ['webhook.example'] }, networkPolicy: { ingressFrom: [{ ipBlock: { cidr: '10.0.0.0/24' } }] },
+    },
     'development url, optional parts flipped, scheduling': {
       ...base, defaultMode: 'debug', replicas: 3, webhook: { url: 'https://127.0.0.1:8443/mutate', caBundle: 'QUJD' }, hpa: { enabled: false }, podDisruptionBudget: { enabled: false },
       networkPolicy: { enabled: false }, serviceMonitor: { enabled: true }, protectedNamespaces: ['a', 'b'], nodeSelector: { disk: 'ssd' },

@@ -9,6 +9,7 @@ import { DisruptionBudget } from './disruption-budget.ts';
 import { LicenseSecret } from './license-secret.ts';
 import { WebhookNetworkPolicy } from './network-policy.ts';
 import { ProtectedNamespace } from './protected-namespace.ts';
+import { SecretAdmissionPolicy } from './secret-admission-policy.ts';
 import { ServiceMonitor } from './service-monitor.ts';
 import { SidecarClusterRole } from './sidecar-cluster-role.ts';
 import type { Values } from './values.ts';
@@ -48,6 +49,7 @@ export class PandoChart extends Chart {
     if (b.include('$.Values.podDisruptionBudget.enabled', v.podDisruptionBudget.enabled)) new DisruptionBudget(this, 'disruption-budget', { ctx });
     if (b.include('$.Values.networkPolicy.enabled', v.networkPolicy.enabled)) new WebhookNetworkPolicy(this, 'network-policy', { ctx });
     if (b.include('$.Values.serviceMonitor.enabled', v.serviceMonitor.enabled)) new ServiceMonitor(this, 'service-monitor', { ctx });
+    if (b.include('$.Values.secretPolicy.enabled', v.secretPolicy.enabled)) new SecretAdmissionPolicy(this, 'secret-admission-policy', { ctx });
     if (b.helm) {
       const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', '') });
       for (const object of setup.objects) b.guard(object, { kind: 'range', variable: '$ns', expr: '$.Values.protectedNamespaces' });

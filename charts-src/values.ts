@@ -35,6 +35,7 @@ export interface Values {
   hpa: { enabled: boolean; maxReplicas: number; targetCPUUtilizationPercentage: number };
   podDisruptionBudget: { enabled: boolean; minAvailable: number };
   networkPolicy: { enabled: boolean; ingressFrom: unknown[] };
+  secretPolicy: { enabled: boolean };
   serviceMonitor: { enabled: boolean; interval: string };
   nodeSelector: Record<string, string>;
   tolerations: unknown[];
@@ -158,6 +159,14 @@ export const VALUES: Group = {
         ingressFrom: leaf(
           'Sources (NetworkPolicy peers: ipBlock, namespaceSelector, podSelector) admitted to the webhook port; empty: any. Where the API server\'s source can be selected (an ipBlock of the control-plane addresses, or its namespace where it runs as pods), restrict to it.',
           { type: 'array', items: { type: 'object' }, default: [] },
+        ),
+      },
+    },
+    secretPolicy: {
+      properties: {
+        enabled: leaf(
+          'Ship a ValidatingAdmissionPolicy (Kubernetes 1.30+) that lets the webhook\'s ServiceAccount write only its own Secrets: Opaque pando-license, its TLS Secret, no service-account annotations.',
+          { type: 'boolean', default: true },
         ),
       },
     },

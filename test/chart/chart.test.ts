@@ -18,6 +18,7 @@ const webhook = (objects: K8sObject[]) => find(objects, 'MutatingWebhookConfigur
 const DEFAULT_KINDS = [
   'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'HorizontalPodAutoscaler', 'MutatingWebhookConfiguration',
   'NetworkPolicy', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount',
+  'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
 ];
 const CERT_MANAGER_KINDS = ['Certificate', 'Certificate', 'Issuer', 'Issuer'];
 
@@ -33,7 +34,9 @@ describe('chart: lint and render', () => {
   });
 
   test('cert-manager objects are present if and only if tls.certManager', () => {
-    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...DEFAULT_KINDS, ...CERT_MANAGER_KINDS].sort());
+    // cert-manager mode needs no Role in its namespace (nothing to write there).
+    const withoutRole = DEFAULT_KINDS.filter((k) => k !== 'Role' && k !== 'RoleBinding');
+    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...withoutRole, ...CERT_MANAGER_KINDS].sort());
     ok(!helmTemplate(base).some((o) => o.apiVersion.startsWith('cert-manager.io/')));
   });
 });
@@ -158,8 +161,31 @@ describe('chart: requirements', () => {
     ok(mwc.every((r: any) => JSON.stringify(r.resourceNames) === '["pando-webhook"]'));
     ok(!rules.some((r) => r.verbs.includes('*') || r.resources.includes('*')));
     const cm = helmTemplate({ ...base, tls: { certManager: true } });
-    ok(!find(cm, 'Role').rules.some((r: any) => r.resources.includes('secrets')), 'cert-manager mode needs no Secret access in its namespace');
+    ok(!cm.some((o) => o.kind === 'Role'), 'cert-manager mode needs no Secret access in its namespace');
     equal(find(objects, 'ClusterRole', SIDECAR_CLUSTER_ROLE).metadata.name, SIDECAR_CLUSTER_ROLE);
+  });
+
+  test('RBAC: only rules the code uses (no events, no patch of the TLS Secret, no get in the setup role)', () => {
+    // The webhook's roles (the sidecar's own ClusterRole is another matter).
+    const all = (objs: K8sObject[]) => objs.filter((o) => (o.kind === 'Role' || o.kind === 'ClusterRole') && o.metadata.name !== SIDECAR_CLUSTER_ROLE).flatMap((o) => o.rules ?? []) as { resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+    const on = helmTemplate({ ...base, namespaceSetup: { auto: true } });
+    for (const objs of [objects, on, helmTemplate({ ...base, tls: { certManager: true } })]) ok(!all(objs).some((r) => r.resources.includes('events')), 'no events');
+    deepStrictEqual(find(objects, 'Role').rules.find((r: any) => r.resourceNames?.includes('pando-webhook-tls')).verbs, ['get', 'update']);
+    for (const rule of find(on, 'ClusterRole', 'pando-webhook-namespace-setup').rules) ok(!rule.verbs.includes('get'), JSON.stringify(rule));
+    const cm = helmTemplate({ ...base, tls: { certManager: true } });
+    ok(!all(cm).some((r) => r.resources.includes('mutatingwebhookconfigurations')), 'cert-manager mode never reads or writes the webhook configuration');
+    ok(!helmTemplate({ ...base, tls: { certManager: true }, namespaceCheck: false }).some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'pando-webhook'), 'nothing to grant: no ClusterRole');
+  });
+
+  test('ValidatingAdmissionPolicy: the webhook\'s ServiceAccount writes only our Secrets, Deny, on by default', () => {
+    const policy = find(objects, 'ValidatingAdmissionPolicy', 'pando-webhook-secrets').spec;
+    equal(policy.failurePolicy, 'Fail');
+    deepStrictEqual(policy.matchConstraints.resourceRules, [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['secrets'] }]);
+    equal(policy.matchConditions[0].expression, `request.userInfo.username == 'system:serviceaccount:${NAMESPACE}:pando-webhook'`);
+    match(policy.validations[0].expression, new RegExp(`request\\.namespace == '${NAMESPACE}'`));
+    match(policy.validations[1].expression, /kubernetes\.io\/service-account\./);
+    deepStrictEqual(find(objects, 'ValidatingAdmissionPolicyBinding', 'pando-webhook-secrets').spec, { policyName: 'pando-webhook-secrets', validationActions: ['Deny'] });
+    ok(!helmTemplate({ ...base, secretPolicy: { enabled: false } }).some((o) => o.kind.startsWith('ValidatingAdmissionPolicy')), 'secretPolicy.enabled=false (Kubernetes 1.29)');
   });
 
   test('license Secret in the release namespace from licenseKey', () => {
@@ -239,6 +265,8 @@ describe('chart: Kubernetes schemas', () => {
     'rbac.authorization.k8s.io/v1/Role': 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding': 'rbac.authorization.k8s.io/v1/RoleBinding',
     'rbac.authorization.k8s.io/v1/ClusterRole': 'rbac.authorization.k8s.io/v1/ClusterRole', 'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'rbac.authorization.k8s.io/v1/ClusterRoleBinding',
     'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': 'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration',
+    'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy',
+    'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding',
   };
   test('every built-in object of every render validates (kubernetes-models)', async () => {
     const renders = [helmTemplate(base), helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' } })];

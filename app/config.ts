@@ -2,7 +2,7 @@
 // app/main.ts prints it and exits non-zero, so a typo in the chart never starts a half-configured
 // webhook.
 
-import { ENV, MODES, type Mode } from './contract.ts';
+import { ENV, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, MODES, type Mode } from './contract.ts';
 import { ConfigError } from './errors.ts';
 
 export interface ResourceList {
@@ -25,7 +25,15 @@ export interface SidecarConfig {
   readonly native: boolean;
   readonly resources: SidecarResources;
   readonly runAsUser: number;
+  readonly pullPolicy: (typeof PULL_POLICIES)[number];
+  /** Secrets (names, in each protected namespace) the sidecar image is pulled with. */
+  readonly imagePullSecrets: readonly string[];
+  /** Pod-level resources without room for the sidecar: skip the pod, or grow them by the sidecar's. */
+  readonly podResources: (typeof POD_RESOURCES_POLICIES)[number];
 }
+
+export const PULL_POLICIES = ['IfNotPresent', 'Always', 'Never'] as const;
+export const POD_RESOURCES_POLICIES = ['skip', 'grow'] as const;
 
 export interface TlsFiles {
   readonly certFile: string;
@@ -63,6 +71,12 @@ export interface Config {
   readonly namespaceSetupAuto: boolean;
   /** This replica's name (downward API), its Lease identity; empty: the host name. */
   readonly podName: string;
+  /** The release's license Secret and key that namespace setup copies (license.existingSecret or pando-license). */
+  readonly licenseSecret: { readonly name: string; readonly key: string };
+  /** The webhook's Deployment, owner of the Secret and Lease it creates; empty: no owner. */
+  readonly ownerDeployment: string;
+  /** Namespaces to copy the license Secret into (protectedNamespaces with license.existingSecret). */
+  readonly licenseCopyNamespaces: readonly string[];
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
   readonly logLevel: string;
@@ -84,6 +98,12 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 // Kubernetes resource.Quantity, as in k8s.io/apimachinery/pkg/api/resource.
 const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE])?$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function secretKey(env: Env, name: string, fallback: string): string {
+  const value = raw(env, name) ?? fallback;
+  if (!/^[-._a-zA-Z0-9]{1,253}$/.test(value)) throw new ConfigError(name, `"${value}" is not a valid Secret key`);
+  return value;
+}
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -129,6 +149,15 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   if (value === undefined) return fallback;
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new ConfigError(name, `"${value}" is not one of ${allowed.join(', ')}`);
+}
+
+/** Comma-separated DNS-1123 subdomain names (Secret names), without duplicates. */
+function secretNames(env: Env, name: string): string[] {
+  const names = (raw(env, name) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const secret of names) {
+    if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(secret)) throw new ConfigError(name, `"${secret}" is not a valid Secret name`);
+  }
+  return [...new Set(names)];
 }
 
 function namespaceList(env: Env, name: string): string[] {
@@ -254,12 +283,18 @@ export function loadConfig(env: Env): Config {
     namespaceCheck: bool(env, ENV.namespaceCheck, false),
     namespaceSetupAuto: bool(env, ENV.namespaceSetupAuto, false),
     podName: raw(env, ENV.podName) ?? '',
+    licenseSecret: Object.freeze({ name: dnsName(env, ENV.licenseSecretName, LICENSE_SECRET_NAME), key: secretKey(env, ENV.licenseSecretKey, LICENSE_SECRET_KEY) }),
+    ownerDeployment: raw(env, ENV.ownerDeployment) === undefined ? '' : dnsName(env, ENV.ownerDeployment, ''),
+    licenseCopyNamespaces: Object.freeze(env[ENV.licenseCopyNamespaces] === undefined ? [] : namespaceList(env, ENV.licenseCopyNamespaces)),
     sidecar: Object.freeze({
       image,
       version,
       native: bool(env, ENV.sidecarNative, true),
       resources: resources(env, ENV.sidecarResources),
       runAsUser: positiveInt(env, ENV.sidecarRunAsUser, 65532, 2147483647),
+      pullPolicy: oneOf(env, ENV.sidecarPullPolicy, PULL_POLICIES, 'IfNotPresent'),
+      imagePullSecrets: Object.freeze(secretNames(env, ENV.sidecarPullSecrets)),
+      podResources: oneOf(env, ENV.sidecarPodResources, POD_RESOURCES_POLICIES, 'skip'),
     }),
     bodyLimitBytes: positiveInt(env, ENV.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES, 64 * 1024 * 1024),
     logLevel: oneOf(env, ENV.logLevel, LOG_LEVELS, 'info'),

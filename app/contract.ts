@@ -8,6 +8,9 @@ export const LABEL_PROTECT = `${DOMAIN}/protect`;
 /** Namespace label that asks the webhook to keep the per-namespace setup (namespaceSetup.auto). */
 export const LABEL_PROTECT_NAMESPACE = `${DOMAIN}/protect-namespace`;
 
+/** Namespace label that opts a namespace out of injection (value "disabled"); the chart's namespaceSelector honours it. */
+export const LABEL_INJECTION = `${DOMAIN}/injection`;
+
 /** Pod annotation that overrides the operating mode for one pod. */
 export const ANNOTATION_MODE = `${DOMAIN}/mode`;
 /** Written by the webhook: "injected" once the sidecar is in the pod. */
@@ -55,6 +58,9 @@ export const ENV = {
   sidecarNative: 'PANDO_SIDECAR_NATIVE',
   sidecarResources: 'PANDO_SIDECAR_RESOURCES',
   sidecarRunAsUser: 'PANDO_SIDECAR_RUN_AS_USER',
+  sidecarPullPolicy: 'PANDO_SIDECAR_IMAGE_PULL_POLICY',
+  sidecarPullSecrets: 'PANDO_SIDECAR_IMAGE_PULL_SECRETS',
+  sidecarPodResources: 'PANDO_SIDECAR_POD_RESOURCES',
   bodyLimitBytes: 'PANDO_BODY_LIMIT_BYTES',
   logLevel: 'PANDO_LOG_LEVEL',
   namespaceCheck: 'PANDO_NAMESPACE_CHECK',
@@ -72,4 +78,11 @@ export const ENV = {
   shutdownDelayMs: 'PANDO_SHUTDOWN_DELAY_MS',
   namespaceSetupAuto: 'PANDO_NAMESPACE_SETUP_AUTO',
   podName: 'PANDO_POD_NAME',
+  /** The release's license Secret and key to copy into namespaces (the chart's license.existingSecret, else pando-license). */
+  licenseSecretName: 'PANDO_LICENSE_SECRET_NAME',
+  licenseSecretKey: 'PANDO_LICENSE_SECRET_KEY',
+  /** The webhook's own Deployment: what it creates at run time (TLS Secret, Lease) is owned by it, so uninstall removes it. */
+  ownerDeployment: 'PANDO_OWNER_DEPLOYMENT',
+  /** Namespaces every replica copies the license Secret into (the chart's protectedNamespaces with license.existingSecret). */
+  licenseCopyNamespaces: 'PANDO_LICENSE_COPY_NAMESPACES',
 } as const;

@@ -31,6 +31,7 @@ export const ERRORS = Object.freeze({
   INTERNAL: spec('PANDO_INTERNAL', 500, 'internal error'),
   MUTATION_FAILED: spec('PANDO_MUTATION_FAILED', 200, 'building the patch failed; answered allowed without a patch'),
   CONFIG_INVALID: spec('PANDO_CONFIG_INVALID', 0, 'invalid configuration'),
+  NAMESPACE_LOOKUP_FAILED: spec('PANDO_NAMESPACE_LOOKUP_FAILED', 0, 'namespace lookup failed; labelled pods there are created without the sidecar (namespace-check-failed)'),
   TLS_LOAD_FAILED: spec('PANDO_TLS_LOAD_FAILED', 0, 'could not load the TLS certificate'),
 });
 

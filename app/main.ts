@@ -3,18 +3,19 @@
 import { writeFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { hostname, tmpdir } from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig, V1OwnerReference } from '@kubernetes/client-node';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig, type Config } from './config.ts';
 import { ENV, PATH_MUTATE } from './contract.ts';
 import { ConfigError, ERRORS } from './errors.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { buildMetricsServer, buildServer } from './server.ts';
 import { trackConnections } from './drain.ts';
 import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
 import { packageVersion } from './version.ts';
+import { statusOf } from './kube-errors.ts';
 
 
 // The Kubernetes client, X.509 generation and the features that use them are imported only when the
@@ -38,9 +39,29 @@ async function throwAwayCert(config: Config) {
   return { pair: parseServingPair(leaf.certPem, leaf.keyPem), caFile, port: config.port };
 }
 
-async function readinessCache() {
+async function readinessCache(config: Config, metrics: Metrics, logger: Logger) {
   const { createReadinessCache, kubeReadinessFetcher } = await import('./namespaces.ts');
-  return createReadinessCache({ fetch: kubeReadinessFetcher(await loadKubeConfig()) });
+  const fetch = kubeReadinessFetcher(await loadKubeConfig(), config.sidecar.imagePullSecrets);
+  return createReadinessCache({
+    fetch: (namespace) => {
+      metrics.namespaceLookups.inc();
+      return fetch(namespace);
+    },
+    onError: (namespace, reason, err) => {
+      metrics.namespaceLookupErrors.inc({ reason });
+      // Reason and HTTP status only: a client error's message carries the response body.
+      logger.warn({ code: ERRORS.NAMESPACE_LOOKUP_FAILED.code, namespace, reason, status: statusOf(err) }, ERRORS.NAMESPACE_LOOKUP_FAILED.message);
+    },
+  });
+}
+
+/** The ownerReferences of what this webhook creates (its Deployment), when it creates anything. */
+async function runtimeOwner(config: Config, logger: Logger): Promise<V1OwnerReference[]> {
+  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto)) return [];
+  const { deploymentOwner } = await import('./owner.ts');
+  const { ownerReferences, reason } = await deploymentOwner(await loadKubeConfig(), config.namespace, config.ownerDeployment);
+  if (reason) logger.warn({ reason }, 'objects this webhook creates get no owner: helm uninstall will leave them');
+  return ownerReferences;
 }
 
 async function main(): Promise<void> {
@@ -77,8 +98,10 @@ async function main(): Promise<void> {
         onError: (error) => logger.error({ code: ERRORS.TLS_LOAD_FAILED.code, reason: error.message }, ERRORS.TLS_LOAD_FAILED.message),
       })
     : undefined;
+  const owner = await runtimeOwner(config, logger);
   const selfSigned = config.selfSigned
     ? (await import('./selfsigned/manager.ts')).createSelfSignedManager(await loadKubeConfig(), {
+        ownerReferences: owner,
         namespace: config.namespace,
         secretName: config.selfSigned.secretName,
         webhookConfigName: config.selfSigned.webhookConfigName,
@@ -109,7 +132,7 @@ async function main(): Promise<void> {
   const app = buildServer(config, {
     metrics,
     logger,
-    readiness: config.namespaceCheck ? await readinessCache() : undefined,
+    readiness: config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
     isReady: () => !stopping && bundleTrusted && isValidAt(pair, new Date()),
@@ -134,7 +157,24 @@ async function main(): Promise<void> {
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
   const namespaceSetup = config.namespaceSetupAuto
-    ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({ kubeConfig: await loadKubeConfig(), namespace: config.namespace, identity: config.podName || hostname(), log: logger })
+    ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({
+        kubeConfig: await loadKubeConfig(),
+        namespace: config.namespace,
+        identity: config.podName || hostname(),
+        log: logger,
+        licenseSecret: config.licenseSecret,
+        ownerReferences: owner,
+        pullSecrets: config.sidecar.imagePullSecrets,
+      })
+    : undefined;
+  const licenseCopy = config.licenseCopyNamespaces.length > 0
+    ? (await import('./controllers/license-copy.ts')).startLicenseCopy({
+        kubeConfig: await loadKubeConfig(),
+        namespace: config.namespace,
+        namespaces: config.licenseCopyNamespaces,
+        source: config.licenseSecret,
+        log: logger,
+      })
     : undefined;
   if (devCaFile) {
     const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;
@@ -154,6 +194,7 @@ async function main(): Promise<void> {
     reloader?.stop();
     selfSigned?.stop();
     void namespaceSetup?.stop();
+    void licenseCopy?.stop();
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');

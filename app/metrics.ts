@@ -11,6 +11,8 @@ export interface Metrics {
   readonly caBundleInSync: Gauge;
   readonly tlsSecretRecoveries: Counter<'reason'>;
   readonly namespaceNotReady: Counter<'namespace'>;
+  readonly namespaceLookups: Counter;
+  readonly namespaceLookupErrors: Counter<'reason'>;
   readonly registry: Registry;
 }
 
@@ -78,6 +80,17 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
       name: 'pandocore_namespace_not_ready_total',
       help: 'Labelled pods created without the sidecar because their namespace lacks the ServiceAccount or license Secret; namespace is other unless the lookup found part of the setup there.',
       labelNames: ['namespace'],
+      registers: [registry],
+    }),
+    namespaceLookups: new Counter({
+      name: 'pandocore_namespace_lookups_total',
+      help: 'Namespace lookups sent to the API server (ServiceAccount, Secrets, LimitRanges); cached answers are not counted.',
+      registers: [registry],
+    }),
+    namespaceLookupErrors: new Counter({
+      name: 'pandocore_namespace_lookup_errors_total',
+      help: 'Namespace lookups that failed (labelled pods there are created without the sidecar: namespace-check-failed), by reason.',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     caBundleInSync: new Gauge({

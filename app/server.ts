@@ -109,7 +109,10 @@ function safeReview(request: AdmissionRequest, plan: InjectionPlan, readiness: R
     if (!readiness || !request.namespace || decide(request, plan).action !== 'inject') return review(request, plan, {});
     return readiness
       .get(request.namespace)
-      .then((namespace): SafeOutcome => ({ ...review(request, plan, { namespace }), namespaceSetUp: namespace !== undefined && (namespace.serviceAccount || namespace.licenseSecret) }))
+      .then((lookup): SafeOutcome => ({
+        ...review(request, plan, lookup.ok ? { namespace: lookup.facts } : { namespaceLookupFailed: lookup.reason }),
+        namespaceSetUp: lookup.ok && (lookup.facts.serviceAccount || lookup.facts.licenseSecret),
+      }))
       .catch(failOpen);
   } catch (err) {
     return failOpen(err);

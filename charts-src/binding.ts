@@ -7,7 +7,7 @@
 import type { ApiObject } from 'cdk8s';
 import type { Values } from './values.ts';
 
-export type TokenKind = 'string' | 'scalar' | 'block' | 'optional-block' | 'raw';
+export type TokenKind = 'string' | 'scalar' | 'block' | 'optional-block' | 'raw' | 'splice';
 export interface TokenDef {
   readonly expr: string;
   readonly kind: TokenKind;
@@ -63,6 +63,21 @@ export class Binding {
   optionalBlock<T>(expr: string, plain: T): T | undefined {
     if (this.helm) return this.token(expr, 'optional-block') as unknown as T;
     return isEmpty(plain) ? undefined : plain;
+  }
+
+  /**
+   * Entries of a user map merged into a map we build (labels): in helm mode one key that the
+   * emitter turns into `{{- with expr }}{{ toYaml . }}`; plain: the entries themselves.
+   */
+  spliceMap(expr: string, plain: Readonly<Record<string, string>>): Record<string, string> {
+    if (!this.helm) return { ...plain };
+    const name = this.token(expr, 'splice');
+    return { [name]: name };
+  }
+
+  /** Items of a user list appended to a list we build (env), as spliceMap does for maps. */
+  spliceList<T>(expr: string, plain: readonly T[]): T[] {
+    return this.helm ? [this.token(expr, 'splice') as unknown as T] : [...plain];
   }
 
   /** A field whose template is written out by hand (a few lines of if/else). */

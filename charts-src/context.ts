@@ -2,7 +2,7 @@
 // and labels. Names are fixed (one PandoCore per cluster): the CLI, the webhook's own Secret and
 // webhook-configuration lookups and the docs rely on them.
 import { Binding } from './binding.ts';
-import type { Values } from './values.ts';
+import { SELECTOR_LABELS, type Values } from './values.ts';
 
 export const NAMES = {
   app: 'pando-webhook',
@@ -27,20 +27,24 @@ export interface PandoContext {
   readonly appVersion: string;
   /** Labels of the webhook pods; the selector of the Deployment, Service, PDB and NetworkPolicy. */
   readonly selectorLabels: Readonly<Record<string, string>>;
-  /** Labels on every object. */
+  /** Labels on every object (commonLabels included). */
   readonly labels: Readonly<Record<string, string>>;
+  /** commonLabels alone, for objects with labels of their own (the per-namespace setup). */
+  readonly commonLabels: Readonly<Record<string, string>>;
 }
 
 export function createContext(values: Values, helm: boolean, namespace: string, appVersion: string): PandoContext {
   const b = new Binding(values, helm);
-  const selectorLabels = { 'app.kubernetes.io/name': NAMES.app, 'app.kubernetes.io/component': 'webhook' };
+  const selectorLabels = { ...SELECTOR_LABELS };
+  const commonLabels = b.spliceMap('$.Values.commonLabels', values.commonLabels);
   return {
     b,
     values,
     namespace: b.str('$.Release.Namespace', namespace),
     appVersion: b.str('$.Chart.AppVersion', appVersion),
     selectorLabels,
-    labels: { ...selectorLabels, 'app.kubernetes.io/part-of': 'pandocore', 'app.kubernetes.io/version': b.str('$.Chart.AppVersion', appVersion) },
+    labels: { ...commonLabels, ...selectorLabels, 'app.kubernetes.io/part-of': 'pandocore', 'app.kubernetes.io/version': b.str('$.Chart.AppVersion', appVersion) },
+    commonLabels,
   };
 }
 

@@ -1,5 +1,5 @@
 // Values for a plain `cdk8s synth`: the defaults, then each YAML file of PANDO_VALUES
-// (comma-separated), validated against the same schema helm uses.
+// (comma-separated), merged as helm merges them, validated against the same schema helm uses.
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
@@ -8,7 +8,11 @@ import { defaultValues, valuesSchema, type Values } from './values.ts';
 function merge(base: unknown, override: unknown): unknown {
   if (base && override && typeof base === 'object' && typeof override === 'object' && !Array.isArray(base) && !Array.isArray(override)) {
     const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
-    for (const [key, value] of Object.entries(override)) out[key] = merge(out[key], value);
+    // As helm coalesces values: a key set to null removes the default (podSecurityContext.runAsUser: null).
+    for (const [key, value] of Object.entries(override)) {
+      if (value === null) delete out[key];
+      else out[key] = merge(out[key], value);
+    }
     return out;
   }
   return override === undefined ? base : override;

@@ -1,12 +1,12 @@
 // The whole PandoCore deployment as one cdk8s Chart. Optional parts follow the values; in helm mode
 // they are all built and guarded (see binding.ts).
-import { Chart } from 'cdk8s';
+import { ApiObject, Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { Autoscaler } from './autoscaler.ts';
 import { CertManagerTls } from './cert-manager-tls.ts';
 import { createContext, type PandoContext } from './context.ts';
-import { DisruptionBudget } from './disruption-budget.ts';
-import { LicenseSecret } from './license-secret.ts';
+import { DisruptionBudget, PDB_RENDERED } from './disruption-budget.ts';
+import { EXISTING_LICENSE, LicenseSecret, checkLicense } from './license-secret.ts';
 import { WebhookNetworkPolicy } from './network-policy.ts';
 import { ProtectedNamespace } from './protected-namespace.ts';
 import { SecretAdmissionPolicy } from './secret-admission-policy.ts';
@@ -38,7 +38,12 @@ export class PandoChart extends Chart {
     this.ctx = ctx;
     const { b, values: v } = ctx;
 
-    new LicenseSecret(this, 'license', { ctx });
+    checkLicense(ctx);
+    const existingLicense = v.license.existingSecret.name !== '';
+    if (b.include(`not (${EXISTING_LICENSE})`, !existingLicense)) {
+      const license = new LicenseSecret(this, 'license', { ctx });
+      b.guard(ApiObject.of(license.secret), { kind: 'if', expr: `not (${EXISTING_LICENSE})` });
+    }
     const rbac = new WebhookRbac(this, 'rbac', { ctx });
     new WebhookDeployment(this, 'deployment', { ctx, serviceAccountName: rbac.serviceAccount.name });
     new WebhookService(this, 'service', { ctx });
@@ -46,15 +51,24 @@ export class PandoChart extends Chart {
     new SidecarClusterRole(this, 'sidecar-cluster-role', { ctx });
     if (b.include('$.Values.tls.certManager', v.tls.certManager)) new CertManagerTls(this, 'cert-manager', { ctx });
     if (b.include('$.Values.hpa.enabled', v.hpa.enabled)) new Autoscaler(this, 'autoscaler', { ctx });
-    if (b.include('$.Values.podDisruptionBudget.enabled', v.podDisruptionBudget.enabled)) new DisruptionBudget(this, 'disruption-budget', { ctx });
+    if (b.include(PDB_RENDERED, v.podDisruptionBudget.enabled && v.replicas > 1)) new DisruptionBudget(this, 'disruption-budget', { ctx });
     if (b.include('$.Values.networkPolicy.enabled', v.networkPolicy.enabled)) new WebhookNetworkPolicy(this, 'network-policy', { ctx });
     if (b.include('$.Values.serviceMonitor.enabled', v.serviceMonitor.enabled)) new ServiceMonitor(this, 'service-monitor', { ctx });
     if (b.include('$.Values.secretPolicy.enabled', v.secretPolicy.enabled)) new SecretAdmissionPolicy(this, 'secret-admission-policy', { ctx });
     if (b.helm) {
-      const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', '') });
-      for (const object of setup.objects) b.guard(object, { kind: 'range', variable: '$ns', expr: '$.Values.protectedNamespaces' });
+      const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', ''), licenseCopyRbac: true });
+      for (const object of setup.objects) {
+        // The chart cannot read the user's Secret: with license.existingSecret the webhook writes
+        // the copies (app/controllers/license-copy.ts) under a Role of each namespace.
+        const expr = object === setup.licenseSecret
+          ? `ternary (list) $.Values.protectedNamespaces (${EXISTING_LICENSE})`
+          : setup.licenseCopyRbac.includes(object)
+            ? `ternary $.Values.protectedNamespaces (list) (${EXISTING_LICENSE})`
+            : '$.Values.protectedNamespaces';
+        b.guard(object, { kind: 'range', variable: '$ns', expr });
+      }
     } else {
-      for (const namespace of v.protectedNamespaces) new ProtectedNamespace(this, `protected-namespace-${namespace}`, { ctx, namespace });
+      for (const namespace of v.protectedNamespaces) new ProtectedNamespace(this, `protected-namespace-${namespace}`, { ctx, namespace, license: !existingLicense, licenseCopyRbac: existingLicense });
     }
   }
 }

@@ -6,8 +6,9 @@
 // annotation names (k8s.io/kubernetes pkg/controller/serviceaccount/tokens_controller.go; the
 // annotation is required for that type by pkg/apis/core/validation/validation.go,
 // ValidateSecret). The policy lets this one account write only our Secrets: pando-license as
-// Opaque anywhere, its TLS Secret as kubernetes.io/tls in the release namespace, and neither with
-// a service-account annotation. Other users and accounts are not matched.
+// Opaque anywhere, its TLS Secret as kubernetes.io/tls in the release namespace, none with
+// a service-account annotation; and the sidecar's pull Secrets (sidecar.imagePullSecrets, copied by
+// namespaceSetup.auto) as docker-registry Secrets. Other users and accounts are not matched.
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { LICENSE_SECRET_NAME } from '../app/contract.ts';
@@ -27,7 +28,17 @@ export class SecretAdmissionPolicy extends Construct {
     super(scope, id);
     const { ctx } = props;
     const labels = { ...ctx.labels };
-    const type = "(has(object.type) ? object.type : 'Opaque')";
+    // CEL strings in double quotes: the names of the sidecar's pull Secrets come from helm's toJson.
+    const type = '(has(object.type) ? object.type : "Opaque")';
+    const ourSecrets = (pullSecrets: string, releaseNamespace: string) =>
+      `(object.metadata.name == "${LICENSE_SECRET_NAME}" && ${type} == "Opaque") || ` +
+      `(object.metadata.name in ${pullSecrets} && ${type} in ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"]) || ` +
+      `(object.metadata.name == "${NAMES.tlsSecret}" && request.namespace == "${releaseNamespace}" && ${type} == "kubernetes.io/tls")`;
+    // Written as a YAML single-quoted scalar by hand: the emitter's double quotes would clash with toJson's.
+    const ourSecretsExpression = ctx.b.raw(
+      `'${ourSecrets('{{ toJson $.Values.sidecar.imagePullSecrets }}', '{{ $.Release.Namespace }}')}'`,
+      ourSecrets(JSON.stringify(ctx.values.sidecar.imagePullSecrets), ctx.namespace),
+    );
     this.policy = new ApiObject(this, 'policy', {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingAdmissionPolicy',
@@ -42,10 +53,8 @@ export class SecretAdmissionPolicy extends Construct {
         ],
         validations: [
           {
-            expression:
-              `(object.metadata.name == '${LICENSE_SECRET_NAME}' && ${type} == 'Opaque') || ` +
-              `(object.metadata.name == '${NAMES.tlsSecret}' && request.namespace == '${ctx.namespace}' && ${type} == 'kubernetes.io/tls')`,
-            message: `${NAMES.app} may only write the Opaque Secret ${LICENSE_SECRET_NAME} and its own TLS Secret ${NAMES.tlsSecret}`,
+            expression: ourSecretsExpression,
+            message: `${NAMES.app} may only write the Opaque Secret ${LICENSE_SECRET_NAME}, the sidecar's pull Secrets and its own TLS Secret ${NAMES.tlsSecret}`,
             reason: 'Forbidden',
           },
           {

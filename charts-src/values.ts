@@ -4,20 +4,42 @@ import { MODES } from '../app/contract.ts';
 import { DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_SIDECAR_RESOURCES } from '../app/config.ts';
 
 export interface ResourceRequirements {
-  requests?: Record<string, string>;
-  limits?: Record<string, string>;
+  requests?: Record<string, string | number>;
+  limits?: Record<string, string | number>;
+}
+
+/** A label selector requirement (webhook.namespaceSelector). */
+export interface SelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
 }
 
 /** The values a user sets (helm --set / -f, or PANDO_VALUES for a plain cdk8s synth). */
 export interface Values {
   licenseKey: string;
+  license: { existingSecret: { name: string; key: string } };
+  global: Record<string, unknown>;
+  commonLabels: Record<string, string>;
+  podLabels: Record<string, string>;
+  serviceAccount: { annotations: Record<string, string> };
+  extraEnv: { name: string; value?: string; valueFrom?: Record<string, unknown> }[];
+  podSecurityContext: Record<string, unknown>;
+  containerSecurityContext: Record<string, unknown>;
+  topologySpreadConstraints: Record<string, unknown>[];
   defaultMode: (typeof MODES)[number];
   excludedNamespaces: string[];
   protectedNamespaces: string[];
   replicas: number;
   image: { repository: string; tag: string; digest: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
   imagePullSecrets: { name: string }[];
-  sidecar: { image: { repository: string; tag: string }; native: boolean; resources: ResourceRequirements };
+  sidecar: {
+    image: { registry: string; repository: string; tag: string; digest: string; pullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
+    imagePullSecrets: string[];
+    native: boolean;
+    resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+    podResources: 'skip' | 'grow';
+  };
   resources: ResourceRequirements;
   timeoutSeconds: number;
   logLevel: string;
@@ -31,9 +53,14 @@ export interface Values {
     extraDnsNames: string[];
     extraIpAddresses: string[];
   };
-  webhook: { url: string; caBundle: string };
+  webhook: {
+    url: string;
+    caBundle: string;
+    failurePolicy: 'Ignore' | 'Fail';
+    namespaceSelector: { matchLabels: Record<string, string>; matchExpressions: SelectorRequirement[] };
+  };
   hpa: { enabled: boolean; maxReplicas: number; targetCPUUtilizationPercentage: number };
-  podDisruptionBudget: { enabled: boolean; minAvailable: number };
+  podDisruptionBudget: { enabled: boolean; minAvailable: number | string; maxUnavailable: number | string };
   networkPolicy: { enabled: boolean; ingressFrom: unknown[] };
   secretPolicy: { enabled: boolean };
   serviceMonitor: { enabled: boolean; interval: string };
@@ -61,12 +88,37 @@ const isGroup = (spec: Spec): spec is Group => 'properties' in spec;
 const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
 const QUANTITY = '^[0-9]+(\\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$';
 const resourceListSchema = { type: 'object', additionalProperties: { type: 'string', pattern: QUANTITY } };
-const resourcesSchema = (value: ResourceRequirements) => ({
+// `--set resources.limits.cpu=2` arrives as a number; Kubernetes takes a number as a quantity.
+const quantityListSchema = { type: 'object', additionalProperties: { anyOf: [{ type: 'string', pattern: QUANTITY }, { type: 'number', minimum: 0 }] } };
+const resourcesSchema = (value: ResourceRequirements, list: object = quantityListSchema) => ({
   type: 'object',
   additionalProperties: false,
-  properties: { requests: resourceListSchema, limits: resourceListSchema },
+  properties: { requests: list, limits: list },
   default: value,
 });
+/** Labels a user adds may not replace the chart's own (they are the selectors). */
+const userLabels = { type: 'object', additionalProperties: { type: 'string' }, propertyNames: { not: { pattern: '^app\\.kubernetes\\.io/(name|component|part-of|version)$' } }, default: {} };
+/** An int or a percentage, as a PodDisruptionBudget takes them; '' means unset where allowed. */
+// 0 is refused: minAvailable 0 is no budget, maxUnavailable 0 blocks every drain.
+const intOrPercent = (value: number | string, unset: boolean) => ({
+  anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: unset ? '^([1-9][0-9]*%)?$' : '^[1-9][0-9]*%$' }],
+  default: value,
+});
+/** The chart's restricted defaults; a key set to null in values removes it (helm's rule, kept by a plain synth). */
+export const POD_SECURITY_CONTEXT = { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } };
+export const CONTAINER_SECURITY_CONTEXT = {
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+/** Webhook pods spread over nodes and zones; ScheduleAnyway, so a small cluster still schedules them. */
+export const SELECTOR_LABELS = { 'app.kubernetes.io/name': 'pando-webhook', 'app.kubernetes.io/component': 'webhook' } as const;
+const spread = (topologyKey: string) => ({ maxSkew: 1, topologyKey, whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { ...SELECTOR_LABELS } } });
+export const TOPOLOGY_SPREAD = [spread('kubernetes.io/hostname'), spread('topology.kubernetes.io/zone')];
+export const INJECTION_OPT_OUT_VALUE = 'disabled';
 const namespaceList = (value: readonly string[]) => ({
   type: 'array',
   items: { type: 'string', pattern: DNS_LABEL },
@@ -77,7 +129,34 @@ const leaf = (description: string, schema: Leaf['schema']): Leaf => ({ descripti
 
 export const VALUES: Group = {
   properties: {
-    licenseKey: leaf('PandoCore license key (required). Stored in the Secret pando-license of the release namespace, never in a pod spec.', { type: 'string', default: '' }),
+    licenseKey: leaf('PandoCore license key (this or license.existingSecret.name is required). Stored in the Secret pando-license of the release namespace, never in a pod spec.', { type: 'string', default: '' }),
+    license: {
+      description: 'The license from a Secret you manage (External Secrets, Vault, ...): the chart then renders no Secret with the key.',
+      properties: {
+        existingSecret: {
+          properties: {
+            name: leaf('Secret in the release namespace that holds the license key (instead of licenseKey).', { type: 'string', pattern: '^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$', default: '' }),
+            key: leaf('Key of the license in that Secret.', { type: 'string', pattern: '^[-._a-zA-Z0-9]+$', default: 'license-key' }),
+          },
+        },
+      },
+    },
+    global: leaf('Accepted and ignored: what umbrella and Argo CD wrapper charts pass to every subchart.', { type: 'object', default: {} }),
+    commonLabels: leaf('Labels added to every object of the chart.', userLabels),
+    podLabels: leaf('Extra labels of the webhook pods.', userLabels),
+    serviceAccount: {
+      properties: {
+        annotations: leaf('Annotations of the webhook ServiceAccount (workload identity).', { type: 'object', additionalProperties: { type: 'string' }, default: {} }),
+      },
+    },
+    extraEnv: leaf('Extra environment variables of the webhook container (name with value or valueFrom).', {
+      type: 'array',
+      items: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1 }, value: { type: 'string' }, valueFrom: { type: 'object' } } },
+      default: [],
+    }),
+    podSecurityContext: leaf('Pod securityContext of the webhook (restricted by default); set a key to null to remove it, e.g. runAsUser where the platform assigns UIDs.', { type: 'object', default: POD_SECURITY_CONTEXT }),
+    containerSecurityContext: leaf('Container securityContext of the webhook (restricted by default); a key set to null is removed.', { type: 'object', default: CONTAINER_SECURITY_CONTEXT }),
+    topologySpreadConstraints: leaf('Topology spread of the webhook pods; the default spreads across nodes and zones (ScheduleAnyway).', { type: 'array', items: { type: 'object' }, default: TOPOLOGY_SPREAD }),
     defaultMode: leaf('Mode of sidecars whose pod has no valid pandocore.xyz/mode annotation.', { type: 'string', enum: [...MODES], default: 'monitor' }),
     excludedNamespaces: leaf('Namespaces never injected (the release namespace is always excluded too).', namespaceList(DEFAULT_EXCLUDED_NAMESPACES)),
     protectedNamespaces: leaf('Namespaces that get the per-namespace setup from the chart: ServiceAccount and RoleBinding pando-sidecar, license Secret.', namespaceList([])),
@@ -103,13 +182,20 @@ export const VALUES: Group = {
           properties: {
             repository: leaf('Sidecar image repository.', { type: 'string', minLength: 1, default: 'registry.pandocore.xyz/pandocore/sidecar' }),
             tag: leaf('Sidecar image tag; written to the pods as pandocore.xyz/version.', { type: 'string', minLength: 1, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$', default: '1.0.0' }),
+            registry: leaf('Registry host (and path) put before repository, e.g. a mirror; empty: repository as is.', { type: 'string', pattern: '^([A-Za-z0-9.:-]+(/[a-z0-9._-]+)*)?$', default: '' }),
+            digest: leaf('Sidecar image digest (sha256:...); when set the pods pull by digest (the tag still names the version).', { type: 'string', pattern: '^(sha256:[a-f0-9]{64})?$', default: '' }),
+            pullPolicy: leaf('imagePullPolicy of the injected sidecar.', { type: 'string', enum: ['IfNotPresent', 'Always', 'Never'], default: 'IfNotPresent' }),
           },
         },
+        imagePullSecrets: leaf('Names of Secrets the sidecar image is pulled with: added to injected pods, checked by namespaceCheck, copied by the namespace setup.', {
+          type: 'array', items: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' }, uniqueItems: true, default: [],
+        }),
         native: leaf('Inject a native sidecar (initContainer with restartPolicy Always) so Jobs complete; false appends to containers.', { type: 'boolean', default: true }),
         resources: leaf('Sidecar requests and limits (cpu and memory are required: quota namespaces reject containers without them).', {
-          ...resourcesSchema({ requests: { ...DEFAULT_SIDECAR_RESOURCES.requests }, limits: { ...DEFAULT_SIDECAR_RESOURCES.limits } }),
+          ...resourcesSchema({ requests: { ...DEFAULT_SIDECAR_RESOURCES.requests }, limits: { ...DEFAULT_SIDECAR_RESOURCES.limits } }, resourceListSchema),
           required: ['requests', 'limits'],
         }),
+        podResources: leaf('Pods with pod-level resources that leave no room for the sidecar: skip them (with a warning), or grow grows the pod-level requests and limits by the sidecar\'s.', { type: 'string', enum: ['skip', 'grow'], default: 'skip' }),
       },
     },
     resources: leaf('Requests and limits of the webhook container.', resourcesSchema({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } })),
@@ -133,14 +219,32 @@ export const VALUES: Group = {
       },
     },
     webhook: {
-      description: 'Out-of-cluster development only: call a webhook outside the cluster.',
+      description: 'The MutatingWebhookConfiguration.',
       properties: {
-        url: leaf('Development only: clientConfig.url instead of the Service (for example https://127.0.0.1:8443/mutate).', { type: 'string', pattern: '^(https://.+)?$', default: '' }),
+        failurePolicy: leaf('Ignore: a pod is created without the sidecar when the webhook cannot answer. Fail: such a pod is refused, for teams that prefer a refused pod to an unprotected one.', { type: 'string', enum: ['Ignore', 'Fail'], default: 'Ignore' }),
+        namespaceSelector: leaf('More namespace selection, ANDed with the built-in exclusions (excludedNamespaces, the release namespace, namespaces labelled pandocore.xyz/injection: disabled).', {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            matchLabels: { type: 'object', additionalProperties: { type: 'string' } },
+            matchExpressions: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['key', 'operator'],
+                additionalProperties: false,
+                properties: { key: { type: 'string', minLength: 1 }, operator: { type: 'string', enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] }, values: { type: 'array', items: { type: 'string' } } },
+              },
+            },
+          },
+          default: { matchLabels: {}, matchExpressions: [] },
+        }),
+        url: leaf('Out-of-cluster development only: clientConfig.url instead of the Service (for example https://127.0.0.1:8443/mutate).', { type: 'string', pattern: '^(https://.+)?$', default: '' }),
         caBundle: leaf('Development only: base64 PEM CA bundle for webhook.url when the webhook does not manage it.', { type: 'string', pattern: '^[A-Za-z0-9+/=]*$', default: '' }),
       },
     },
     hpa: {
-      description: 'HorizontalPodAutoscaler (autoscaling/v2); its minimum is replicas.',
+      description: 'HorizontalPodAutoscaler (autoscaling/v2); its minimum is replicas. While it is on, the Deployment has no replicas field, so helm upgrade keeps what the autoscaler chose.',
       properties: {
         enabled: leaf('Create the autoscaler.', { type: 'boolean', default: true }),
         maxReplicas: leaf('Autoscaler maximum (at least replicas).', { type: 'integer', minimum: 1, maximum: 100, default: 5 }),
@@ -148,9 +252,11 @@ export const VALUES: Group = {
       },
     },
     podDisruptionBudget: {
+      description: 'Not rendered with one replica, where any budget would block every node drain.',
       properties: {
         enabled: leaf('Create the PodDisruptionBudget.', { type: 'boolean', default: true }),
-        minAvailable: leaf('Webhook pods kept through voluntary disruptions.', { type: 'integer', minimum: 0, default: 1 }),
+        minAvailable: leaf('Webhook pods kept through voluntary disruptions (a number or a percentage).', intOrPercent(1, false)),
+        maxUnavailable: leaf('Webhook pods that may be down at once (a number or a percentage); when set it replaces minAvailable.', intOrPercent('', true)),
       },
     },
     networkPolicy: {

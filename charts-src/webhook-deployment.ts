@@ -10,6 +10,7 @@ import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import { ENV, PATH_HEALTHZ, PATH_READYZ } from '../app/contract.ts';
 import { present } from './binding.ts';
 import { NAMES, PORTS, type PandoContext } from './context.ts';
+import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
 import type { Values } from './values.ts';
 
 export const TLS_MOUNT = '/etc/pando/tls';
@@ -35,6 +36,15 @@ export function webhookImage(ctx: PandoContext): string {
   );
 }
 
+/** [registry/]repository:tag[@digest] of the injected sidecar. */
+export function sidecarImage(ctx: PandoContext): string {
+  const { image } = ctx.values.sidecar;
+  return ctx.b.str(
+    'printf "%s%s:%s%s" (ternary (print $.Values.sidecar.image.registry "/") "" (ne $.Values.sidecar.image.registry "")) $.Values.sidecar.image.repository $.Values.sidecar.image.tag (ternary (print "@" $.Values.sidecar.image.digest) "" (ne $.Values.sidecar.image.digest ""))',
+    `${image.registry ? `${image.registry}/` : ''}${image.repository}:${image.tag}${image.digest ? `@${image.digest}` : ''}`,
+  );
+}
+
 export class WebhookDeployment extends Construct {
   readonly apiObject: ApiObject;
 
@@ -53,13 +63,25 @@ export class WebhookDeployment extends Construct {
       { name: ENV.metricsPort, value: String(PORTS.metrics) },
       { name: ENV.defaultMode, value: b.str('$.Values.defaultMode', v.defaultMode) },
       { name: ENV.excludedNamespaces, value: b.str('join "," $.Values.excludedNamespaces', v.excludedNamespaces.join(',')) },
-      { name: ENV.sidecarImage, value: b.str('printf "%s:%s" $.Values.sidecar.image.repository $.Values.sidecar.image.tag', `${v.sidecar.image.repository}:${v.sidecar.image.tag}`) },
+      { name: ENV.sidecarImage, value: sidecarImage(ctx) },
+      // The version annotation comes from the tag, also when the image is pinned by digest.
+      { name: ENV.sidecarVersion, value: b.str('$.Values.sidecar.image.tag', v.sidecar.image.tag) },
+      { name: ENV.sidecarPullPolicy, value: b.str('$.Values.sidecar.image.pullPolicy', v.sidecar.image.pullPolicy) },
+      { name: ENV.sidecarPullSecrets, value: b.str('join "," $.Values.sidecar.imagePullSecrets', v.sidecar.imagePullSecrets.join(',')) },
+      { name: ENV.sidecarPodResources, value: b.str('$.Values.sidecar.podResources', v.sidecar.podResources) },
       { name: ENV.sidecarNative, value: b.str('$.Values.sidecar.native', String(v.sidecar.native)) },
       { name: ENV.sidecarResources, value: b.str('toJson $.Values.sidecar.resources', sortedJson(v.sidecar.resources)) },
       { name: ENV.logLevel, value: b.str('$.Values.logLevel', v.logLevel) },
       { name: ENV.namespaceCheck, value: b.str('$.Values.namespaceCheck', String(v.namespaceCheck)) },
       { name: ENV.namespaceSetupAuto, value: b.str('$.Values.namespaceSetup.auto', String(v.namespaceSetup.auto)) },
       { name: ENV.podName, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: ENV.licenseSecretName, value: licenseSource(ctx).name },
+      { name: ENV.licenseSecretKey, value: licenseSource(ctx).key },
+      { name: ENV.ownerDeployment, value: NAMES.app },
+      {
+        name: ENV.licenseCopyNamespaces,
+        value: b.str(`ternary (join "," $.Values.protectedNamespaces) "" (${EXISTING_LICENSE})`, v.license.existingSecret.name ? v.protectedNamespaces.join(',') : ''),
+      },
       { name: ENV.serviceName, value: NAMES.app },
       { name: ENV.webhookConfigName, value: NAMES.webhookConfiguration },
       { name: ENV.tlsSecretName, value: NAMES.tlsSecret },
@@ -73,17 +95,19 @@ export class WebhookDeployment extends Construct {
       }),
       certManagerOnly({ name: ENV.tlsCertFile, value: `${TLS_MOUNT}/tls.crt` }),
       certManagerOnly({ name: ENV.tlsKeyFile, value: `${TLS_MOUNT}/tls.key` }),
+      ...b.spliceList('$.Values.extraEnv', v.extraEnv as IEnvVar[]),
     ]);
 
     const spec: IDeploymentSpec = {
-      replicas: b.scalar('$.Values.replicas', v.replicas),
+      // With the autoscaler on it owns the replica count: a rendered replicas would reset it on every upgrade.
+      replicas: b.optionalBlock('and (not $.Values.hpa.enabled) $.Values.replicas', v.hpa.enabled ? undefined : v.replicas),
       revisionHistoryLimit: 5,
       selector: { matchLabels: { ...ctx.selectorLabels } },
       // One extra pod during a rollout and none missing: the API server always has a ready endpoint.
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: {
         metadata: {
-          labels: { ...ctx.labels },
+          labels: { ...ctx.labels, ...b.spliceMap('$.Values.podLabels', v.podLabels) },
           annotations: b.optionalBlock('$.Values.podAnnotations', v.podAnnotations),
         },
         spec: {
@@ -95,16 +119,9 @@ export class WebhookDeployment extends Construct {
           nodeSelector: b.optionalBlock('$.Values.nodeSelector', v.nodeSelector),
           tolerations: b.optionalBlock('$.Values.tolerations', v.tolerations) as never,
           affinity: b.optionalBlock('$.Values.affinity', v.affinity),
-          topologySpreadConstraints: [
-            { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { ...ctx.selectorLabels } } },
-          ],
+          topologySpreadConstraints: b.optionalBlock('$.Values.topologySpreadConstraints', v.topologySpreadConstraints) as never,
           terminationGracePeriodSeconds: b.scalar('$.Values.terminationGracePeriodSeconds', v.terminationGracePeriodSeconds),
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 65532,
-            runAsGroup: 65532,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: b.optionalBlock('$.Values.podSecurityContext', v.podSecurityContext),
           containers: [
             {
               name: 'webhook',
@@ -118,14 +135,7 @@ export class WebhookDeployment extends Construct {
               resources: b.block('$.Values.resources', v.resources),
               readinessProbe: { httpGet: { path: PATH_READYZ, port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 2 },
               livenessProbe: { httpGet: { path: PATH_HEALTHZ, port: 'metrics', scheme: 'HTTP' }, periodSeconds: 10, failureThreshold: 3 },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                privileged: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                capabilities: { drop: ['ALL'] },
-                seccompProfile: { type: 'RuntimeDefault' },
-              },
+              securityContext: b.optionalBlock('$.Values.containerSecurityContext', v.containerSecurityContext),
               volumeMounts: present([
                 { name: 'tmp', mountPath: '/tmp' },
                 certManagerOnly({ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }),

@@ -1,13 +1,13 @@
 // The webhook's ServiceAccount and least-privilege RBAC. Every rule names its resources where
 // Kubernetes allows it (resourceNames); `create` cannot be limited by name, so the self-signed
 // mode's Secret create is the only unnamed write, in the release namespace only.
-import { ApiObject } from 'cdk8s';
-import * as kplus from 'cdk8s-plus-28';
+import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
 import { LEASE_NAME } from '../app/controllers/namespace-setup.ts';
 import { present } from './binding.ts';
 import { NAMES, type PandoContext } from './context.ts';
+import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
 
 export interface WebhookRbacProps {
   readonly ctx: PandoContext;
@@ -21,7 +21,7 @@ interface Rule {
 }
 
 export class WebhookRbac extends Construct {
-  readonly serviceAccount: kplus.ServiceAccount;
+  readonly serviceAccount: ApiObject;
 
   constructor(scope: Construct, id: string, props: WebhookRbacProps) {
     super(scope, id);
@@ -30,12 +30,24 @@ export class WebhookRbac extends Construct {
     const selfSigned = <T>(rule: T) => b.when('not $.Values.tls.certManager', !v.tls.certManager, rule);
     const namespaceCheck = <T>(rule: T) => b.when('$.Values.namespaceCheck', v.namespaceCheck, rule);
     const setupAuto = <T>(rule: T) => b.when('$.Values.namespaceSetup.auto', v.namespaceSetup.auto, rule);
+    const createsObjects = <T>(rule: T) => b.when('or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto', !v.tls.certManager || v.namespaceSetup.auto, rule);
+    // The license to copy: for namespaceSetup.auto, or for protectedNamespaces with license.existingSecret.
+    const copiesLicense = v.namespaceSetup.auto || (v.license.existingSecret.name !== '' && v.protectedNamespaces.length > 0);
+    const readsLicense = <T>(rule: T) => b.when(`or $.Values.namespaceSetup.auto (and (${EXISTING_LICENSE}) $.Values.protectedNamespaces)`, copiesLicense, rule);
     const labels = { ...ctx.labels };
+    // The license Secret and the sidecar's pull Secrets: read by the namespace check, copied by the setup.
+    const licenseAndPullSecrets = b.block(`concat (list "${LICENSE_SECRET_NAME}") $.Values.sidecar.imagePullSecrets`, [LICENSE_SECRET_NAME, ...v.sidecar.imagePullSecrets]);
 
-    this.serviceAccount = new kplus.ServiceAccount(this, 'account', {
+    // A plain ApiObject: serviceAccount.annotations (workload identity) is a template block, which
+    // cdk8s-plus's metadata handling would take apart as a map.
+    this.serviceAccount = new ApiObject(this, 'account', {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
       metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
-      automountToken: true,
+      automountServiceAccountToken: true,
     });
+    const accountAnnotations = b.optionalBlock('$.Values.serviceAccount.annotations', v.serviceAccount.annotations);
+    if (accountAnnotations !== undefined) this.serviceAccount.addJsonPatch(JsonPatch.add('/metadata/annotations', accountAnnotations));
 
     // Only what app/ calls (issue 19 item 3): no events (nothing records one), no patch of the TLS
     // Secret (app/selfsigned/manager.ts reads, creates and replaces it with its resourceVersion).
@@ -47,7 +59,14 @@ export class WebhookRbac extends Construct {
       // namespaceSetup.auto: leader election on one Lease, and the license to copy.
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAME] }),
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
-      setupAuto({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }),
+      readsLicense({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [licenseSource(ctx).name] }),
+      // Its own Deployment, read once: the owner of the TLS Secret and the Lease it creates, so the
+      // garbage collector removes them after helm uninstall.
+      createsObjects({ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: [NAMES.app] }),
+      // The sidecar's pull Secrets, copied by namespaceSetup.auto from the release namespace.
+      b.when('and $.Values.namespaceSetup.auto $.Values.sidecar.imagePullSecrets', v.namespaceSetup.auto && v.sidecar.imagePullSecrets.length > 0, {
+        apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: b.block('$.Values.sidecar.imagePullSecrets', [...v.sidecar.imagePullSecrets]),
+      }),
     ];
     const clusterWide: (Rule | undefined)[] = [
       // Self-signed: read back that caBundle trusts the served leaf, and patch it to keep it in sync.
@@ -56,14 +75,19 @@ export class WebhookRbac extends Construct {
       // Namespace readiness: exactly the ServiceAccount and the license Secret by name; never list
       // or watch Secrets, never read other Secrets.
       namespaceCheck({ apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] }),
-      namespaceCheck({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [LICENSE_SECRET_NAME] }),
+      namespaceCheck({
+        apiGroups: [''], resources: ['secrets'], verbs: ['get'],
+        resourceNames: licenseAndPullSecrets,
+      }),
+      // The LimitRanges the sidecar must fit (a list: their names are the namespace owner's).
+      namespaceCheck({ apiGroups: [''], resources: ['limitranges'], verbs: ['list'] }),
     ];
     const subject = { kind: 'ServiceAccount', name: NAMES.app, namespace: ctx.namespace };
 
-    // A Role or ClusterRole without a rule is left out with its binding (cert-manager mode needs
-    // nothing in its namespace; without namespaceCheck it needs nothing cluster-wide either).
-    const roleNeeded = 'or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto';
-    if (b.include(roleNeeded, !v.tls.certManager || v.namespaceSetup.auto)) {
+    // A Role or ClusterRole without a rule is left out with its binding (cert-manager mode without
+    // a license to copy needs nothing in its namespace; without namespaceCheck nothing cluster-wide).
+    const roleNeeded = `or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto (and (${EXISTING_LICENSE}) $.Values.protectedNamespaces)`;
+    if (b.include(roleNeeded, !v.tls.certManager || copiesLicense)) {
       const role = new ApiObject(this, 'role', {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'Role',
@@ -102,7 +126,7 @@ export class WebhookRbac extends Construct {
           { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] },
           { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
-          { apiGroups: [''], resources: ['secrets'], verbs: ['patch'], resourceNames: [LICENSE_SECRET_NAME] },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['patch'], resourceNames: licenseAndPullSecrets },
           { apiGroups: [''], resources: ['serviceaccounts', 'secrets'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [SIDECAR_CLUSTER_ROLE] },

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { NamespaceReadiness } from '../app/inject/decide.ts';
+import type { ReadinessCache } from '../app/namespaces.ts';
 import { kindLabel, operationLabel } from '../app/metrics.ts';
 import { labelledPod, podReview, testServer } from './helpers/server.ts';
 
@@ -30,11 +30,12 @@ describe('metric labels', () => {
   it(`${FORGED} forged reviews with new kinds, operations and namespaces add a handful of series`, async () => {
     // "shop" exists and is half set up (ServiceAccount, no Secret); every other namespace has nothing.
     const lookups: string[] = [];
-    const readiness = {
-      get: async (namespace: string): Promise<NamespaceReadiness> => {
+    const readiness: ReadinessCache = {
+      get: async (namespace: string) => {
         lookups.push(namespace);
-        return { serviceAccount: namespace === 'shop', licenseSecret: false };
+        return { ok: true, facts: { serviceAccount: namespace === 'shop', licenseSecret: false } };
       },
+      size: () => 0,
     };
     const { app, metrics } = testServer({ PANDO_NAMESPACE_CHECK: 'true' }, { readiness });
     for (let i = 0; i < FORGED; i++) {

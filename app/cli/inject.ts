@@ -79,10 +79,10 @@ export async function settingsFor(options: InjectCommandOptions, env: InjectIo['
   return resolveSettings(layers);
 }
 
-async function readiness(options: InjectCommandOptions, namespaces: string[]): Promise<Map<string, NamespaceReadiness> | undefined> {
+async function readiness(options: InjectCommandOptions, namespaces: string[], pullSecrets: readonly string[]): Promise<Map<string, NamespaceReadiness> | undefined> {
   if (!options.checkNamespace) return undefined;
   const kc = loadKubeConfig(options.context);
-  const fetch = kubeReadinessFetcher(kc);
+  const fetch = kubeReadinessFetcher(kc, pullSecrets);
   const known = new Map<string, NamespaceReadiness>();
   for (const ns of namespaces) {
     try {
@@ -110,8 +110,11 @@ export function configSummary(settings: ResolvedSettings) {
   };
 }
 
+/** Skips a labelled pod's owner should act on (the pod runs unprotected). */
+const WARN_REASONS = new Set(['namespace-not-ready', 'namespace-check-failed', 'pod-resources-too-small', 'unsupported-os', 'limit-range']);
+
 function describe(style: Style, r: ObjectResult): string {
-  const status = r.reason === 'injected' || r.reason === 'reinjected' ? 'ok' : r.reason === 'already-injected' ? 'ok' : r.reason.startsWith('error') || r.reason === 'namespace-not-ready' || r.reason === 'pod-resources-too-small' ? 'warn' : 'info';
+  const status = r.reason === 'injected' || r.reason === 'reinjected' ? 'ok' : r.reason === 'already-injected' ? 'ok' : r.reason.startsWith('error') || WARN_REASONS.has(r.reason) ? 'warn' : 'info';
   const what = `${r.kind}${r.name ? ` ${r.namespace ? `${r.namespace}/` : ''}${r.name}` : ''}`;
   const lines = [`${mark(style, status)} ${paint(style, 'bold', what)}: ${r.reason}: ${r.message}`];
   for (const w of r.warnings) lines.push(`    ${paint(style, 'yellow', w)}`);
@@ -126,7 +129,7 @@ export async function runInject(options: InjectCommandOptions, io: InjectIo): Pr
   if (objects.length === 0) throw new CliError(`${source} holds no manifest`, 'give YAML or JSON with at least one object');
   const defaultNamespace = options.namespace ?? 'default';
   const plan = planInjection(settings.config);
-  const known = await readiness(options, namespacesOf(objects, defaultNamespace));
+  const known = await readiness(options, namespacesOf(objects, defaultNamespace), settings.config.sidecar.imagePullSecrets);
   const done = injectAll(objects, { plan, defaultNamespace, readiness: known });
   if (options.output === 'json') {
     io.stdout(`${JSON.stringify({ config: configSummary(settings), namespaceChecked: Boolean(known), results: done.results, objects: done.objects }, null, 2)}\n`);

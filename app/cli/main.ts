@@ -102,14 +102,15 @@ export function buildProgram(): Command {
 
   program
     .command('setup-namespace')
-    .description('create (or update) ServiceAccount and RoleBinding pando-sidecar and the license Secret in each namespace, by server-side apply')
+    .description('create (or update) ServiceAccount and RoleBinding pando-sidecar, the license Secret and the sidecar\'s pull Secrets in each namespace, by server-side apply')
     .argument('<namespace...>', 'namespaces to set up')
-    .option('--release-namespace <name>', 'where the chart is installed (its Secret pando-license is copied)', 'pando-system')
+    .option('--release-namespace <name>', 'where the chart is installed (its license Secret is copied)', 'pando-system')
     .option('--dry-run', 'server-side dry run: show what would change, change nothing')
+    .option('--delete', 'remove the three objects from each namespace instead (pods already running keep their sidecar)')
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .option('--context <name>', 'kubeconfig context')
     .addHelpText('after', '\nIdempotent: running it again reports "unchanged". The license key is copied, never printed.')
-    .action(async (namespaces: string[], options: { releaseNamespace: string; dryRun?: boolean; output: 'text' | 'json'; context?: string }) => {
+    .action(async (namespaces: string[], options: { releaseNamespace: string; dryRun?: boolean; delete?: boolean; output: 'text' | 'json'; context?: string }) => {
       for (const ns of namespaces) namespaceName(ns);
       process.exitCode = await runSetupNamespace(namespaces, options, { stdout: write(process.stdout), style: detectStyle(process.stdout) });
     });

@@ -19,6 +19,9 @@ export const INJECTION_ENV = [
   ENV.sidecarNative,
   ENV.sidecarResources,
   ENV.sidecarRunAsUser,
+  ENV.sidecarPullPolicy,
+  ENV.sidecarPullSecrets,
+  ENV.sidecarPodResources,
 ] as const;
 
 export type InjectionEnv = Partial<Record<(typeof INJECTION_ENV)[number], string>>;

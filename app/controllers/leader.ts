@@ -1,6 +1,6 @@
 // Leader election on a coordination.k8s.io Lease, shared by the in-cluster controllers
 // (namespace setup, watchdog): one replica acts, the others stand by until its Lease expires.
-import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { KubernetesObjectApi, type KubeConfig, type KubernetesObject, type V1OwnerReference } from '@kubernetes/client-node';
 import { statusOf } from '../kube-errors.ts';
 
 /** What leader election needs of the Lease; `write` resolves false on a conflict (someone else wrote first). */
@@ -49,8 +49,8 @@ export async function acquireOrRenew(store: LeaseStore, identity: string, now: D
   });
 }
 
-/** The Lease `leaseName` in the webhook's namespace, through the API server. */
-export function kubeLeaseStore(kc: KubeConfig, namespace: string, leaseName: string): LeaseStore {
+/** The Lease `leaseName` in the webhook's namespace, through the API server; created with `ownerReferences` (app/owner.ts). */
+export function kubeLeaseStore(kc: KubeConfig, namespace: string, leaseName: string, ownerReferences: V1OwnerReference[] = []): LeaseStore {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const ref = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: leaseName, namespace } };
   return {
@@ -74,7 +74,8 @@ export function kubeLeaseStore(kc: KubeConfig, namespace: string, leaseName: str
     },
     async write(record) {
       const { resourceVersion, ...spec } = record;
-      const body = { ...ref, metadata: { ...ref.metadata, ...(resourceVersion ? { resourceVersion } : {}) }, spec } as KubernetesObject;
+      const owners = ownerReferences.length > 0 ? { ownerReferences } : {};
+      const body = { ...ref, metadata: { ...ref.metadata, ...owners, ...(resourceVersion ? { resourceVersion } : {}) }, spec } as KubernetesObject;
       try {
         if (resourceVersion) await api.replace(body);
         else await api.create(body);

@@ -1,10 +1,10 @@
 // namespaceSetup.auto: one webhook replica (leader on a Lease) keeps the per-namespace setup
 // (ServiceAccount and RoleBinding pando-sidecar, Secret pando-license copied from the release
-// namespace) in every namespace labelled pandocore.xyz/protect-namespace: "true", by server-side
+// namespace, or the Secret license.existingSecret names) in every namespace labelled pandocore.xyz/protect-namespace: "true", by server-side
 // apply as field manager pando-webhook. Off by default; the chart grants its RBAC only when on.
-import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type V1OwnerReference } from '@kubernetes/client-node';
 import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
-import { namespaceSetupObjects } from '../setup/namespace-objects.ts';
+import { namespaceSetupObjects, readPullSecrets, type CopiedSecret } from '../setup/namespace-objects.ts';
 import { acquireOrRenew, kubeLeaseStore } from './leader.ts';
 
 export const LEASE_NAME = 'pando-webhook-namespace-setup';
@@ -21,11 +21,17 @@ export interface NamespaceSetupOptions {
   leaseDurationSeconds?: number;
   /** How often the leader lists labelled namespaces and re-applies. @default 3000 */
   intervalMs?: number;
+  /** The release's license Secret and key to copy (license.existingSecret). @default pando-license, license-key */
+  licenseSecret?: { name: string; key: string };
+  /** Owner of the Lease (the webhook's Deployment, app/owner.ts). @default none */
+  ownerReferences?: V1OwnerReference[];
+  /** The sidecar's image pull Secrets, copied from the release namespace with the license. @default [] */
+  pullSecrets?: readonly string[];
 }
 
 /** Applies the three objects to a namespace (server-side apply; unchanged objects stay unchanged). */
-async function applySetup(api: KubernetesObjectApi, namespace: string, licenseBase64: string): Promise<void> {
-  for (const object of namespaceSetupObjects(namespace, licenseBase64)) {
+async function applySetup(api: KubernetesObjectApi, namespace: string, licenseBase64: string, pullSecrets: readonly CopiedSecret[]): Promise<void> {
+  for (const object of namespaceSetupObjects(namespace, licenseBase64, pullSecrets)) {
     const labels = { ...(object.metadata?.labels ?? {}), 'app.kubernetes.io/managed-by': FIELD_MANAGER };
     await api.patch({ ...object, metadata: { ...object.metadata, labels } }, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
@@ -35,7 +41,8 @@ async function applySetup(api: KubernetesObjectApi, namespace: string, licenseBa
 export function startNamespaceSetup(options: NamespaceSetupOptions): { stop(): Promise<void>; isLeader(): boolean } {
   const duration = options.leaseDurationSeconds ?? 15;
   const interval = options.intervalMs ?? 3000;
-  const store = kubeLeaseStore(options.kubeConfig, options.namespace, LEASE_NAME);
+  const store = kubeLeaseStore(options.kubeConfig, options.namespace, LEASE_NAME, options.ownerReferences);
+  const source = options.licenseSecret ?? { name: LICENSE_SECRET_NAME, key: LICENSE_SECRET_KEY };
   const core = options.kubeConfig.makeApiClient(CoreV1Api);
   const objects = KubernetesObjectApi.makeApiClient(options.kubeConfig);
   let leader = false;
@@ -51,17 +58,18 @@ export function startNamespaceSetup(options: NamespaceSetupOptions): { stop(): P
     });
     if (leader !== wasLeader) options.log.info({ identity: options.identity, leader }, leader ? 'namespace setup: leading' : 'namespace setup: standing by');
     if (!leader) return;
-    const secret = await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: options.namespace });
-    const license = secret.data?.[LICENSE_SECRET_KEY];
+    const secret = await core.readNamespacedSecret({ name: source.name, namespace: options.namespace });
+    const license = secret.data?.[source.key];
     if (!license) {
-      options.log.warn({ namespace: options.namespace }, `namespace setup: Secret ${LICENSE_SECRET_NAME} has no ${LICENSE_SECRET_KEY}`);
+      options.log.warn({ namespace: options.namespace }, `namespace setup: Secret ${source.name} has no ${source.key}`);
       return;
     }
+    const pullSecrets = await readPullSecrets(options.kubeConfig, options.namespace, options.pullSecrets ?? []);
     const list = await core.listNamespace({ labelSelector: `${LABEL_PROTECT_NAMESPACE}=true` });
     for (const ns of list.items) {
       const name = ns.metadata?.name;
       if (!name || name === options.namespace || ns.metadata?.deletionTimestamp) continue;
-      await applySetup(objects, name, license).catch((err: unknown) =>
+      await applySetup(objects, name, license, pullSecrets).catch((err: unknown) =>
         options.log.warn({ namespace: name, reason: (err as Error).message }, 'namespace setup: apply failed'),
       );
     }

@@ -15,7 +15,8 @@ import {
   STATUS_INJECTED,
   type Mode,
 } from '../contract.ts';
-import { parseQuantity } from './quantity.ts';
+import { addQuantities, aggregateContainers, fitToLimitRanges, milli, podLimitRangeProblem, type LimitRangeFacts, type SidecarRequirements } from './limit-range.ts';
+import { nonLinuxTarget } from './os.ts';
 import { quote, warning, type Reason } from './reasons.ts';
 import type { InjectionPlan } from './sidecar.ts';
 
@@ -23,15 +24,29 @@ import type { InjectionPlan } from './sidecar.ts';
 export interface NamespaceReadiness {
   serviceAccount: boolean;
   licenseSecret: boolean;
+  /** Whether each of the sidecar's image pull Secrets exists, by name (absent: none configured). */
+  pullSecrets?: Record<string, boolean>;
+  /** The namespace's LimitRanges (absent: not looked up). */
+  limitRanges?: LimitRangeFacts[];
 }
 
 export interface ReviewContext {
   namespace?: NamespaceReadiness;
+  /** Set when the namespace lookup failed (its reason key, e.g. timeout, forbidden): the pod is skipped. */
+  namespaceLookupFailed?: string;
+}
+
+/** What the pod needs changed besides the sidecar itself. */
+export interface Adjustments {
+  /** The sidecar's requests and limits, fitted to the namespace's LimitRanges. */
+  resources: SidecarRequirements;
+  /** New pod-level resources (sidecar.podResources grow); absent: unchanged. */
+  podResources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 
 export type Decision =
   | { action: 'skip'; reason: Reason; message: string; warnings: string[] }
-  | { action: 'inject'; reason: 'injected' | 'reinjected'; message: string; warnings: string[]; pod: Pod; mode: Mode };
+  | { action: 'inject'; reason: 'injected' | 'reinjected'; message: string; warnings: string[]; pod: Pod; mode: Mode; adjustments: Adjustments };
 
 function skip(reason: Reason, message: string, warnings: string[] = []): Decision {
   return { action: 'skip', reason, message, warnings };
@@ -92,53 +107,110 @@ function missingSetup(pod: Pod, readiness: NamespaceReadiness | undefined): stri
   // A pod that names its own account never gets ours, so only the Secret matters for it.
   if (!readiness.serviceAccount && usesDefaultAccount(pod)) missing.push(`ServiceAccount ${SIDECAR_SERVICE_ACCOUNT}`);
   if (!readiness.licenseSecret) missing.push(`Secret ${LICENSE_SECRET_NAME}`);
+  // Without its pull Secret the sidecar image never pulls, and the pod never starts.
+  for (const [name, present] of Object.entries(readiness.pullSecrets ?? {})) if (!present) missing.push(`pull Secret ${name}`);
   return missing;
 }
 
+type PodResources = { requests?: Record<string, unknown>; limits?: Record<string, unknown> };
+
 /**
- * With pod-level resources, the API server requires the containers' requests to add up to no more
- * than the pod's, and each container limit to stay within the pod's. Returns what would break.
+ * With pod-level resources, the API server requires the containers' aggregate requests to stay
+ * within the pod's, and each container limit within the pod's (Kubernetes v1.37.2,
+ * pkg/apis/core/validation/validation.go, validatePodResourceConsistency). Returns what would break.
  */
-function podResourcesProblem(pod: Pod, plan: InjectionPlan): string | undefined {
-  const podResources = pod.spec.resources as { requests?: Record<string, unknown>; limits?: Record<string, unknown> } | undefined;
+function podResourcesProblem(pod: Pod, sidecar: SidecarRequirements, native: boolean): string | undefined {
+  const podResources = pod.spec.resources as PodResources | undefined;
   if (!podResources || typeof podResources !== 'object') return undefined;
-  const containers = [...pod.spec.containers, ...(pod.spec.initContainers ?? []).filter((c) => c.restartPolicy === 'Always')]
-    .filter((c) => c.name !== SIDECAR_NAME);
+  const requested = aggregateContainers(pod, sidecar, native, 'requests');
   for (const resource of ['cpu', 'memory'] as const) {
-    const podLimit = parseQuantity(podResources.limits?.[resource]);
-    if (!Number.isNaN(podLimit) && parseQuantity(plan.resources.limits[resource]) > podLimit) {
-      return `the sidecar's ${resource} limit ${plan.resources.limits[resource]} exceeds the pod's ${String(podResources.limits?.[resource])}`;
+    const podLimit = podResources.limits?.[resource];
+    if (podLimit !== undefined && milli(sidecar.limits[resource]) > milli(podLimit)) {
+      return `the sidecar's ${resource} limit ${sidecar.limits[resource]} exceeds the pod's ${String(podLimit)}`;
     }
-    const podRequest = parseQuantity(podResources.requests?.[resource]);
-    if (Number.isNaN(podRequest)) continue;
-    const requested = containers.reduce((sum, c) => {
-      const value = parseQuantity((c.resources as { requests?: Record<string, unknown> } | undefined)?.requests?.[resource]);
-      return sum + (Number.isNaN(value) ? 0 : value);
-    }, parseQuantity(plan.resources.requests[resource]));
-    if (requested > podRequest) {
-      return `containers would request more ${resource} than the pod's ${String(podResources.requests?.[resource])}`;
+    const podRequest = podResources.requests?.[resource];
+    if (podRequest !== undefined && (requested[resource] ?? 0) > milli(podRequest)) {
+      return `containers would request more ${resource} than the pod's ${String(podRequest)}`;
     }
   }
   return undefined;
 }
 
+/**
+ * sidecar.podResources grow: the pod-level cpu and memory the pod sets, plus the sidecar's (minus a
+ * sidecar being replaced), as the scheduler has to count the sidecar anyway.
+ */
+function grownPodResources(pod: Pod, sidecar: SidecarRequirements): Adjustments['podResources'] {
+  const podResources = pod.spec.resources as PodResources | undefined;
+  const old = findSidecars(pod).map((c) => (c.resources ?? {}) as SidecarRequirements);
+  const grow = (which: 'requests' | 'limits') => {
+    const list = podResources?.[which];
+    if (!list || typeof list !== 'object') return undefined;
+    const grown: Record<string, string> = { ...(list as Record<string, string>) };
+    for (const resource of ['cpu', 'memory'] as const) {
+      if (typeof list[resource] !== 'string') continue;
+      let value = addQuantities(list[resource], sidecar[which][resource]);
+      for (const o of old) value = addQuantities(value, o[which]?.[resource] ?? '0', -1);
+      grown[resource] = value;
+    }
+    return grown;
+  };
+  const requests = grow('requests');
+  const limits = grow('limits');
+  return { ...podResources, ...(requests ? { requests } : {}), ...(limits ? { limits } : {}) } as Adjustments['podResources'];
+}
+
+function withPodResources(pod: Pod, podResources: Adjustments['podResources']): Pod {
+  return podResources ? { ...pod, spec: { ...pod.spec, resources: podResources } } : pod;
+}
+
+type Plan = { ok: true; adjustments: Adjustments; warnings: string[] } | { ok: false; skip: Decision };
+
 /** Skips that keep a pod valid: injecting would make its creation fail or its sidecar never start. */
-function notInjectable(pod: Pod, namespace: string, plan: InjectionPlan, context: ReviewContext): Decision | undefined {
+function planFor(pod: Pod, namespace: string, plan: InjectionPlan, context: ReviewContext): Plan {
+  const os = nonLinuxTarget(pod);
+  // The seam for a Windows sidecar: a plan that supports the OS would build its own template here.
+  if (os && !plan.operatingSystems.has(os.os)) {
+    const sentence = `pod targets ${quote(os.os, 20)} (${os.source}); the sidecar runs on Linux only`;
+    return { ok: false, skip: skip('unsupported-os', sentence, [warning(`sidecar not injected: ${sentence}`)]) };
+  }
+  if (context.namespaceLookupFailed !== undefined) {
+    const sentence = `namespace ${namespace} could not be checked (${context.namespaceLookupFailed})`;
+    return {
+      ok: false,
+      skip: skip('namespace-check-failed', `${sentence}; the pod is created without the sidecar`, [warning(`sidecar not injected: ${sentence}`)]),
+    };
+  }
   const missing = missingSetup(pod, context.namespace);
   if (missing.length > 0) {
     const sentence = `namespace ${namespace} lacks ${missing.join(' and ')}`;
     const fix = `fix: pando setup-namespace ${namespace}`;
     // Three short warnings rather than one long one: kubectl shows 120 characters, and with a long
     // namespace name one sentence would lose what is missing or the fix.
-    return skip('namespace-not-ready', `${sentence}; ${fix} (or list it in the chart's protectedNamespaces)`, [
-      warning(`sidecar not injected: namespace ${namespace} is not set up`),
-      warning(`missing ${missing.join(' and ')} (or list the namespace in protectedNamespaces)`),
-      warning(fix),
-    ]);
+    return {
+      ok: false,
+      skip: skip('namespace-not-ready', `${sentence}; ${fix} (or list it in the chart's protectedNamespaces)`, [
+        warning(`sidecar not injected: namespace ${namespace} is not set up`),
+        warning(`missing ${missing.join(' and ')} (or list the namespace in protectedNamespaces)`),
+        warning(fix),
+      ]),
+    };
   }
-  const problem = podResourcesProblem(pod, plan);
-  if (problem) return skip('pod-resources-too-small', problem, [warning(`sidecar not injected: ${problem}`)]);
-  return undefined;
+  const ranges = context.namespace?.limitRanges ?? [];
+  const fit = fitToLimitRanges(plan.resources as unknown as SidecarRequirements, ranges);
+  if (!fit.ok) return { ok: false, skip: skip('limit-range', fit.problem, [warning(`sidecar not injected: ${fit.problem}`)]) };
+  const warnings = fit.notes.map((note) => warning(note));
+  let podResources: Adjustments['podResources'];
+  if (plan.podResources === 'grow' && pod.spec.resources && typeof pod.spec.resources === 'object') {
+    podResources = grownPodResources(pod, fit.resources);
+    warnings.push(warning(`pod-level resources grown by the sidecar's requests and limits`));
+  } else {
+    const problem = podResourcesProblem(pod, fit.resources, plan.native);
+    if (problem) return { ok: false, skip: skip('pod-resources-too-small', problem, [warning(`sidecar not injected: ${problem}`)]) };
+  }
+  const podProblem = podLimitRangeProblem(withPodResources(pod, podResources), fit.resources, plan.native, ranges);
+  if (podProblem) return { ok: false, skip: skip('limit-range', podProblem, [warning(`sidecar not injected: ${podProblem}`)]) };
+  return { ok: true, adjustments: { resources: fit.resources, ...(podResources ? { podResources } : {}) }, warnings };
 }
 
 export function decide(request: AdmissionRequest, plan: InjectionPlan, context: ReviewContext = {}): Decision {
@@ -182,17 +254,19 @@ export function decide(request: AdmissionRequest, plan: InjectionPlan, context: 
       const sentence = `pod already has a container named ${SIDECAR_NAME} that PandoCore did not inject; left as is`;
       return skip('unmanaged-sidecar', sentence, [...warnings, warning(sentence)]);
     }
-    const blocked = notInjectable(object, namespace, plan, context);
-    if (blocked) return blocked;
-    return { action: 'inject', reason: 'injected', message: `sidecar ${plan.version} injected (${mode})`, warnings, pod: object, mode };
+    const planned = planFor(object, namespace, plan, context);
+    if (!planned.ok) return planned.skip;
+    warnings.push(...planned.warnings);
+    return { action: 'inject', reason: 'injected', message: `sidecar ${plan.version} injected (${mode})`, warnings, pod: object, mode, adjustments: planned.adjustments };
   }
   if (isCurrent(object, sidecars, plan, mode)) {
     return skip('already-injected', `sidecar ${plan.version} already injected`, warnings);
   }
-  const blocked = notInjectable(object, namespace, plan, context);
-  if (blocked) return blocked;
+  const planned = planFor(object, namespace, plan, context);
+  if (!planned.ok) return planned.skip;
+  warnings.push(...planned.warnings);
   const old = object.metadata?.annotations?.[ANNOTATION_VERSION] ?? 'unknown';
   const sentence = `replaced sidecar ${quote(old, 20)} with ${plan.version} (config ${plan.configHash})`;
   warnings.push(warning(sentence));
-  return { action: 'inject', reason: 'reinjected', message: sentence, warnings, pod: object, mode };
+  return { action: 'inject', reason: 'reinjected', message: sentence, warnings, pod: object, mode, adjustments: planned.adjustments };
 }

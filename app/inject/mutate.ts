@@ -15,6 +15,7 @@ import {
   type Mode,
 } from '../contract.ts';
 import { quote, warning } from './reasons.ts';
+import type { Adjustments } from './decide.ts';
 import { TOKEN_MOUNT_PATH, type InjectionPlan } from './sidecar.ts';
 
 const { compare } = fastJsonPatch;
@@ -42,10 +43,23 @@ function withoutSidecar(containers: Container[] | undefined): Container[] | unde
   return containers.filter((c) => c.name !== SIDECAR_NAME);
 }
 
-export function mutate(pod: Pod, mode: Mode, plan: InjectionPlan): Mutation {
+/** The pod's imagePullSecrets with the sidecar's added: none twice, none of the pod's removed. */
+function withPullSecrets(current: unknown, names: readonly string[]): unknown {
+  const list = Array.isArray(current) ? (current as Array<{ name?: unknown }>) : [];
+  const missing = names.filter((name) => !list.some((s) => s?.name === name));
+  return missing.length === 0 ? current : [...list, ...missing.map((name) => ({ name }))];
+}
+
+export function mutate(pod: Pod, mode: Mode, plan: InjectionPlan, adjustments?: Adjustments): Mutation {
   const warnings: string[] = [];
   const sidecar = plan.sidecar(mode, tokenMount(pod));
+  if (adjustments) sidecar.resources = { requests: { ...adjustments.resources.requests }, limits: { ...adjustments.resources.limits } };
   const spec = { ...pod.spec };
+  if (adjustments?.podResources) spec.resources = adjustments.podResources;
+  if (plan.imagePullSecrets.length > 0) {
+    const pullSecrets = withPullSecrets(spec.imagePullSecrets, plan.imagePullSecrets);
+    if (pullSecrets !== spec.imagePullSecrets) spec.imagePullSecrets = pullSecrets;
+  }
   const containers = withoutSidecar(spec.containers) ?? [];
   const initContainers = withoutSidecar(spec.initContainers) ?? [];
   if (plan.native) {

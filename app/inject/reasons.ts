@@ -12,7 +12,10 @@ export const REASONS = [
   'operation-not-create',
   'unmanaged-sidecar',
   'namespace-not-ready',
+  'namespace-check-failed',
   'pod-resources-too-small',
+  'unsupported-os',
+  'limit-range',
   'error-invalid-object',
   'error-internal',
 ] as const;

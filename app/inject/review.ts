@@ -24,7 +24,7 @@ export function review(request: AdmissionRequest, plan: InjectionPlan, context: 
   if (decision.action === 'skip') {
     return { reason: decision.reason, message: decision.message, patch: [], warnings: decision.warnings };
   }
-  const mutation = mutate(decision.pod, decision.mode, plan);
+  const mutation = mutate(decision.pod, decision.mode, plan, decision.adjustments);
   return {
     reason: decision.reason,
     message: decision.message,

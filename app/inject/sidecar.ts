@@ -26,6 +26,12 @@ export interface InjectionPlan {
   readonly ownNamespace: string;
   readonly excludedNamespaces: ReadonlySet<string>;
   readonly resources: SidecarResources;
+  /** Operating systems the sidecar image runs on (spec.os.name values); only linux today. */
+  readonly operatingSystems: ReadonlySet<string>;
+  /** With pod-level resources that leave no room: skip the pod, or grow them by the sidecar's. */
+  readonly podResources: 'skip' | 'grow';
+  /** Pull Secrets of the sidecar image, added to the pod's imagePullSecrets. */
+  readonly imagePullSecrets: readonly string[];
   /** A fresh sidecar container for the mode, with the token mount when the pod has one. */
   sidecar(mode: Mode, tokenMount: VolumeMount | undefined): Container;
 }
@@ -35,7 +41,7 @@ function sidecarTemplate(config: Config): Omit<Container, 'env'> {
   return {
     name: SIDECAR_NAME,
     image: sidecar.image,
-    imagePullPolicy: 'IfNotPresent',
+    imagePullPolicy: sidecar.pullPolicy,
     ...(sidecar.native ? { restartPolicy: 'Always' } : {}),
     resources: {
       requests: { ...sidecar.resources.requests },
@@ -96,6 +102,10 @@ export function planInjection(config: Config): InjectionPlan {
     ownNamespace: config.namespace,
     excludedNamespaces: new Set(config.excludedNamespaces),
     resources: config.sidecar.resources,
+    // A Windows image would add "windows" here, with its own template (no Linux securityContext).
+    operatingSystems: new Set(['linux']),
+    podResources: config.sidecar.podResources,
+    imagePullSecrets: Object.freeze([...config.sidecar.imagePullSecrets]),
     sidecar(mode: Mode, tokenMount: VolumeMount | undefined): Container {
       // A fresh top level per pod over frozen, shared parts: nothing can change the plan through a
       // mutated pod, and compare() deep-copies every value it puts into a patch, so no patch shares them.

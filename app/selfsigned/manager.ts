@@ -11,6 +11,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
+  type V1OwnerReference,
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -64,6 +65,8 @@ export interface SelfSignedOptions {
   /** This replica's name (the pod name), recorded with the CA it serves. */
   replica: string;
   now?: () => Date;
+  /** Set on the Secret whenever it is written (the webhook's Deployment, app/owner.ts). */
+  ownerReferences?: V1OwnerReference[];
 }
 
 /** Why a stored Secret could not be used as it is; a fixed set (a metric label). */
@@ -139,7 +142,7 @@ export function replicaKey(replica: string): string {
   return createHash('sha256').update(replica).digest('hex').slice(0, 12);
 }
 
-export function encodeSecret(state: TlsState, name: string, namespace: string, resourceVersion?: string): V1Secret {
+export function encodeSecret(state: TlsState, name: string, namespace: string, resourceVersion?: string, ownerReferences?: V1OwnerReference[]): V1Secret {
   const data: Record<string, string> = {
     [KEYS.leafCert]: b64(state.leafCert),
     [KEYS.leafKey]: b64(state.leafKey),
@@ -165,6 +168,7 @@ export function encodeSecret(state: TlsState, name: string, namespace: string, r
         ...(state.bundleSeenSince ? { [ANNOTATION_BUNDLE_SEEN_SINCE]: state.bundleSeenSince.toISOString() } : {}),
         ...Object.fromEntries(Object.entries(state.serving ?? {}).map(([k, r]) => [`${ANNOTATION_SERVING_PREFIX}${k}`, `${r.ca} ${r.at.toISOString()}`])),
       },
+      ...(ownerReferences && ownerReferences.length > 0 ? { ownerReferences } : {}),
     },
     data,
   };
@@ -238,7 +242,7 @@ export function createSelfSignedManager(kc: KubeConfig, options: SelfSignedOptio
         if (secret || keep.length > 0) recovered = read.problem;
         step = await recoveredState(keep, at, policy);
       }
-      const body = encodeSecret(step.state, secretName, namespace, secret?.metadata?.resourceVersion);
+      const body = encodeSecret(step.state, secretName, namespace, secret?.metadata?.resourceVersion, options.ownerReferences);
       try {
         if (secret) await core.replaceNamespacedSecret({ name: secretName, namespace, body });
         else await core.createNamespacedSecret({ namespace, body });

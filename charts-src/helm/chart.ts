@@ -3,8 +3,9 @@
 // Pure: returns the files; scripts/chart/build.ts writes them.
 import { ApiObject, App } from 'cdk8s';
 import { stringify } from 'yaml';
-import { LABEL_PROTECT } from '../../app/contract.ts';
+import { LABEL_INJECTION, LABEL_PROTECT, LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_NAME } from '../../app/contract.ts';
 import { HPA_MAX_BELOW_REPLICAS } from '../autoscaler.ts';
+import { EXISTING_LICENSE, LICENSE_BOTH, LICENSE_REQUIRED } from '../license-secret.ts';
 import { PandoChart } from '../pando-chart.ts';
 import { VALUES, defaultValues, valueRows, valuesSchema } from '../values.ts';
 import { emitTemplate } from './emit.ts';
@@ -44,6 +45,12 @@ function templates(version: string): ChartFile[] {
       '{{- if and $.Values.hpa.enabled (lt (int $.Values.hpa.maxReplicas) (int $.Values.replicas)) }}',
       `{{- fail (printf "${HPA_MAX_BELOW_REPLICAS} (%d < %d)" (int $.Values.hpa.maxReplicas) (int $.Values.replicas)) }}`,
       '{{- end }}',
+      `{{- if and (eq $.Values.licenseKey "") (not (${EXISTING_LICENSE})) }}`,
+      `{{- fail ${JSON.stringify(LICENSE_REQUIRED)} }}`,
+      '{{- end }}',
+      `{{- if and (ne $.Values.licenseKey "") (${EXISTING_LICENSE}) }}`,
+      `{{- fail ${JSON.stringify(LICENSE_BOTH)} }}`,
+      '{{- end }}',
       '',
     ].join('\n'),
   });
@@ -70,7 +77,19 @@ function valuesYaml(): string {
   return `${lines.join('\n')}\n`;
 }
 
+// What this chart version changed, for Artifact Hub (kinds: added, changed, deprecated, removed, fixed, security).
+const CHANGES = [
+  { kind: 'added', description: 'license.existingSecret: the license key from a Secret you manage; no key in the release' },
+  { kind: 'added', description: 'global, commonLabels, podLabels, serviceAccount.annotations, extraEnv, security context and topology spread overrides' },
+  { kind: 'added', description: 'webhook.failurePolicy, webhook.namespaceSelector and the namespace opt-out label pandocore.xyz/injection: disabled' },
+  { kind: 'changed', description: 'with hpa.enabled the Deployment has no replicas field, so helm upgrade keeps the autoscaler choice' },
+  { kind: 'changed', description: 'PodDisruptionBudget takes minAvailable or maxUnavailable and is not rendered for one replica' },
+];
+
+const FLOW = { lineWidth: 0 };
+
 function chartYaml(version: string): string {
+  const { image, sidecar: { image: sidecar } } = defaultValues();
   return stringify({
     apiVersion: 'v2',
     name: CHART_NAME,
@@ -78,9 +97,27 @@ function chartYaml(version: string): string {
     type: 'application',
     version,
     appVersion: version,
-    keywords: ['admission-webhook', 'sidecar', 'security'],
-    annotations: { 'pandocore.xyz/generated-from': 'charts-src (cdk8s); do not edit' },
-  });
+    // Native sidecars (restartPolicy Always on an init container) are on by default from 1.29.
+    kubeVersion: '>=1.29.0-0',
+    home: 'https://pandocore.xyz',
+    icon: 'https://pandocore.xyz/images/pandocore-icon.svg',
+    sources: ['https://github.com/pandocore/pando-webhook'],
+    keywords: ['admission-webhook', 'sidecar', 'sidecar-injector', 'security', 'mutating-webhook'],
+    maintainers: [{ name: 'PandoCore', email: 'support@pandocore.xyz', url: 'https://pandocore.xyz' }],
+    annotations: {
+      'pandocore.xyz/generated-from': 'charts-src (cdk8s); do not edit',
+      'artifacthub.io/license': 'Apache-2.0',
+      'artifacthub.io/images': stringify([
+        { name: 'pando-webhook', image: `${image.repository}:${version}` },
+        { name: 'pando-sidecar', image: `${sidecar.repository}:${sidecar.tag}` },
+      ], FLOW),
+      'artifacthub.io/links': stringify([
+        { name: 'Documentation', url: 'https://pandocore.xyz/docs' },
+        { name: 'Support', url: 'https://pandocore.xyz/support' },
+      ], FLOW),
+      'artifacthub.io/changes': stringify(CHANGES, FLOW),
+    },
+  }, FLOW);
 }
 
 const NOTES = `PandoCore webhook {{ .Chart.AppVersion }} is installed in {{ .Release.Namespace }}.
@@ -89,14 +126,36 @@ TLS: self-signed; the webhook keeps its CA in the Secret pando-webhook-tls and w
 {{- else }}
 TLS: cert-manager issues the Certificate pando-webhook-serving; cainjector fills caBundle.
 {{- end }}
+{{- if .Values.license.existingSecret.name }}
+License: from your Secret {{ .Values.license.existingSecret.name }} (key {{ .Values.license.existingSecret.key }}) in {{ .Release.Namespace }}; the chart holds no key.
+{{- else }}
+License: in the Secret ${LICENSE_SECRET_NAME} of {{ .Release.Namespace }}.
+{{- end }}
+{{- if eq .Values.webhook.failurePolicy "Fail" }}
+failurePolicy Fail: while no webhook replica answers, labelled pods are refused.
+{{- end }}
 
 Next steps
-1. Set up each namespace with protected pods (or list it in protectedNamespaces):
+{{- if .Values.protectedNamespaces }}
+Set up by the chart: {{ join ", " .Values.protectedNamespaces }}
+{{- if .Values.license.existingSecret.name }}
+   (ServiceAccount and RoleBinding from the chart; the webhook copies the license from {{ .Values.license.existingSecret.name }} there)
+{{- end }}
+{{- end }}
+{{- if .Values.namespaceSetup.auto }}
+1. Label each namespace with protected pods; the webhook sets it up:
+     kubectl label namespace NAMESPACE ${LABEL_PROTECT_NAMESPACE}=true
+{{- else }}
+1. Set up {{ if .Values.protectedNamespaces }}any other{{ else }}each{{ end }} namespace with protected pods{{ if not .Values.protectedNamespaces }} (or list it in protectedNamespaces){{ end }}:
+     pando setup-namespace NAMESPACE
+{{- if not .Values.license.existingSecret.name }}
+   or by hand:
      kubectl create serviceaccount pando-sidecar -n NAMESPACE
      kubectl create rolebinding pando-sidecar --clusterrole=pando-sidecar --serviceaccount=NAMESPACE:pando-sidecar -n NAMESPACE
-     kubectl get secret pando-license -n {{ .Release.Namespace }} -o json | jq 'del(.metadata.namespace,.metadata.resourceVersion,.metadata.uid,.metadata.creationTimestamp,.metadata.labels)' | kubectl apply -n NAMESPACE -f -
-   or: pando setup-namespace NAMESPACE
-2. Label pods (or pod templates) with ${LABEL_PROTECT}: "true".
+     kubectl get secret ${LICENSE_SECRET_NAME} -n {{ .Release.Namespace }} -o json | jq 'del(.metadata.namespace,.metadata.resourceVersion,.metadata.uid,.metadata.creationTimestamp,.metadata.labels)' | kubectl apply -n NAMESPACE -f -
+{{- end }}
+{{- end }}
+2. Label pods (or pod templates) with ${LABEL_PROTECT}: "true". A namespace labelled ${LABEL_INJECTION}=disabled is never injected.
 3. Check injection:
      kubectl get pod POD -n NAMESPACE -o jsonpath='{.metadata.annotations.pandocore\\.xyz/status}'   # injected
      pando doctor -n NAMESPACE --pod POD

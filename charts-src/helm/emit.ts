@@ -20,10 +20,18 @@ const isMarker = (value: unknown): value is { [WHEN]: string; item: unknown } =>
 
 const isCollection = (value: unknown): value is object => typeof value === 'object' && value !== null;
 
+function emitSplice(expr: string, indent: number, out: string[]): void {
+  const pad = ' '.repeat(indent);
+  out.push(`${pad}{{- with ${expr} }}`, `${pad}{{- toYaml . | nindent ${indent} }}`, `${pad}{{- end }}`);
+}
+
 function emitValue(key: string, value: unknown, indent: number, b: Binding, out: string[], prefix: string): void {
   const pad = ' '.repeat(indent);
   const token = b.whole(value);
-  if (token?.kind === 'block') {
+  const keyToken = b.whole(key);
+  if (keyToken?.kind === 'splice') {
+    emitSplice(keyToken.expr, indent, out);
+  } else if (token?.kind === 'block') {
     out.push(`${prefix}${key}:`, `${pad}  {{- toYaml (${token.expr}) | nindent ${indent + 2} }}`);
   } else if (token?.kind === 'optional-block') {
     out.push(`${pad}{{- with ${token.expr} }}`, `${prefix}${key}:`, `${pad}  {{- toYaml . | nindent ${indent + 2} }}`, `${pad}{{- end }}`);
@@ -41,7 +49,10 @@ function emitNode(node: object, indent: number, b: Binding, out: string[]): void
   const pad = ' '.repeat(indent);
   if (Array.isArray(node)) {
     for (const element of node) {
-      if (isMarker(element)) {
+      const token = b.whole(element);
+      if (token?.kind === 'splice') {
+        emitSplice(token.expr, indent, out);
+      } else if (isMarker(element)) {
         out.push(`${pad}{{- if ${element[WHEN]} }}`);
         emitItem(element.item, indent, b, out);
         out.push(`${pad}{{- end }}`);
@@ -51,7 +62,7 @@ function emitNode(node: object, indent: number, b: Binding, out: string[]): void
     }
     return;
   }
-  for (const [key, value] of Object.entries(node)) emitValue(yamlKey(key), value, indent, b, out, pad);
+  for (const [key, value] of Object.entries(node)) emitValue(b.whole(key) ? key : yamlKey(key), value, indent, b, out, pad);
 }
 
 function emitItem(item: unknown, indent: number, b: Binding, out: string[]): void {

@@ -1,5 +1,7 @@
 // Generates charts-src/imports/cert-manager.io.ts with `cdk8s import` from the real cert-manager
-// CRDs (Issuer, Certificate) of the github.com/cert-manager/cert-manager Go module.
+// CRDs (Issuer, Certificate) of the github.com/cert-manager/cert-manager Go module, trimmed to the
+// spec fields the chart sets (KEEP): the whole generated API (ACME, Vault, Venafi solvers, status)
+// was about 9,800 lines nobody used.
 // Run by a developer when CERT_MANAGER_VERSION changes: npm run chart:import
 // Node runs TypeScript by stripping types, which cannot strip enums, and keeps type-only names in
 // value imports; so the generated enums become `as const` objects with a type of the same name and
@@ -8,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parse, stringify } from 'yaml';
 
 export const CERT_MANAGER_VERSION = 'v1.21.2';
 const root = resolve(import.meta.dirname, '../..');
@@ -17,6 +20,28 @@ function moduleDir(): string {
   const env = { ...process.env, GOFLAGS: '-mod=mod', PATH: `${process.env.PATH}:/usr/local/go/bin` };
   const json = execFileSync('go', ['mod', 'download', '-json', `github.com/cert-manager/cert-manager@${CERT_MANAGER_VERSION}`], { env, encoding: 'utf8' });
   return (JSON.parse(json) as { Dir: string }).Dir;
+}
+
+/** The spec fields of each kind that charts-src/cert-manager-tls.ts sets. */
+export const KEEP: Record<string, readonly string[]> = {
+  Issuer: ['ca', 'selfSigned'],
+  Certificate: ['commonName', 'dnsNames', 'duration', 'ipAddresses', 'isCA', 'issuerRef', 'privateKey', 'renewBeforePercentage', 'secretName', 'usages'],
+};
+
+/** A CRD whose schemas hold only KEEP's spec fields and no status. */
+export function trimCrd(crd: any): any {
+  const keep = KEEP[crd.spec.names.kind as string];
+  if (!keep) throw new Error(`no KEEP list for ${crd.spec.names.kind}`);
+  for (const version of crd.spec.versions) {
+    const schema = version.schema.openAPIV3Schema;
+    delete schema.properties.status;
+    const spec = schema.properties.spec;
+    spec.properties = Object.fromEntries(Object.entries(spec.properties).filter(([name]) => keep.includes(name)));
+    if (spec.required) spec.required = spec.required.filter((name: string) => keep.includes(name));
+    // The dropped fields' one-of rules (acme|ca|vault|...) would name fields that no longer exist.
+    for (const key of ['oneOf', 'anyOf', 'x-kubernetes-validations']) delete spec[key];
+  }
+  return crd;
 }
 
 export function erasable(source: string): string {
@@ -38,8 +63,10 @@ if (import.meta.main) {
   const work = mkdtempSync(join(tmpdir(), 'pando-cm-import-'));
   try {
     const file = join(work, 'crds.yaml');
-    writeFileSync(file, ['cert-manager.io_issuers.yaml', 'cert-manager.io_certificates.yaml'].map((f) => readFileSync(join(crds, f), 'utf8')).join('\n---\n'));
-    execFileSync(join(root, 'node_modules/.bin/cdk8s'), ['import', file, '--output', join(work, 'imports'), '--language', 'typescript', '--check-upgrade', 'false'], { stdio: 'inherit' });
+    // cdk8s import adds the file to the cdk8s.yaml of its working directory: run it in the temporary one.
+    const trimmed = ['cert-manager.io_issuers.yaml', 'cert-manager.io_certificates.yaml'].map((f) => stringify(trimCrd(parse(readFileSync(join(crds, f), 'utf8')))));
+    writeFileSync(file, trimmed.join('\n---\n'));
+    execFileSync(join(root, 'node_modules/.bin/cdk8s'), ['import', file, '--output', join(work, 'imports'), '--language', 'typescript', '--check-upgrade', 'false'], { stdio: 'inherit', cwd: work });
     writeFileSync(output, erasable(readFileSync(join(work, 'imports/cert-manager.io.ts'), 'utf8')));
     console.log(`wrote ${output.slice(root.length + 1)} (cert-manager ${CERT_MANAGER_VERSION})`);
   } finally {

@@ -23,10 +23,11 @@ const DEFAULT_KINDS = [
 const CERT_MANAGER_KINDS = ['Certificate', 'Certificate', 'Issuer', 'Issuer'];
 
 describe('chart: lint and render', () => {
-  test('helm lint --strict passes', () => {
+  test('helm lint --strict prints nothing but success (no INFO or WARNING)', () => {
     const r = helm(['lint', '--strict', CHART_DIR, '--set', `licenseKey=${LICENSE}`]);
     equal(r.status, 0, r.stdout + r.stderr);
-    match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    equal(r.stdout, `==> Linting ${CHART_DIR}\n\n1 chart(s) linted, 0 chart(s) failed\n`);
+    equal(r.stderr, '');
   });
 
   test('the default render holds exactly the expected kinds', () => {
@@ -44,9 +45,10 @@ describe('chart: lint and render', () => {
 describe('chart: requirements', () => {
   const objects = helmTemplate(base);
 
-  test('Deployment: 2 replicas, probes on /healthz and /readyz, no startupProbe', () => {
+  test('Deployment: no replicas while the HPA is on (2 without it), probes on /healthz and /readyz, no startupProbe', () => {
     const deployment = find(objects, 'Deployment', 'pando-webhook');
-    equal(deployment.spec.replicas, 2);
+    ok(!('replicas' in deployment.spec), 'replicas rendered although the HPA owns it');
+    equal(find(helmTemplate({ ...base, hpa: { enabled: false } }), 'Deployment').spec.replicas, 2);
     const c = container(objects);
     equal(c.readinessProbe.httpGet.path, PATH_READYZ);
     equal(c.readinessProbe.httpGet.scheme, 'HTTPS');
@@ -107,6 +109,25 @@ describe('chart: requirements', () => {
     ok(!JSON.stringify(find(objects, 'Deployment')).includes(LICENSE), 'license key in the Deployment');
   });
 
+  test('Sidecar image: registry and digest compose the image, the tag stays the version; pull policy, pull Secrets and podResources reach the env and the RBAC', () => {
+    const digest = `sha256:${'c'.repeat(64)}`;
+    const rendered = helmTemplate({
+      ...base,
+      sidecar: { image: { registry: 'mirror.example:5000', repository: 'pandocore/sidecar', tag: '1.4.0', digest, pullPolicy: 'Always' }, imagePullSecrets: ['pando-registry'], podResources: 'grow' },
+    });
+    const e = env(rendered);
+    equal(e[ENV.sidecarImage], `mirror.example:5000/pandocore/sidecar:1.4.0@${digest}`);
+    equal(e[ENV.sidecarVersion], '1.4.0');
+    equal(e[ENV.sidecarPullPolicy], 'Always');
+    equal(e[ENV.sidecarPullSecrets], 'pando-registry');
+    equal(e[ENV.sidecarPodResources], 'grow');
+    const rules = rendered.find((o: any) => o.kind === 'ClusterRole' && o.metadata.name === 'pando-webhook')!.rules;
+    deepStrictEqual(rules.find((r: any) => r.resources.includes('secrets')).resourceNames, ['pando-license', 'pando-registry'], 'the namespace check gets exactly these Secrets');
+    deepStrictEqual(rules.find((r: any) => r.resources.includes('limitranges')), { apiGroups: [''], resources: ['limitranges'], verbs: ['list'] });
+    const without = helmTemplate({ ...base, namespaceCheck: false }).find((o: any) => o.kind === 'ClusterRole' && o.metadata.name === 'pando-webhook')!.rules;
+    ok(!without.some((r: any) => r.resources.includes('limitranges')), 'no LimitRange rule without the namespace check');
+  });
+
   test('PodDisruptionBudget minAvailable 1; Service 443 to the webhook port; NetworkPolicy admits only the two ports, the webhook port from networkPolicy.ingressFrom', () => {
     equal(find(objects, 'PodDisruptionBudget').spec.minAvailable, 1);
     const service = find(objects, 'Service');
@@ -129,7 +150,10 @@ describe('chart: requirements', () => {
     equal(w.timeoutSeconds, 5);
     deepStrictEqual(w.rules, [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);
     deepStrictEqual(w.objectSelector, { matchLabels: { [LABEL_PROTECT]: 'true' } });
-    deepStrictEqual(w.namespaceSelector.matchExpressions, [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', NAMESPACE] }]);
+    deepStrictEqual(w.namespaceSelector.matchExpressions, [
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', NAMESPACE] },
+      { key: 'pandocore.xyz/injection', operator: 'NotIn', values: ['disabled'] },
+    ]);
     deepStrictEqual(w.clientConfig, { service: { name: 'pando-webhook', namespace: NAMESPACE, path: '/mutate', port: 443 } });
     equal(find(objects, 'MutatingWebhookConfiguration').metadata.annotations, undefined);
     equal(webhook(helmTemplate({ ...base, timeoutSeconds: 12 })).timeoutSeconds, 12);
@@ -182,7 +206,10 @@ describe('chart: requirements', () => {
     equal(policy.failurePolicy, 'Fail');
     deepStrictEqual(policy.matchConstraints.resourceRules, [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['secrets'] }]);
     equal(policy.matchConditions[0].expression, `request.userInfo.username == 'system:serviceaccount:${NAMESPACE}:pando-webhook'`);
-    match(policy.validations[0].expression, new RegExp(`request\\.namespace == '${NAMESPACE}'`));
+    match(policy.validations[0].expression, new RegExp(`request\\.namespace == "${NAMESPACE}"`));
+    match(policy.validations[0].expression, /object\.metadata\.name in \[\] /, 'no pull Secrets: none of those names');
+    const withPull = find(helmTemplate({ ...base, sidecar: { imagePullSecrets: ['pando-registry', 'other'] } }), 'ValidatingAdmissionPolicy').spec;
+    match(withPull.validations[0].expression, /object\.metadata\.name in \["pando-registry","other"\] && .* in \["kubernetes\.io\/dockerconfigjson", "kubernetes\.io\/dockercfg"\]/);
     match(policy.validations[1].expression, /kubernetes\.io\/service-account\./);
     deepStrictEqual(find(objects, 'ValidatingAdmissionPolicyBinding', 'pando-webhook-secrets').spec, { policyName: 'pando-webhook-secrets', validationActions: ['Deny'] });
     ok(!helmTemplate({ ...base, secretPolicy: { enabled: false } }).some((o) => o.kind.startsWith('ValidatingAdmissionPolicy')), 'secretPolicy.enabled=false (Kubernetes 1.29)');
@@ -248,7 +275,8 @@ describe('chart: helm rejects bad values', () => {
     ok(r.status !== 0, 'helm accepted the values');
     match(r.stderr, message);
   };
-  test('missing licenseKey, with the command that fixes it', () => rejects({}, /licenseKey is required: helm upgrade --install .* --set licenseKey=/));
+  test('neither licenseKey nor license.existingSecret, naming both', () => rejects({}, /licenseKey or license\.existingSecret\.name is required: helm upgrade --install .* --set licenseKey=.*--set license\.existingSecret\.name=/));
+  test('both licenseKey and license.existingSecret', () => rejects({ ...base, license: { existingSecret: { name: 'vault-license' } } }, /set licenseKey or license\.existingSecret\.name, not both/));
   test('bad defaultMode', () => rejects({ ...base, defaultMode: 'foo' }, /defaultMode.*(monitor|enum)/));
   test('replicas 0', () => rejects({ ...base, replicas: 0 }, /replicas.*minimum/));
   test('a misspelt value', () => rejects({ ...base, replica: 3 }, /additional properties|replica/i));
@@ -293,8 +321,18 @@ describe('chart: plain cdk8s synth and helm template agree', () => {
       ...base, defaultMode: 'debug', replicas: 3, webhook: { url: 'https://127.0.0.1:8443/mutate', caBundle: 'QUJD' }, hpa: { enabled: false }, podDisruptionBudget: { enabled: false },
       networkPolicy: { enabled: false }, serviceMonitor: { enabled: true }, protectedNamespaces: ['a', 'b'], nodeSelector: { disk: 'ssd' },
       tolerations: [{ key: 'k', operator: 'Exists' }], priorityClassName: 'high', image: { digest: `sha256:${'a'.repeat(64)}` }, podAnnotations: { team: 'sec' },
-      imagePullSecrets: [{ name: 'pull' }], sidecar: { native: false, image: { tag: '2.1.0' } }, namespaceCheck: false, namespaceSetup: { auto: true },
+      imagePullSecrets: [{ name: 'pull' }], sidecar: { native: false, image: { tag: '2.1.0', registry: 'mirror.example', digest: `sha256:${'d'.repeat(64)}` }, imagePullSecrets: ['a', 'b'], podResources: 'grow' }, namespaceCheck: false, namespaceSetup: { auto: true },
     },
+    'conventional values, existing license Secret, webhook tuning, maxUnavailable': {
+      license: { existingSecret: { name: 'vault-license', key: 'key' } }, global: { imageRegistry: 'r.example', any: { thing: [1] } },
+      commonLabels: { team: 'sec' }, podLabels: { tier: 'admission' }, serviceAccount: { annotations: { 'iam.example/role': 'pando' } },
+      extraEnv: [{ name: 'HTTPS_PROXY', value: 'http://127.0.0.1:3128' }], podSecurityContext: { runAsUser: null, fsGroup: 2000 },
+      containerSecurityContext: { readOnlyRootFilesystem: false }, topologySpreadConstraints: [{ maxSkew: 2, topologyKey: 'zone', whenUnsatisfiable: 'DoNotSchedule' }],
+      resources: { limits: { cpu: 2, memory: '256Mi' } }, protectedNamespaces: ['a'], namespaceSetup: { auto: true },
+      webhook: { failurePolicy: 'Fail', namespaceSelector: { matchLabels: { env: 'prod' }, matchExpressions: [{ key: 'tier', operator: 'Exists' }] } },
+      podDisruptionBudget: { maxUnavailable: '50%' },
+    },
+    'one replica without the HPA: no PodDisruptionBudget': { ...base, replicas: 1, hpa: { enabled: false } },
   };
   for (const [name, values] of Object.entries(valueSets)) {
     test(name, () => {
@@ -311,7 +349,7 @@ describe('chart: plain cdk8s synth and helm template agree', () => {
     });
     equal(r.status, 0, r.stderr + r.stdout);
     const objects = parseObjects(readFileSync(`${ROOT}/cdk8s.out/test/pando-webhook.k8s.yaml`, 'utf8'));
-    equal(find(objects, 'Deployment').spec.replicas, 3);
+    equal(find(objects, 'HorizontalPodAutoscaler').spec.minReplicas, 3);
     equal(env(objects)[ENV.sidecarImage], 'registry.example/pandocore/sidecar:1.2.3');
     equal(env(objects)[ENV.defaultMode], 'enforce');
     deepStrictEqual(byKey(objects), byKey(plainSynth(parse(readFileSync(`${ROOT}/test/chart/testdata/custom-values.yaml`, 'utf8')))));

@@ -14,6 +14,8 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 export const CHART_DIR = join(ROOT, 'dist/pando-webhook');
 export const HELM = join(ROOT, '.tools/bin/helm');
 export const NAMESPACE = 'pando-system';
+/** helm template assumes Kubernetes 1.20 without a cluster; the chart's kubeVersion needs 1.29+ (the e2e's version). */
+export const KUBE_VERSION = '1.37.2';
 
 export type K8sObject = Record<string, any> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } & Record<string, any> };
 
@@ -48,7 +50,7 @@ export function helmTemplateRaw(values: unknown, chart = CHART_DIR, extra: strin
   try {
     const file = join(dir, 'values.yaml');
     writeFileSync(file, stringify(values));
-    return helm(['template', 'pando-webhook', chart, '--namespace', NAMESPACE, '-f', file, ...extra]);
+    return helm(['template', 'pando-webhook', chart, '--namespace', NAMESPACE, '--kube-version', KUBE_VERSION, '-f', file, ...extra]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

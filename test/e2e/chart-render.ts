@@ -17,10 +17,10 @@ export function kubectl(cluster: Cluster, args: string[], input?: string): strin
   return r.stdout;
 }
 
-/** `helm template` of the chart into RELEASE_NAMESPACE with `--set set`; the rendered objects. */
+/** `helm template` of the chart into RELEASE_NAMESPACE with `--set set` (for the e2e's Kubernetes version); the rendered objects. */
 export function renderChart(cluster: Cluster, set: string): any[] {
   const src = process.env.PANDO_E2E_CHART ? chartSource() : { ref: CHART_DIR, args: [] };
-  const manifest = helm(cluster, ['template', RELEASE, src.ref, ...src.args, '--namespace', RELEASE_NAMESPACE, '--set', set]);
+  const manifest = helm(cluster, ['template', RELEASE, src.ref, ...src.args, '--namespace', RELEASE_NAMESPACE, '--kube-version', '1.37.2', '--set', set]);
   return parseAllDocuments(manifest).map((d) => d.toJS()).filter((o) => o && typeof o === 'object');
 }
 

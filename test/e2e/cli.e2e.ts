@@ -12,7 +12,7 @@ import { AppsV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STATUS, ANNOTATION_VERSION, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, STATUS_INJECTED } from '../../app/contract.ts';
 import { BIN_DIR, REPO_ROOT, type Cluster } from '../cluster/harness.ts';
 import { deployProduct, prepare, RELEASE, RELEASE_NAMESPACE, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { createNamespace, uniqueName, waitUntil } from './support.ts';
+import { createNamespace, runPando, uniqueName, waitUntil, type Ran } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
 const LICENSE = 'e2e-cli-license-2222-3333';
@@ -33,28 +33,7 @@ const namespaces: string[] = [];
 const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
 const apps = () => cluster.kubeConfig.makeApiClient(AppsV1Api);
 const run = promisify(execFile);
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `pando ARGS` as a process, plain output (piped), with the cluster's kubeconfig. */
-async function pando(...args: string[]): Promise<Ran> {
-  try {
-    const r = await run(process.execPath, [join(REPO_ROOT, 'app/cli/main.ts'), ...args], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', KUBECONFIG: cluster.kubeconfigPath, HOME: process.env.HOME ?? tmpdir() },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const pando = (...args: string[]): Promise<Ran> => runPando(cluster.kubeconfigPath, args);
 
 interface CheckLine {
   status: string;

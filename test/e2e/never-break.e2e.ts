@@ -108,7 +108,8 @@ test('3. Pod Security restricted: an injected compliant pod is admitted, and the
   const chartDeployment = deployed!.objects.find((o) => o.kind === 'Deployment') as V1Deployment;
   await core().createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: chartDeployment.spec!.template.spec!.serviceAccountName! } } });
   await apps().createNamespacedDeployment({ namespace: ns, body: { ...chartDeployment, metadata: { name: 'pando-webhook-restricted' } } });
-  const replicas = chartDeployment.spec!.replicas!;
+  // With the HPA on (the default) the chart renders no replicas: the copy runs the API default, 1.
+  const replicas = chartDeployment.spec!.replicas ?? 1;
   const pods = await waitUntil(`${replicas} webhook pods under restricted`, 60_000, async () => {
     const list = await core().listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=pando-webhook' });
     return list.items.length === replicas ? list.items : undefined;

@@ -18,6 +18,7 @@ import { createNamespace, deleteNamespace, waitUntil } from './support.ts';
 
 const POLICY_KINDS = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
 const TLS_SECRET = 'pando-webhook-tls';
+const PULL_SECRET = 'pando-registry';
 
 let cluster: Cluster;
 let ns: string;
@@ -52,7 +53,7 @@ before(async () => {
   cluster = await startCluster();
   await cluster.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: RELEASE_NAMESPACE } } }).catch(() => undefined);
   ns = await createNamespace(cluster, 'e2e-secret-policy');
-  const objects = renderChart(cluster, 'licenseKey=e2e-secret-policy,namespaceSetup.auto=true');
+  const objects = renderChart(cluster, `licenseKey=e2e-secret-policy,namespaceSetup.auto=true,sidecar.imagePullSecrets={${PULL_SECRET}}`);
   rbac = objects.filter((o) => RBAC_KINDS.includes(o.kind));
   policy = objects.filter((o) => POLICY_KINDS.includes(o.kind));
   assert.equal(policy.length, 2, 'the chart renders the policy and its binding by default');
@@ -105,12 +106,16 @@ test('with the chart\'s ValidatingAdmissionPolicy: the attack is refused, the na
 
   // What the webhook does: the namespace setup by server-side apply, as app/controllers/ does it...
   const api = KubernetesObjectApi.makeApiClient(asWebhook);
-  for (const object of namespaceSetupObjects(ns, Buffer.from('e2e-secret-policy').toString('base64'))) {
+  const pull = { name: PULL_SECRET, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': Buffer.from('{"auths":{}}').toString('base64') } };
+  for (const object of namespaceSetupObjects(ns, Buffer.from('e2e-secret-policy').toString('base64'), [pull])) {
     await api.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
   const license = await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: ns });
   assert.equal(license.type, 'Opaque');
   assert.equal(Buffer.from(license.data?.[LICENSE_SECRET_KEY] ?? '', 'base64').toString(), 'e2e-secret-policy', 'the setup was allowed');
+  assert.equal((await core.readNamespacedSecret({ name: PULL_SECRET, namespace: ns })).type, 'kubernetes.io/dockerconfigjson', 'the pull Secret copy was allowed');
+  const pullAsOpaque = await create(asWebhook, ns, { metadata: { name: 'not-a-pull-secret' }, type: 'kubernetes.io/dockerconfigjson', data: pull.data }, true);
+  assert.equal(pullAsOpaque.status, 403, 'a docker-registry Secret under a name that is not a configured pull Secret');
   // ...and a patch that would turn it into a token holder is refused.
   const patched = await api
     .patch({ apiVersion: 'v1', kind: 'Secret', metadata: { name: LICENSE_SECRET_NAME, namespace: ns, annotations: { 'kubernetes.io/service-account.name': 'default' } } }, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)

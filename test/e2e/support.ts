@@ -1,9 +1,13 @@
 // Helpers shared by the e2e tests: namespaces that clean up after themselves, bounded waiting.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STATUS, LABEL_PROTECT, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
-import type { Cluster } from '../cluster/harness.ts';
+import { REPO_ROOT, type Cluster } from '../cluster/harness.ts';
 
 /** Polls `check` every `everyMs` until it returns a value other than undefined/false. Bounded in time and count. */
 export async function waitUntil<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false>, everyMs = 250): Promise<T> {
@@ -56,4 +60,26 @@ export function labelledPod(name: string): V1Pod {
 export function isInjected(pod: V1Pod): boolean {
   const sidecars = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].filter((c) => c.name === SIDECAR_NAME);
   return sidecars.length === 1 && pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED;
+}
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `pando ARGS` as a process, plain output (piped), with the given kubeconfig. */
+export async function runPando(kubeconfigPath: string, args: string[]): Promise<Ran> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'app/cli/main.ts'), ...args], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfigPath, HOME: process.env.HOME ?? tmpdir() },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    if (typeof e.code !== 'number') throw err;
+    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
 }

@@ -52,15 +52,35 @@ const EXPECTED_REASON: Record<string, string> = {
   'namespace-no-sa-custom-account': 'injected',
   'pod-resources-fit': 'injected',
   'pod-resources-too-small': 'pod-resources-too-small',
+  'pod-resources-grow': 'injected',
+  'pod-resources-init-peak': 'pod-resources-too-small',
+  'windows-os-name': 'unsupported-os',
+  'windows-node-selector': 'unsupported-os',
+  'windows-affinity': 'unsupported-os',
+  'linux-affinity-or-windows': 'injected',
+  'limit-range-fitted': 'injected',
+  'limit-range-below-request': 'limit-range',
+  'limit-range-ratio': 'injected',
+  'limit-range-pod': 'limit-range',
+  'limit-range-min': 'injected',
+  'pull-secrets': 'injected',
+  'pull-secret-missing': 'namespace-not-ready',
+  'namespace-check-failed': 'namespace-check-failed',
 };
 
 async function post(c: GoldenCase, review: AdmissionReview): Promise<AdmissionReview> {
   const config = configFor(c.env);
   const namespace = c.context?.namespace;
+  // context.json's namespaceLookupFailed: the lookup fails as a 403 from missing RBAC does.
+  const failed = c.context?.namespaceLookupFailed;
+  const fetch = async () => {
+    if (failed || !namespace) throw Object.assign(new Error('lookup failed'), { code: 403 });
+    return namespace;
+  };
   const app = buildServer(config, {
     metrics: createMetrics(new Registry(), { version: 'test', sidecarVersion: config.sidecar.version }, false),
     logger: false,
-    readiness: namespace ? createReadinessCache({ fetch: async () => namespace }) : undefined,
+    readiness: namespace || failed ? createReadinessCache({ fetch }) : undefined,
   });
   try {
     const res = await app.inject({ method: 'POST', url: '/mutate', payload: review });

@@ -1,0 +1,195 @@
+// The namespace's LimitRanges against the sidecar: fit the sidecar where that is safe, or say which
+// LimitRange and field would refuse the pod. Pure: the LimitRanges come in as plain data.
+//
+// Kubernetes v1.37.2:
+// - pkg/kubeapiserver/options/plugins.go (AllOrderedPlugins): LimitRanger runs before
+//   MutatingAdmissionWebhook, so its defaults are already in the pod we see and never reach the
+//   sidecar we add; its validation runs after every mutating webhook and judges the injected pod.
+// - plugin/pkg/admission/limitranger/admission.go (PodValidateLimitFunc): type Container checks
+//   every container and init container (min: request and limit at least min, a request required;
+//   max: limit and request at most max, a limit required; maxLimitRequestRatio: limit/request, both
+//   required and non-zero); type Pod checks the pod's totals from podRequests/podLimits (restartable
+//   init containers add up, other init containers count at their peak, pod-level cpu/memory
+//   override the sum) against the same three rules. Comparisons are in milli-units.
+
+import type { Container, Pod } from '../admission/types.ts';
+import { SIDECAR_NAME } from '../contract.ts';
+import { parseQuantity } from './quantity.ts';
+import { quote } from './reasons.ts';
+
+type ResourceMap = Record<string, string>;
+
+export interface LimitRangeItem {
+  type?: string;
+  min?: ResourceMap;
+  max?: ResourceMap;
+  maxLimitRequestRatio?: ResourceMap;
+}
+
+/** A LimitRange as the namespace lookup hands it to the core. */
+export interface LimitRangeFacts {
+  name: string;
+  limits: LimitRangeItem[];
+}
+
+export interface SidecarRequirements {
+  requests: ResourceMap;
+  limits: ResourceMap;
+}
+
+export type Fit =
+  | { ok: true; resources: SidecarRequirements; notes: string[] }
+  | { ok: false; problem: string };
+
+/** Milli-units, as the API server compares (requestLimitEnforcedValues). */
+export function milli(value: unknown): number {
+  return Math.round(parseQuantity(value) * 1000);
+}
+
+/** A quantity string for milli-units: "Nm" unless whole; whole multiples of 1024^k with their suffix. */
+export function formatMilli(value: number): string {
+  if (value % 1000 !== 0) return `${value}m`;
+  const units = value / 1000;
+  for (const [suffix, factor] of [['Gi', 2 ** 30], ['Mi', 2 ** 20], ['Ki', 2 ** 10]] as const) {
+    if (units >= factor && units % factor === 0) return `${units / factor}${suffix}`;
+  }
+  return String(units);
+}
+
+const entries = (map: ResourceMap | undefined) => Object.entries(map ?? {}).filter(([, v]) => typeof v === 'string');
+
+/** The API server's three rules for one requirement set; the first violation, in few words. */
+function violation(scope: string, item: LimitRangeItem, requests: ResourceMap, limits: ResourceMap): string | undefined {
+  for (const [resource, min] of entries(item.min)) {
+    if (requests[resource] === undefined) return `${scope} min ${resource} ${min} needs a request`;
+    if (milli(requests[resource]) < milli(min)) return `${scope} min ${resource} ${min} > request ${requests[resource]}`;
+    if (limits[resource] !== undefined && milli(limits[resource]) < milli(min)) return `${scope} min ${resource} ${min} > limit ${limits[resource]}`;
+  }
+  for (const [resource, max] of entries(item.max)) {
+    if (limits[resource] === undefined) return `${scope} max ${resource} ${max} needs a limit`;
+    if (requests[resource] !== undefined && milli(requests[resource]) > milli(max)) return `${scope} max ${resource} ${max} < request ${requests[resource]}`;
+    if (milli(limits[resource]) > milli(max)) return `${scope} max ${resource} ${max} < limit ${limits[resource]}`;
+  }
+  for (const [resource, ratio] of entries(item.maxLimitRequestRatio)) {
+    const request = milli(requests[resource]);
+    const limit = milli(limits[resource]);
+    if (!(request > 0) || !(limit > 0)) return `${scope} ${resource} maxLimitRequestRatio ${ratio} needs a request and a limit`;
+    if (limit / request > parseQuantity(ratio)) return `${scope} ${resource} limit/request > maxLimitRequestRatio ${ratio}`;
+  }
+  return undefined;
+}
+
+function resourcesOf(container: Container): SidecarRequirements {
+  const r = container.resources as { requests?: ResourceMap; limits?: ResourceMap } | undefined;
+  return { requests: r?.requests ?? {}, limits: r?.limits ?? {} };
+}
+
+/**
+ * The containers' aggregate requests or limits with the sidecar in the pod, in milli-units:
+ * restartable init containers (native sidecars) add up, other init containers count at their peak
+ * beside the restartable ones before them (podRequests/podLimits of limitranger/admission.go, and
+ * AggregateContainerRequests of k8s.io/component-helpers/resource, which pod validation uses).
+ */
+export function aggregateContainers(pod: Pod, sidecar: SidecarRequirements, native: boolean, which: 'requests' | 'limits'): Record<string, number> {
+  const own = (c: Container) => c.name !== SIDECAR_NAME;
+  const sidecarContainer: Container = { name: SIDECAR_NAME, resources: sidecar, ...(native ? { restartPolicy: 'Always' } : {}) };
+  const containers = [...pod.spec.containers.filter(own), ...(native ? [] : [sidecarContainer])];
+  const initContainers = [...(native ? [sidecarContainer] : []), ...(pod.spec.initContainers ?? []).filter(own)];
+  const sum: Record<string, number> = {};
+  const add = (into: Record<string, number>, list: ResourceMap) => {
+    for (const [k, v] of entries(list)) into[k] = (into[k] ?? 0) + milli(v);
+  };
+  for (const c of containers) add(sum, resourcesOf(c)[which]);
+  const restartable: Record<string, number> = {};
+  const initPeak: Record<string, number> = {};
+  for (const c of initContainers) {
+    let current: Record<string, number>;
+    if (c.restartPolicy === 'Always') {
+      add(sum, resourcesOf(c)[which]);
+      add(restartable, resourcesOf(c)[which]);
+      current = restartable;
+    } else {
+      current = { ...restartable };
+      add(current, resourcesOf(c)[which]);
+    }
+    for (const [k, v] of Object.entries(current)) initPeak[k] = Math.max(initPeak[k] ?? v, v);
+  }
+  for (const [k, v] of Object.entries(initPeak)) sum[k] = Math.max(sum[k] ?? v, v);
+  return sum;
+}
+
+/** The pod's totals as LimitRanger sees them: the aggregate, with pod-level cpu/memory overriding it. */
+function podTotals(pod: Pod, sidecar: SidecarRequirements, native: boolean, which: 'requests' | 'limits'): ResourceMap {
+  const totals: ResourceMap = Object.fromEntries(Object.entries(aggregateContainers(pod, sidecar, native, which)).map(([k, v]) => [k, formatMilli(v)]));
+  const podLevel = (pod.spec.resources as Partial<Record<'requests' | 'limits', ResourceMap>> | undefined)?.[which];
+  for (const k of ['cpu', 'memory']) if (typeof podLevel?.[k] === 'string') totals[k] = podLevel[k];
+  return totals;
+}
+
+const containerItems = (ranges: LimitRangeFacts[]) =>
+  ranges.flatMap((range) => (Array.isArray(range.limits) ? range.limits : []).filter((item) => item?.type === 'Container').map((item) => ({ range: range.name, item })));
+const podItems = (ranges: LimitRangeFacts[]) =>
+  ranges.flatMap((range) => (Array.isArray(range.limits) ? range.limits : []).filter((item) => item?.type === 'Pod').map((item) => ({ range: range.name, item })));
+
+/**
+ * The sidecar's requests and limits fitted to the namespace's type-Container limits, or which
+ * LimitRange and field would refuse it. Fitting only moves a value toward the range and never
+ * below the sidecar's request: a limit above a max is lowered to it, a request or limit below a min
+ * is raised to it, a limit over maxLimitRequestRatio is lowered to request × ratio. The result is
+ * then checked as the API server checks it; whatever still fails is the problem.
+ */
+export function fitToLimitRanges(sidecar: SidecarRequirements, ranges: LimitRangeFacts[]): Fit {
+  const requests: ResourceMap = { ...sidecar.requests };
+  const limits: ResourceMap = { ...sidecar.limits };
+  const notes: string[] = [];
+  const items = containerItems(ranges);
+  for (const { range, item } of items) {
+    for (const [resource, max] of entries(item.max)) {
+      if (limits[resource] !== undefined && milli(limits[resource]) > milli(max) && milli(requests[resource]) <= milli(max)) {
+        notes.push(`sidecar ${resource} limit lowered from ${limits[resource]} to ${max} (LimitRange ${quote(range, 30)})`);
+        limits[resource] = max;
+      }
+    }
+    for (const [resource, min] of entries(item.min)) {
+      for (const [list, word] of [[requests, 'request'], [limits, 'limit']] as const) {
+        if (list[resource] !== undefined && milli(list[resource]) < milli(min)) {
+          notes.push(`sidecar ${resource} ${word} raised from ${list[resource]} to ${min} (LimitRange ${quote(range, 30)})`);
+          list[resource] = min;
+        }
+      }
+    }
+  }
+  for (const { range, item } of items) {
+    for (const [resource, ratio] of entries(item.maxLimitRequestRatio)) {
+      const request = milli(requests[resource]);
+      const allowed = Math.floor(request * parseQuantity(ratio));
+      if (request > 0 && milli(limits[resource]) > allowed) {
+        notes.push(`sidecar ${resource} limit lowered from ${limits[resource]} to ${formatMilli(allowed)} (LimitRange ${quote(range, 30)} maxLimitRequestRatio)`);
+        limits[resource] = formatMilli(allowed);
+      }
+    }
+  }
+  for (const { range, item } of items) {
+    const problem = violation('Container', item, requests, limits);
+    if (problem) return { ok: false, problem: `LimitRange ${quote(range, 30)}: ${problem}` };
+  }
+  return { ok: true, resources: { requests, limits }, notes };
+}
+
+/** What a type-Pod limit says of the pod's totals once the sidecar is in it (pod-level resources as given). */
+export function podLimitRangeProblem(pod: Pod, sidecar: SidecarRequirements, native: boolean, ranges: LimitRangeFacts[]): string | undefined {
+  const items = podItems(ranges);
+  if (items.length === 0) return undefined;
+  const requests = podTotals(pod, sidecar, native, 'requests');
+  const limits = podTotals(pod, sidecar, native, 'limits');
+  for (const { range, item } of items) {
+    const problem = violation('Pod', item, requests, limits);
+    if (problem) return `LimitRange ${quote(range, 30)}: ${problem} with the sidecar`;
+  }
+  return undefined;
+}
+
+/** a + b (or a - b) of two quantities, as a quantity string. */
+export function addQuantities(a: unknown, b: unknown, sign: 1 | -1 = 1): string {
+  return formatMilli(Math.max(0, milli(a) + sign * milli(b)));
+}

@@ -79,6 +79,8 @@ export interface Config {
   readonly licenseCopyNamespaces: readonly string[];
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
+  /** Bytes of review bodies read and parsed at once; later reviews wait, first come first served. */
+  readonly reviewBytesInFlight: number;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
   /** After SIGTERM, how long to keep answering (unready) before closing the listener. */
@@ -94,6 +96,9 @@ export const DEFAULT_SIDECAR_RESOURCES: SidecarResources = {
 // The API server accepts objects up to 3 MiB; a review carries the object and, on UPDATE, the old
 // object too, plus the envelope. 7 MiB admits both with room to spare.
 export const DEFAULT_BODY_LIMIT_BYTES = 7 * 1024 * 1024;
+// Two 3 MiB pods are read and parsed at once; typical 10 KB reviews are never held back. A burst of
+// 32 such pods peaked at 61 MiB (127 MiB with every body at once) in bench/overload.ts.
+export const DEFAULT_REVIEW_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 // Kubernetes resource.Quantity, as in k8s.io/apimachinery/pkg/api/resource.
 const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE])?$/;
@@ -182,7 +187,8 @@ function resourceList(name: string, where: string, value: unknown): ResourceList
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ConfigError(name, `${where} must be an object with cpu and memory`);
   }
-  const list = value as Record<string, unknown>;
+  // A number is a quantity too (`--set sidecar.resources.limits.cpu=2` arrives as one through toJson).
+  const list = Object.fromEntries(Object.entries(value).map(([key, q]) => [key, typeof q === 'number' && Number.isFinite(q) ? String(q) : q]));
   for (const [key, quantity] of Object.entries(list)) {
     if (!['cpu', 'memory', 'ephemeral-storage'].includes(key)) {
       throw new ConfigError(name, `${where}.${key} is not a resource the sidecar can set`);
@@ -297,6 +303,7 @@ export function loadConfig(env: Env): Config {
       podResources: oneOf(env, ENV.sidecarPodResources, POD_RESOURCES_POLICIES, 'skip'),
     }),
     bodyLimitBytes: positiveInt(env, ENV.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES, 64 * 1024 * 1024),
+    reviewBytesInFlight: positiveInt(env, ENV.reviewBytesInFlight, DEFAULT_REVIEW_BYTES_IN_FLIGHT, 1024 * 1024 * 1024),
     logLevel: oneOf(env, ENV.logLevel, LOG_LEVELS, 'info'),
     shutdownTimeoutMs: positiveInt(env, ENV.shutdownTimeoutMs, 9000, 60000),
     shutdownDelayMs: nonNegativeInt(env, ENV.shutdownDelayMs, 3000, 30000),

@@ -62,6 +62,7 @@ export const ENV = {
   sidecarPullSecrets: 'PANDO_SIDECAR_IMAGE_PULL_SECRETS',
   sidecarPodResources: 'PANDO_SIDECAR_POD_RESOURCES',
   bodyLimitBytes: 'PANDO_BODY_LIMIT_BYTES',
+  reviewBytesInFlight: 'PANDO_REVIEW_BYTES_IN_FLIGHT',
   logLevel: 'PANDO_LOG_LEVEL',
   namespaceCheck: 'PANDO_NAMESPACE_CHECK',
   tlsSelfSigned: 'PANDO_TLS_SELF_SIGNED',

@@ -1,10 +1,8 @@
 // The only file that reads the environment, binds ports, handles signals and exits.
 
-import { writeFileSync } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import type { KubeConfig, V1OwnerReference } from '@kubernetes/client-node';
-import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig, type Config } from './config.ts';
@@ -30,13 +28,12 @@ async function loadKubeConfig(): Promise<KubeConfig> {
 }
 
 async function throwAwayCert(config: Config) {
-  const { createCa, issueServingCert } = await import('./certs.ts');
+  const { issueServingCert } = await import('./certs.ts');
+  const { loadOrCreateDevCa } = await import('./dev-ca.ts');
   const now = new Date();
-  const ca = await createCa('pando-webhook development CA', now, 1);
-  const leaf = await issueServingCert(ca, ['127.0.0.1', 'localhost', '::1'], now, 1);
-  const caFile = join(tmpdir(), 'pando-webhook-dev-ca.pem');
-  writeFileSync(caFile, ca.certPem);
-  return { pair: parseServingPair(leaf.certPem, leaf.keyPem), caFile, port: config.port };
+  const dev = await loadOrCreateDevCa(now);
+  const leaf = await issueServingCert(dev.ca, ['127.0.0.1', 'localhost', '::1'], now, 1);
+  return { pair: parseServingPair(leaf.certPem, leaf.keyPem), caFile: dev.certFile, reused: dev.reused, port: config.port };
 }
 
 async function readinessCache(config: Config, metrics: Metrics, logger: Logger) {
@@ -85,6 +82,7 @@ async function main(): Promise<void> {
   let bundleTrusted = !config.selfSigned;
   let pair: ServingPair | undefined;
   let devCaFile: string | undefined;
+  let devCaReused = false;
   const serve = (next: ServingPair) => {
     pair = next;
     metrics.certExpiry.set(next.notAfter.getTime() / 1000);
@@ -126,6 +124,7 @@ async function main(): Promise<void> {
     const dev = await throwAwayCert(config);
     pair = dev.pair;
     devCaFile = dev.caFile;
+    devCaReused = dev.reused;
     metrics.certExpiry.set(pair.notAfter.getTime() / 1000);
   }
 
@@ -178,7 +177,8 @@ async function main(): Promise<void> {
     : undefined;
   if (devCaFile) {
     const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;
-    process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a throw-away self-signed certificate (CA in ${devCaFile}).\nTry:\n  ${example}\n\n`);
+    const kept = devCaReused ? 'the development CA of an earlier start, kept while valid' : 'a new development CA, kept for later starts';
+    process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a certificate for 127.0.0.1 from ${kept} (${devCaFile}; webhook.caBundle: base64 -w0 ${devCaFile}).\nTry:\n  ${example}\n\n`);
   }
 
   const shutdown = (signal: string) => {

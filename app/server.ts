@@ -15,6 +15,7 @@ import { decide, type ReviewContext } from './inject/decide.ts';
 import { review, type Outcome } from './inject/review.ts';
 import type { ReadinessCache } from './namespaces.ts';
 import { planInjection, type InjectionPlan } from './inject/sidecar.ts';
+import { createReviewGate, type ReviewGate } from './review-gate.ts';
 import { OTHER, kindLabel, operationLabel, type Metrics } from './metrics.ts';
 
 export interface ServerDeps {
@@ -27,6 +28,8 @@ export interface ServerDeps {
   readiness?: ReadinessCache;
   /** Ready to serve admission reviews (a valid certificate is loaded). */
   isReady?: () => boolean;
+  /** Bounds the review bodies read and parsed at once; default: config.reviewBytesInFlight. */
+  gate?: ReviewGate;
 }
 
 // The API server's webhook client keeps idle connections for 90 s (IdleConnTimeout of
@@ -123,6 +126,7 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
   const plan = planInjection(config);
   const { metrics } = deps;
   const isReady = deps.isReady ?? (() => true);
+  const gate = deps.gate ?? createReviewGate(config.reviewBytesInFlight);
   let closing = false;
 
   const options: FastifyServerOptions = {
@@ -134,6 +138,13 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
     // failed webhook call, and under failurePolicy Ignore an uninjected pod.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Kubernetes accepts any key in free-form maps (CSI volumeAttributes, annotations), so a legal
+    // pod may carry `__proto__` or `constructor`: refusing it (fastify's default, a 400) lets that
+    // pod dodge injection. JSON.parse keeps such keys as plain own properties; nothing here copies
+    // them with a setter (spreads and diff() only), and test/server/prototype.test.ts proves no
+    // prototype gains a property on any path. Not scanning also saves a pass over 3 MiB bodies.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
   };
   // fastify's typings bind the server type to the options literal; the instance API is the same.
@@ -175,7 +186,18 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
 
   app.post<{ Body: unknown }>(
     PATH_MUTATE,
-    { schema: { response: { 200: reviewResponseSchema, 400: errorSchema } } },
+    {
+      schema: { response: { 200: reviewResponseSchema, 400: errorSchema } },
+      // Before the body is read: a review waits here, its bytes unread in the kernel, until its
+      // turn. The place is freed when the response is done or the connection closes.
+      onRequest: (request, reply, done) => {
+        const length = Number(request.headers['content-length']);
+        const weight = Number.isSafeInteger(length) && length >= 0 ? Math.min(length, config.bodyLimitBytes) : config.bodyLimitBytes;
+        const ticket = gate.enter(weight, done);
+        reply.raw.once('close', ticket.leave);
+        reply.raw.once('finish', ticket.leave);
+      },
+    },
     (request, reply) => {
       const started = process.hrtime.bigint();
       const decoded = decodeReview(request.body);

@@ -31,7 +31,7 @@ try {
   for (const [name, main] of [['A', a], ['B', b]] as const) {
     // --flags-a=--max-semi-space-size=32,... : node flags for one side (same build, other settings).
     const flags = value(`flags-${name.toLowerCase()}`, '').split(',').filter((f) => f !== '');
-    servers.push({ name, started: await start('webhook', files, load, pinned, flags, resolve(main)), cpu: [], rate: [], rss: 0 });
+    servers.push({ name, started: await start('webhook', files, load, pinned, { nodeFlags: flags, webhookMain: resolve(main) }), cpu: [], rate: [], rss: 0 });
   }
   for (const s of servers) await throughput(s.started.target, load.body, 32, 1); // warm-up
   for (let round = 0; round < rounds; round++) {

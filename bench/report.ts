@@ -3,8 +3,8 @@
 
 import type { LoadResult, Run, ServerId, ServerResult } from './run.ts';
 
-const NAMES: Record<ServerId, string> = { ceiling: 'ceiling (bare Node HTTPS)', webhook: 'webhook', 'go-peer': 'Go peer' };
-const SHORT: Record<ServerId, string> = { ceiling: 'ceiling', webhook: 'webhook', 'go-peer': 'Go peer' };
+const NAMES: Record<ServerId, string> = { ceiling: 'ceiling (bare Node HTTPS)', webhook: 'webhook', 'go-peer': 'Go peer (map + diff)', 'go-typed': 'Go peer, typed (k8s.io/api + hand-built patch)' };
+const SHORT: Record<ServerId, string> = { ceiling: 'ceiling', webhook: 'webhook', 'go-peer': 'Go peer', 'go-typed': 'Go typed' };
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -25,8 +25,9 @@ const EXPLAINED: Array<[string, string]> = [
   ['RegExp: "(?:_|', "secure-json-parse scanning the body for `__proto__` keys (prototype poisoning)"],
   ['RegExp: "(?:c|', 'secure-json-parse scanning the body for `constructor` keys'],
   ['writeUtf8String', 'writing the answer to the TLS socket: encryption and the send system call (the ceiling pays it too)'],
-  ['_deepClone (fast-json-patch/', 'compare() copying every value it puts into the patch (a JSON round trip of the sidecar)'],
-  ['_generate (fast-json-patch/', 'compare() walking the changed parts of the pod'],
+  ['_deepClone (fast-json-patch/', 'diff() copying every value it puts into the patch (a JSON round trip of the sidecar)'],
+  ['diffValue (', 'diff() walking the changed parts of the pod'],
+  ['diffObject (', 'diff() walking the changed parts of the pod'],
   ['patched (', 'JSON.stringify of the patch and its base64'],
   ['mutate (', 'the injection itself'],
   ['toString (node:buffer', 'base64 of the patch'],
@@ -60,40 +61,46 @@ export function renderMarkdown(run: Run): string {
   line(`- Versions: ${Object.entries(run.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   line(
     `- ${settings.pinned ? 'Each server pinned to core 0, the load generator to core 1 (taskset)' : 'Not pinned (taskset unavailable or one core)'}; ` +
-      'the three servers run at once and take turns, load by load, on the same certificate (ECDSA P-256) and the same reviews; HTTPS keep-alive on 127.0.0.1.',
+      'the servers run at once and take turns, load by load, on the same certificate (ECDSA P-256) and the same reviews; HTTPS keep-alive on 127.0.0.1.',
   );
   line(
     `- Load average of the machine (1 min) before and after: ${run.loadAverage.before} and ${run.loadAverage.after} ` +
       '(the measurements themselves keep about one core busy; more means other work shared the cores).',
+  );
+  line(
+    '- Go peers (bench/go-peer/): **Go peer** decodes into maps with encoding/json and diffs the raw object against a mutated copy ' +
+      "(gomodules.xyz/jsonpatch, as controller-runtime's PatchResponseFromRaw; served as the Kubernetes e2e test webhook agnhost is); " +
+      '**Go typed** decodes into k8s.io/api admission/v1 and core/v1.Pod types and builds the patch operations by hand, ' +
+      "as Linkerd's proxy injector and HashiCorp's vault-k8s agent injector do.",
   );
   line(`- TLS negotiated: ${run.servers.map((s) => `${SHORT[s.server]} ${s.tls}`).join('; ')}`);
   line(
     `- Throughput: autocannon, ${settings.connections} connections, ${settings.warmupSeconds} s warm-up then ${settings.throughputSeconds} s, after the latency run of the same load. ` +
       `Latency: paced open-loop client at a fixed rate (${Object.entries(settings.latencySeconds).map(([size, s]) => `${size} ${s} s`).join(', ')}), after ${settings.latencyWarmupSeconds} s at that rate not counted, measured from each review's due time; ` +
       'p99.9 of 2,000 samples is the third-slowest review, indicative only. ' +
-      'Webhook and Go peer log one line per review (to /dev/null).',
+      'Webhook and Go peers log one line per review (to /dev/null).',
   );
   line();
 
   line(`## Throughput (reviews/s, ${settings.connections} connections)`);
   line();
-  line(`| load | size | ${present.map((s) => SHORT[s]).join(' | ')} | webhook / ceiling | webhook / Go peer |`);
-  line(`| --- | ---: | ${present.map(() => '---:').join(' | ')} | ---: | ---: |`);
+  line(`| load | size | ${present.map((s) => SHORT[s]).join(' | ')} | webhook / ceiling | webhook / Go peer | webhook / Go typed |`);
+  line(`| --- | ---: | ${present.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`);
   for (const load of run.loads) {
     const values = present.map((s) => int(result(s, load.id)?.throughput.reviewsPerSecond));
     const w = result('webhook', load.id)?.throughput.reviewsPerSecond;
-    line(`| ${load.id} | ${bytes(load.bytes)} | ${values.join(' | ')} | ${ratio(w, result('ceiling', load.id)?.throughput.reviewsPerSecond)} | ${ratio(w, result('go-peer', load.id)?.throughput.reviewsPerSecond)} |`);
+    line(`| ${load.id} | ${bytes(load.bytes)} | ${values.join(' | ')} | ${ratio(w, result('ceiling', load.id)?.throughput.reviewsPerSecond)} | ${ratio(w, result('go-peer', load.id)?.throughput.reviewsPerSecond)} | ${ratio(w, result('go-typed', load.id)?.throughput.reviewsPerSecond)} |`);
   }
   line();
   line('Server CPU time per review during those runs (µs, user + system; steady when other work shares the machine, unlike reviews/s):');
   line();
-  line(`| load | ${present.map((s) => SHORT[s]).join(' | ')} | webhook / ceiling | webhook / Go peer | JSON.parse of the review alone |`);
-  line(`| --- | ${present.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`);
+  line(`| load | ${present.map((s) => SHORT[s]).join(' | ')} | webhook / ceiling | webhook / Go peer | webhook / Go typed | JSON.parse of the review alone |`);
+  line(`| --- | ${present.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: |`);
   for (const load of run.loads) {
     const cpu = (s: ServerId) => result(s, load.id)?.cpuMicrosPerReview;
     const w = cpu('webhook');
     // Cost ratios read the other way round: 2.00x means the webhook needs twice the CPU.
-    line(`| ${load.id} | ${present.map((s) => int(cpu(s))).join(' | ')} | ${ratio(w, cpu('ceiling'))} | ${ratio(w, cpu('go-peer'))} | ${int(load.parseMicros)} |`);
+    line(`| ${load.id} | ${present.map((s) => int(cpu(s))).join(' | ')} | ${ratio(w, cpu('ceiling'))} | ${ratio(w, cpu('go-peer'))} | ${ratio(w, cpu('go-typed'))} | ${int(load.parseMicros)} |`);
   }
   line();
   line(
@@ -147,6 +154,9 @@ export function renderMarkdown(run: Run): string {
       rows.push(['(bound) any Node webhook that parses the review: ceiling CPU / (ceiling CPU + JSON.parse)', `${Math.round((ceilingCpu / (ceilingCpu + parse)) * 100)} %`, undefined]);
     }
     rows.push(['typical CREATE throughput >= 1.0x the Go peer', goRatio === undefined ? '–' : `${goRatio.toFixed(2)}x`, goRatio === undefined ? undefined : goRatio >= 1]);
+    const typed = result('go-typed', 'typical-create');
+    const typedRatio = tc && typed ? tc.throughput.reviewsPerSecond / typed.throughput.reviewsPerSecond : undefined;
+    rows.push(['typical CREATE throughput >= 1.0x the typed Go peer', typedRatio === undefined ? '–' : `${typedRatio.toFixed(2)}x`, typedRatio === undefined ? undefined : typedRatio >= 1]);
     rows.push([`typical CREATE p99 <= 2 ms at ${tc?.latency.rate ?? '–'}/s`, tc ? `${ms(tc.latency.p99Ms)} ms` : '–', tc ? tc.latency.p99Ms <= 2 : undefined]);
     rows.push([`1 MiB CREATE p99 <= 30 ms at ${large?.latency.rate ?? '–'}/s`, large ? `${ms(large.latency.p99Ms)} ms` : '–', large ? large.latency.p99Ms <= 30 : undefined]);
     rows.push(['RSS under load <= 80 MiB (typical loads)', typicalRss.length ? `${int(Math.max(...typicalRss))} MiB` : '–', typicalRss.length ? Math.max(...typicalRss) <= 80 : undefined]);

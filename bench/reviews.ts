@@ -205,6 +205,18 @@ export function generateLoads(config: Config = benchConfig()): { loads: Load[]; 
   return { loads, plan };
 }
 
+/**
+ * A labelled CREATE of at least `bytes` (the large shape with longer env lists), for the overload
+ * burst: 3 MiB is the largest object the API server stores.
+ */
+export function sizedCreate(bytes: number, uid: string): Buffer {
+  // The pod's size grows about linearly with the env lists: a line through two samples.
+  const size = (env: number) => JSON.stringify(pod({ ...SHAPES.large, envPerContainer: env })).length;
+  const perHundred = size(200) - size(100);
+  const envPerContainer = Math.ceil(100 + ((bytes - size(100)) / perHundred) * 100);
+  return Buffer.from(JSON.stringify(admissionReview(pod({ ...SHAPES.large, envPerContainer }), uid)));
+}
+
 if (import.meta.main) {
   // node bench/reviews.ts: print the loads and their sizes.
   for (const load of generateLoads().loads) {

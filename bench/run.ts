@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --servers=webhook,ceiling] [-- --loads=typical-create]
+// npm run bench [-- --quick] [-- --servers=webhook,ceiling] [-- --loads=typical-create] [-- --cluster]
 //
 // Runs the webhook (compiled JavaScript, as in production), the ceiling (a bare Node HTTPS server
 // answering a fixed AdmissionReview) and the Go peer one after another on the same certificate and
@@ -18,6 +18,10 @@ import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { createCa, issueServingCert } from '../app/certs.ts';
 import { ENV } from '../app/contract.ts';
 import { post, pacedLatency, throughput, type LatencyResult, type Target, type ThroughputResult } from './load.ts';
+import { renderCluster, runCluster } from './cluster.ts';
+import { CLUSTER_HEADING, writeFullRun, writeSection } from './results-file.ts';
+import { renderFuzz, runFuzz, type FuzzResult } from './fuzz.ts';
+import { overloadRuns, renderOverload, type OverloadResult } from './overload.ts';
 import { summariseProfile, type ProfileEntry } from './profile.ts';
 import { renderMarkdown } from './report.ts';
 import { BENCH_ENV, benchConfig, generateLoads, type Load, type Size } from './reviews.ts';
@@ -26,10 +30,11 @@ const ROOT = join(import.meta.dirname, '..');
 const RESULTS_DIR = join(ROOT, 'bench', 'results');
 let WEBHOOK_MAIN = join(ROOT, 'build', 'app', 'main.js');
 const GO_PEER = join(ROOT, '.tools', 'bin', 'pando-go-peer');
+const GO_PEER_TYPED = join(ROOT, '.tools', 'bin', 'pando-go-peer-typed');
 const NODE = process.execPath;
 
-export type ServerId = 'ceiling' | 'webhook' | 'go-peer';
-export const SERVERS: readonly ServerId[] = ['ceiling', 'webhook', 'go-peer'];
+export type ServerId = 'ceiling' | 'webhook' | 'go-peer' | 'go-typed';
+export const SERVERS: readonly ServerId[] = ['ceiling', 'webhook', 'go-peer', 'go-typed'];
 
 export interface Settings {
   quick: boolean;
@@ -77,6 +82,10 @@ export interface Run {
   loads: Array<{ id: string; bytes: number; patched: boolean; parseMicros: number }>;
   servers: ServerResult[];
   profile: { load: string; seconds: number; top: ProfileEntry[] } | null;
+  /** The burst of 3 MiB reviews in a memory cgroup (bench/overload.ts). */
+  overload: OverloadResult[] | null;
+  /** Generated and byte-mutated reviews, every answer checked (bench/fuzz.ts). */
+  fuzz: FuzzResult | null;
 }
 
 function parseArgs(argv: string[]) {
@@ -86,7 +95,7 @@ function parseArgs(argv: string[]) {
   for (const s of servers) if (!SERVERS.includes(s)) throw new Error(`bench: unknown server ${s} (${SERVERS.join(', ')})`);
   // --webhook-main=PATH runs another build of the webhook (e.g. the previous commit's) for an A/B.
   const webhookMain = value('webhook-main');
-  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile'), webhookMain };
+  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile'), webhookMain, cluster: argv.includes('--cluster') };
 }
 
 function log(message: string) {
@@ -207,12 +216,18 @@ export interface Started {
   stderr: () => string;
 }
 
+/** The node flags of the image's ENTRYPOINT: the webhook is measured as the image runs it. */
+export function imageNodeFlags(): string[] {
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Containerfile'), 'utf8'))?.[1];
+  return entrypoint ? (JSON.parse(entrypoint) as string[]).filter((arg) => arg.startsWith('--')) : [];
+}
+
 function command(server: ServerId, port: number, metricsPort: number, files: Files, nodeFlags: string[], webhookMain: string) {
   switch (server) {
     case 'webhook':
       return {
         file: NODE,
-        args: [...nodeFlags, webhookMain],
+        args: [...imageNodeFlags(), ...nodeFlags, webhookMain],
         env: {
           ...process.env,
           ...BENCH_ENV,
@@ -226,21 +241,33 @@ function command(server: ServerId, port: number, metricsPort: number, files: Fil
     case 'ceiling':
       return { file: NODE, args: [...nodeFlags, join(ROOT, 'bench', 'ceiling.mjs'), String(port), files.cert, files.key], env: process.env };
     case 'go-peer':
-      return { file: GO_PEER, args: [`-addr=127.0.0.1:${port}`, `-cert=${files.cert}`, `-key=${files.key}`, `-config=${files.goConfig}`], env: process.env };
+    case 'go-typed':
+      return { file: server === 'go-peer' ? GO_PEER : GO_PEER_TYPED, args: [`-addr=127.0.0.1:${port}`, `-cert=${files.cert}`, `-key=${files.key}`, `-config=${files.goConfig}`], env: process.env };
   }
 }
 
+export interface StartOptions {
+  nodeFlags?: string[];
+  webhookMain?: string;
+  /** More environment for the server. */
+  env?: Record<string, string>;
+  /** A cgroup's `cgroup.procs`: the server starts inside it, so every page it touches is charged. */
+  cgroupProcs?: string;
+}
+
 /** Starts a server on core 0 and waits for its first successful review. */
-export async function start(server: ServerId, files: Files, probe: Load, pinned: boolean, nodeFlags: string[] = [], webhookMain = WEBHOOK_MAIN): Promise<Started> {
+export async function start(server: ServerId, files: Files, probe: Load, pinned: boolean, options: StartOptions = {}): Promise<Started> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const { file, args, env } = command(server, port, metricsPort, files, nodeFlags, webhookMain);
+  const command_ = command(server, port, metricsPort, files, options.nodeFlags ?? [], options.webhookMain ?? WEBHOOK_MAIN);
+  const env = { ...command_.env, ...options.env };
   const target = { port, ca: files.ca };
+  const argv = [...(pinned ? ['/usr/bin/taskset', '-c', '0'] : []), command_.file, ...command_.args];
+  // A process moved into a cgroup later keeps its earlier pages uncharged: a shell joins first, then execs.
+  const [file, ...args] = options.cgroupProcs ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', options.cgroupProcs, ...argv] : argv;
   const began = performance.now();
   // Logs go nowhere, as cheaply as the kernel allows; stderr is kept for error messages.
-  const child = pinned
-    ? spawn('/usr/bin/taskset', ['-c', '0', file, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(file!, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
@@ -378,7 +405,7 @@ async function profileWebhook(files: Files, load: Load, settings: Settings) {
   const dir = join(RESULTS_DIR, 'profiles');
   mkdirSync(dir, { recursive: true });
   const before = new Set(readdirSync(dir));
-  const started = await start('webhook', files, load, settings.pinned, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const started = await start('webhook', files, load, settings.pinned, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   // The profile starts with the process: leave out the start (modules loading) and count the load.
   const skipMicros = (started.coldStartMs + 100) * 1000;
   try {
@@ -456,10 +483,11 @@ async function main() {
   };
   if (args.webhookMain) WEBHOOK_MAIN = resolve(args.webhookMain);
   if (!existsSync(WEBHOOK_MAIN)) throw new Error('bench: build/app/main.js is missing: run `npm run build` first (npm run bench does)');
-  if (args.servers.includes('go-peer')) buildGoPeer();
+  if (args.servers.includes('go-peer') || args.servers.includes('go-typed')) buildGoPeer();
   log(settings.pinned ? 'servers pinned to core 0, load generator to core 1' : 'taskset unavailable or one core: not pinned');
 
   const generated = generateLoads();
+  if (args.cluster) return clusterMain(args.servers, generated.plan, settings.quick);
   const loads = args.loads ? generated.loads.filter((l) => args.loads!.includes(l.id)) : generated.loads;
   if (loads.length === 0) throw new Error(`bench: no load matches ${args.loads!.join(',')}`);
   const files = await prepareFiles();
@@ -470,6 +498,12 @@ async function main() {
     const servers = await measureAll(args.servers, files, loads, settings);
     const typical = loads.find((l) => l.id === 'typical-create') ?? loads[0]!;
     const profile = args.profile && args.servers.includes('webhook') ? await profileWebhook(files, typical, settings) : null;
+    const overload = args.servers.includes('webhook') && !args.webhookMain ? await overloadRuns(files, settings.quick) : null;
+    if (overload) for (const r of overload) log(`overload ${r.label}: ${r.answered}/${r.settings.reviews} answered, p100 ${(r.p100Ms / 1000).toFixed(2)} s, peak ${r.peakMiB.toFixed(0)} MiB`);
+    // The full 100,000 take minutes: `npm run fuzz`; here a short run in CI, a longer one otherwise.
+    const fuzz = args.servers.includes('webhook') && !args.webhookMain ? await runFuzz(files, settings.quick ? 3_000 : 20_000, 17, settings.pinned) : null;
+    if (fuzz) log(`fuzz: ${fuzz.count} reviews, ${fuzz.failures.length} failures${fuzz.failures.length ? `: ${fuzz.failures.slice(0, 3).join('; ')}` : ''}`);
+    if (fuzz && fuzz.failures.length > 0) process.exitCode = 1;
     const run: Run = {
       date: new Date().toISOString(),
       settings,
@@ -479,17 +513,46 @@ async function main() {
       loads: loads.map((l) => ({ id: l.id, bytes: l.body.length, patched: l.patched, parseMicros: parseMicros(l, settings.quick) })),
       servers,
       profile,
+      overload,
+      fuzz,
     };
-    const markdown = renderMarkdown(run);
+    const markdown = renderMarkdown(run) + (overload ? `\n${renderOverload(overload)}` : '') + (fuzz ? `\n${renderFuzz(fuzz)}` : '');
     mkdirSync(RESULTS_DIR, { recursive: true });
     const stamp = run.date.replace(/[:.]/g, '-');
     const name = `${stamp}${settings.quick ? '-quick' : ''}`;
     writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(run, null, 2)}\n`);
     writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
     const complete = !settings.quick && !args.loads && !args.webhookMain && args.servers.length === SERVERS.length;
-    if (complete) writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), markdown);
+    if (complete) writeFullRun(markdown);
     process.stdout.write(`\n${markdown}\n`);
     log(`done in ${((performance.now() - began) / 1000).toFixed(1)} s: bench/results/${name}.{md,json}${complete ? ' and bench/RESULTS.md' : ''}`);
+  } finally {
+    rmSync(files.dir, { recursive: true, force: true });
+  }
+}
+
+/** --cluster: the admission overhead at the e2e control plane's API server (bench/cluster.ts). */
+async function clusterMain(servers: readonly ServerId[], plan: ReturnType<typeof generateLoads>['plan'], quick: boolean) {
+  const files = await prepareFiles();
+  writeGoConfig(files, plan);
+  try {
+    const before = loadAverage();
+    const results = await runCluster(files, servers, quick, log);
+    const markdown = `${renderCluster(results, { before, after: loadAverage() })}`;
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-cluster${quick ? '-quick' : ''}`;
+    writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
+    writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+    const complete = !quick && ['webhook', 'go-peer', 'go-typed'].every((s) => servers.includes(s as ServerId));
+    if (complete) writeSection(CLUSTER_HEADING, markdown);
+    process.stdout.write(`\n${markdown}\n`);
+    log(`done: bench/results/${name}.{md,json}${complete ? ' and its section of bench/RESULTS.md' : ''}`);
+    // Correctness, not timings: every labelled pod gets the sidecar, every create succeeds.
+    const missed = results.flatMap((r) => [
+      ...r.rates.filter((x) => x.labelled.injected < Math.ceil(x.sent / 2) || x.labelled.failed + x.unlabelled.failed > 0).map((x) => `${r.server} at ${x.rate}/s`),
+      ...(r.burst.injected < r.burst.pods ? [`${r.server} burst`] : []),
+    ]);
+    if (missed.length > 0) throw new Error(`bench: pods not injected or not created: ${missed.join(', ')}`);
   } finally {
     rmSync(files.dir, { recursive: true, force: true });
   }

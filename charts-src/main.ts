@@ -12,16 +12,22 @@ export function packageVersion(): string {
 }
 
 if (import.meta.main) {
+  const files = process.env.PANDO_VALUES ?? '';
   try {
+    const values = valuesFromFiles(files);
+    // In synth mode the key comes from a values file, not from helm's --set: name the file.
+    if (values.licenseKey === '' && values.license.existingSecret.name === '') {
+      throw new Error(`licenseKey or license.existingSecret.name is required: add "licenseKey: YOUR_LICENSE_KEY" to ${files ? `the values file (PANDO_VALUES=${files})` : 'a values file and pass it as PANDO_VALUES=FILE'}`);
+    }
     const app = new App({ outdir: process.env.CDK8S_OUTDIR ?? 'cdk8s.out' });
     new PandoChart(app, 'pando-webhook', {
-      values: valuesFromFiles(process.env.PANDO_VALUES),
+      values,
       namespace: process.env.PANDO_NAMESPACE ?? 'pando-system',
       appVersion: packageVersion(),
     });
     app.synth();
   } catch (err) {
-    process.stderr.write(`pando chart: ${(err as Error).message}\n`);
+    process.stderr.write(`pando chart: ${files ? `PANDO_VALUES=${files}: ` : ''}${(err as Error).message}\n`);
     process.exit(1);
   }
 }

@@ -13,6 +13,7 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import { loadConfig } from '../config.ts';
+import { devCaCertFile } from '../dev-ca.ts';
 import {
   ANNOTATION_CONFIG_HASH,
   ANNOTATION_STATUS,
@@ -73,6 +74,8 @@ export interface NamespaceFacts {
   roleBinding: V1RoleBinding | null;
   /** null: no Secret; otherwise whether it has the key. */
   licenseSecret: { hasKey: boolean } | null;
+  /** When ServiceAccount and license Secret both existed (the later creation time); unset while one is missing. */
+  setupAt?: Date;
 }
 
 export interface PodOwner {
@@ -195,7 +198,8 @@ function endpointCheck(f: DoctorFacts, hook: V1MutatingWebhook): Check {
 }
 
 function caBundleFixes(f: DoctorFacts, hook: V1MutatingWebhook): string[] {
-  if (hook.clientConfig.url) return [`set webhook.caBundle to the base64 PEM of the CA that signed the served certificate: ${helmUpgrade(f, '--set webhook.caBundle=$(base64 -w0 ca.crt)')}`];
+  // A URL is out-of-cluster development; npm start serves from its development CA, kept in this file.
+  if (hook.clientConfig.url) return [`set webhook.caBundle to the base64 PEM of the CA that signed the served certificate (npm start's is ${devCaCertFile()}): ${helmUpgrade(f, `--set webhook.caBundle=$(base64 -w0 ${devCaCertFile()})`)}`];
   const selfSigned = deploymentEnv(f)[ENV.tlsSelfSigned] === 'true';
   if (selfSigned) return [`kubectl -n ${f.releaseNamespace} rollout restart deployment/${CHART.deployment}   (the webhook re-syncs caBundle at start)`];
   return [
@@ -387,13 +391,29 @@ function notExpected(f: DoctorFacts, pod: V1Pod): boolean {
   return ns === f.releaseNamespace || (excludedByChart(f) ?? []).includes(ns);
 }
 
+/**
+ * The webhook's namespace-not-ready skip, when the namespace (-n) explains a labelled pod without the
+ * sidecar: ServiceAccount or license Secret missing now, or the pod older than the namespace's setup.
+ */
+function notReadySkip(f: DoctorFacts, pod: V1Pod): { reason: string; fixes: string[] } | undefined {
+  const ns = f.namespace;
+  if (!ns?.exists || pod.metadata?.namespace !== ns.name) return undefined;
+  const missing = [ns.serviceAccount ? '' : `ServiceAccount ${SIDECAR_SERVICE_ACCOUNT}`, ns.licenseSecret ? '' : `Secret ${LICENSE_SECRET_NAME}`].filter(Boolean);
+  if (missing.length > 0) return { reason: `skipped for namespace-not-ready: ${ns.name} lacks ${missing.join(' and ')}`, fixes: [`pando setup-namespace ${ns.name}`] };
+  const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp) : undefined;
+  if (created && ns.setupAt && created < ns.setupAt) return { reason: `skipped for namespace-not-ready: created before ${ns.name} was set up (${ns.setupAt.toISOString()})`, fixes: [] };
+  return undefined;
+}
+
 function uninjectedCheck(f: DoctorFacts): Check {
   const title = 'labelled pods';
   const pods = f.pods.filter((p) => p.metadata?.labels?.[LABEL_PROTECT] === 'true' && !p.metadata?.deletionTimestamp && !notExpected(f, p) && !isInjected(p) && !hasUnmanagedSidecar(p));
   const scope = f.namespace ? `in ${f.namespace.name}` : 'in the cluster';
   if (pods.length === 0) return check('uninjected-pods', title, 'ok', `every labelled pod ${scope} has the sidecar (${f.pods.filter(isInjected).length} injected)`);
+  const skip = pods.map((p) => notReadySkip(f, p)).find((s) => s !== undefined);
   const groups = byOwner(f, pods);
-  return check('uninjected-pods', title, 'fail', `${pods.length} labelled pod(s) ${scope} without the sidecar (created while the webhook was down or not ready): ${groups.map(describeGroup).join('; ')}`, groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? '')));
+  const why = skip ? skip.reason : 'created while the webhook was down or not ready';
+  return check('uninjected-pods', title, 'fail', `${pods.length} labelled pod(s) ${scope} without the sidecar (${why}): ${groups.map(describeGroup).join('; ')}`, [...(skip?.fixes ?? []), ...groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? ''))]);
 }
 
 function staleCheck(f: DoctorFacts, current: ReturnType<typeof currentInjection>): Check {
@@ -423,7 +443,9 @@ function podChecks(f: DoctorFacts, current: ReturnType<typeof currentInjection>)
   const checks = [check('pod-labelled', 'pod label', 'ok', `pod ${name} is labelled ${LABEL_PROTECT}="true"`)];
   const annotations = pod.metadata?.annotations ?? {};
   if (!isInjected(pod)) {
-    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has no sidecar${hasUnmanagedSidecar(pod) ? ` (it has a ${SIDECAR_NAME} container PandoCore did not inject)` : ': it was created while the webhook was down, not ready, or skipped it'}`, [restartCommand(owner, name)]));
+    const skip = hasUnmanagedSidecar(pod) ? undefined : notReadySkip(f, pod);
+    const why = hasUnmanagedSidecar(pod) ? ` (it has a ${SIDECAR_NAME} container PandoCore did not inject)` : skip ? `: ${skip.reason}` : ': it was created while the webhook was down, not ready, or skipped it';
+    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has no sidecar${why}`, [...(skip?.fixes ?? []), restartCommand(owner, name)]));
   } else if (current && (annotations[ANNOTATION_VERSION] !== current.version || annotations[ANNOTATION_CONFIG_HASH] !== current.configHash)) {
     checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} runs sidecar ${annotations[ANNOTATION_VERSION]} (config ${annotations[ANNOTATION_CONFIG_HASH]}); the webhook now injects ${current.version} (config ${current.configHash})`, [restartCommand(owner, name)]));
   } else {

@@ -122,10 +122,16 @@ async function namespaceFacts(kc: KubeConfig, name: string): Promise<NamespaceFa
   const [sa, rb, secret] = await Promise.all([
     orNull(() => core.readNamespacedServiceAccount({ name: SIDECAR_SERVICE_ACCOUNT, namespace: name }), `reading ServiceAccount ${SIDECAR_SERVICE_ACCOUNT} in ${name}`, kc),
     orNull(() => rbac.readNamespacedRoleBinding({ name: SIDECAR_SERVICE_ACCOUNT, namespace: name }), `reading RoleBinding ${SIDECAR_SERVICE_ACCOUNT} in ${name}`, kc),
-    // Only whether the key is there; the value is dropped here.
-    orNull(async () => Boolean((await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: name })).data?.[LICENSE_SECRET_KEY]), `reading Secret ${LICENSE_SECRET_NAME} in ${name}`, kc),
+    // Only whether the key is there and when the Secret was made; the value is dropped here.
+    orNull(async () => {
+      const s = await core.readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: name });
+      return { hasKey: Boolean(s.data?.[LICENSE_SECRET_KEY]), created: s.metadata?.creationTimestamp };
+    }, `reading Secret ${LICENSE_SECRET_NAME} in ${name}`, kc),
   ]);
-  return { name, exists: true, labels: ns.metadata?.labels ?? {}, serviceAccount: sa !== null, roleBinding: rb, licenseSecret: secret === null ? null : { hasKey: secret } };
+  // The webhook checks exactly these two (namespace-not-ready): pods created before both existed were skipped.
+  const made = [sa?.metadata?.creationTimestamp, secret?.created].map((t) => (t ? new Date(t).getTime() : NaN));
+  const setupAt = made.every(Number.isFinite) ? new Date(Math.max(...made)) : undefined;
+  return { name, exists: true, labels: ns.metadata?.labels ?? {}, serviceAccount: sa !== null, roleBinding: rb, licenseSecret: secret === null ? null : { hasKey: secret.hasKey }, setupAt };
 }
 
 /** Kubernetes' Warning headers (RFC 7234 style, 299 - "text"), joined by fetch into one value. */

@@ -1,9 +1,10 @@
-// Clone, mutate the clone, diff against the original: the patch is whatever compare() says, so it
+// Clone, mutate the clone, diff against the original: the patch is whatever diff() says, so it
 // cannot disagree with the object. The clone shares every subtree it does not change with the
-// original (copy on write), which keeps both the copy and compare() proportional to what changed:
-// compare() returns at once on identical references.
+// original (copy on write), which keeps both the copy and the diff proportional to what changed:
+// diff() returns at once on identical references and pairs array elements by identity, so the
+// sidecar put first does not rewrite the init containers behind it.
 
-import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
 import type { Container, Pod, Volume, VolumeMount } from '../admission/types.ts';
 import {
   ANNOTATION_CONFIG_HASH,
@@ -14,11 +15,10 @@ import {
   STATUS_INJECTED,
   type Mode,
 } from '../contract.ts';
+import { diff } from './diff.ts';
 import { quote, warning } from './reasons.ts';
 import type { Adjustments } from './decide.ts';
 import { TOKEN_MOUNT_PATH, type InjectionPlan } from './sidecar.ts';
-
-const { compare } = fastJsonPatch;
 
 export interface Mutation {
   pod: Pod;
@@ -95,5 +95,5 @@ export function mutate(pod: Pod, mode: Mode, plan: InjectionPlan, adjustments?: 
     },
     spec,
   };
-  return { pod: mutated, patch: compare(pod, mutated), warnings };
+  return { pod: mutated, patch: diff(pod, mutated), warnings };
 }

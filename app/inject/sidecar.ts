@@ -108,7 +108,7 @@ export function planInjection(config: Config): InjectionPlan {
     imagePullSecrets: Object.freeze([...config.sidecar.imagePullSecrets]),
     sidecar(mode: Mode, tokenMount: VolumeMount | undefined): Container {
       // A fresh top level per pod over frozen, shared parts: nothing can change the plan through a
-      // mutated pod, and compare() deep-copies every value it puts into a patch, so no patch shares them.
+      // mutated pod, and diff() deep-copies every value it puts into a patch, so no patch shares them.
       const container: Container = { ...(template as Container), env: envByMode.get(mode) as EnvVar[] };
       if (tokenMount) container.volumeMounts = [{ ...tokenMount }];
       return container;

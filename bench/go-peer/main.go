@@ -12,9 +12,7 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -23,40 +21,9 @@ import (
 	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
+
+	"pandocore.xyz/bench/go-peer/peer"
 )
-
-const (
-	labelProtect         = "pandocore.xyz/protect"
-	annotationMode       = "pandocore.xyz/mode"
-	annotationStatus     = "pandocore.xyz/status"
-	annotationVersion    = "pandocore.xyz/version"
-	annotationConfigHash = "pandocore.xyz/config-hash"
-	statusInjected       = "injected"
-	sidecarName          = "pando-sidecar"
-	sidecarAccount       = "pando-sidecar"
-	envMode              = "PANDO_MODE"
-	envLicense           = "PANDO_LICENSE_KEY"
-	licenseSecret        = "pando-license"
-	licenseSecretKey     = "license-key"
-	tokenMountPath       = "/var/run/secrets/kubernetes.io/serviceaccount"
-	maxBodyBytes         = 7 << 20
-)
-
-var modes = []string{"monitor", "enforce", "debug"}
-
-// injectionConfig is written by the harness from the webhook's Config and InjectionPlan.
-type injectionConfig struct {
-	Image              string            `json:"image"`
-	Version            string            `json:"version"`
-	ConfigHash         string            `json:"configHash"`
-	Native             bool              `json:"native"`
-	DefaultMode        string            `json:"defaultMode"`
-	Namespace          string            `json:"namespace"`
-	ExcludedNamespaces []string          `json:"excludedNamespaces"`
-	Requests           map[string]string `json:"requests"`
-	Limits             map[string]string `json:"limits"`
-	RunAsUser          int64             `json:"runAsUser"`
-}
 
 type groupVersionKind struct {
 	Group   string `json:"group"`
@@ -106,7 +73,7 @@ type outcome struct {
 }
 
 type webhook struct {
-	config   injectionConfig
+	config   peer.InjectionConfig
 	excluded map[string]bool
 	log      *slog.Logger
 }
@@ -130,7 +97,7 @@ func sidecars(spec object) int {
 	n := 0
 	for _, list := range []any{spec["initContainers"], spec["containers"]} {
 		for _, c := range asList(list) {
-			if stringAt(asObject(c), "name") == sidecarName {
+			if stringAt(asObject(c), "name") == peer.SidecarName {
 				n++
 			}
 		}
@@ -139,7 +106,7 @@ func sidecars(spec object) int {
 }
 
 func (w *webhook) isCurrent(annotations, spec object, mode string) bool {
-	if stringAt(annotations, annotationVersion) != w.config.Version || stringAt(annotations, annotationConfigHash) != w.config.ConfigHash {
+	if stringAt(annotations, peer.AnnotationVersion) != w.config.Version || stringAt(annotations, peer.AnnotationConfigHash) != w.config.ConfigHash {
 		return false
 	}
 	if sidecars(spec) != 1 {
@@ -148,12 +115,12 @@ func (w *webhook) isCurrent(annotations, spec object, mode string) bool {
 	for _, list := range []any{spec["initContainers"], spec["containers"]} {
 		for _, c := range asList(list) {
 			container := asObject(c)
-			if stringAt(container, "name") != sidecarName {
+			if stringAt(container, "name") != peer.SidecarName {
 				continue
 			}
 			for _, e := range asList(container["env"]) {
 				env := asObject(e)
-				if stringAt(env, "name") == envMode {
+				if stringAt(env, "name") == peer.EnvMode {
 					return stringAt(env, "value") == mode
 				}
 			}
@@ -172,7 +139,7 @@ func (w *webhook) sidecar(mode string, tokenVolume string) object {
 		limits[k] = v
 	}
 	container := object{
-		"name":            sidecarName,
+		"name":            peer.SidecarName,
 		"image":           w.config.Image,
 		"imagePullPolicy": "IfNotPresent",
 		"resources":       object{"requests": requests, "limits": limits},
@@ -187,15 +154,15 @@ func (w *webhook) sidecar(mode string, tokenVolume string) object {
 		},
 		"terminationMessagePolicy": "FallbackToLogsOnError",
 		"env": []any{
-			object{"name": envMode, "value": mode},
-			object{"name": envLicense, "valueFrom": object{"secretKeyRef": object{"name": licenseSecret, "key": licenseSecretKey}}},
+			object{"name": peer.EnvMode, "value": mode},
+			object{"name": peer.EnvLicense, "valueFrom": object{"secretKeyRef": object{"name": peer.LicenseSecret, "key": peer.LicenseSecretKey}}},
 		},
 	}
 	if w.config.Native {
 		container["restartPolicy"] = "Always"
 	}
 	if tokenVolume != "" {
-		container["volumeMounts"] = []any{object{"name": tokenVolume, "readOnly": true, "mountPath": tokenMountPath}}
+		container["volumeMounts"] = []any{object{"name": tokenVolume, "readOnly": true, "mountPath": peer.TokenMountPath}}
 	}
 	return container
 }
@@ -220,7 +187,7 @@ func tokenVolume(spec object) string {
 func withoutSidecar(list []any) []any {
 	out := make([]any, 0, len(list)+1)
 	for _, c := range list {
-		if stringAt(asObject(c), "name") != sidecarName {
+		if stringAt(asObject(c), "name") != peer.SidecarName {
 			out = append(out, c)
 		}
 	}
@@ -246,7 +213,7 @@ func (w *webhook) review(request *admissionRequest) (outcome, error) {
 	if spec == nil || asList(spec["containers"]) == nil {
 		return outcome{reason: "error-invalid-object"}, nil
 	}
-	if stringAt(asObject(metadata["labels"]), labelProtect) != "true" {
+	if stringAt(asObject(metadata["labels"]), peer.LabelProtect) != "true" {
 		return outcome{reason: "not-labelled"}, nil
 	}
 	namespace := request.Namespace
@@ -262,15 +229,15 @@ func (w *webhook) review(request *admissionRequest) (outcome, error) {
 	var warnings []string
 	annotations := asObject(metadata["annotations"])
 	mode := w.config.DefaultMode
-	if requested, ok := annotations[annotationMode].(string); ok {
-		if slices.Contains(modes, requested) {
+	if requested, ok := annotations[peer.AnnotationMode].(string); ok {
+		if slices.Contains(peer.Modes, requested) {
 			mode = requested
 		} else {
-			warnings = append(warnings, fmt.Sprintf("pandocore: %s %q is not monitor, enforce or debug; using %s", annotationMode, requested, mode))
+			warnings = append(warnings, fmt.Sprintf("pandocore: %s %q is not monitor, enforce or debug; using %s", peer.AnnotationMode, requested, mode))
 		}
 	}
 	reason := "injected"
-	if stringAt(annotations, annotationStatus) != statusInjected {
+	if stringAt(annotations, peer.AnnotationStatus) != peer.StatusInjected {
 		if sidecars(spec) > 0 {
 			return outcome{reason: "unmanaged-sidecar"}, nil
 		}
@@ -304,20 +271,20 @@ func (w *webhook) review(request *admissionRequest) (outcome, error) {
 		account = stringAt(spec, "serviceAccount")
 	}
 	if account == "" || account == "default" {
-		newSpec["serviceAccountName"] = sidecarAccount
+		newSpec["serviceAccountName"] = peer.SidecarAccount
 		if _, ok := spec["serviceAccount"]; ok {
-			newSpec["serviceAccount"] = sidecarAccount
+			newSpec["serviceAccount"] = peer.SidecarAccount
 		}
-	} else if account != sidecarAccount {
+	} else if account != peer.SidecarAccount {
 		warnings = append(warnings, fmt.Sprintf("pandocore: service account %q must be bound to ClusterRole pando-sidecar", account))
 	}
 	newAnnotations := object{}
 	for k, v := range annotations {
 		newAnnotations[k] = v
 	}
-	newAnnotations[annotationStatus] = statusInjected
-	newAnnotations[annotationVersion] = w.config.Version
-	newAnnotations[annotationConfigHash] = w.config.ConfigHash
+	newAnnotations[peer.AnnotationStatus] = peer.StatusInjected
+	newAnnotations[peer.AnnotationVersion] = w.config.Version
+	newAnnotations[peer.AnnotationConfigHash] = w.config.ConfigHash
 	newMetadata := object{}
 	for k, v := range metadata {
 		newMetadata[k] = v
@@ -348,34 +315,19 @@ func (w *webhook) review(request *admissionRequest) (outcome, error) {
 	return outcome{reason: reason, patch: patch, warnings: warnings}, nil
 }
 
-func writeError(rw http.ResponseWriter, status int, code, message string) {
-	rw.Header().Set("Content-Type", "application/json")
-	rw.WriteHeader(status)
-	_ = json.NewEncoder(rw).Encode(map[string]string{"code": code, "message": message})
-}
-
 func (w *webhook) serveMutate(rw http.ResponseWriter, r *http.Request) {
 	started := time.Now()
-	if r.Method != http.MethodPost {
-		writeError(rw, http.StatusMethodNotAllowed, "PANDO_NOT_FOUND", "POST only")
-		return
-	}
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		writeError(rw, http.StatusUnsupportedMediaType, "PANDO_UNSUPPORTED_MEDIA_TYPE", "application/json only")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxBodyBytes))
-	if err != nil {
-		writeError(rw, http.StatusRequestEntityTooLarge, "PANDO_BODY_TOO_LARGE", err.Error())
+	body, ok := peer.ReadBody(rw, r)
+	if !ok {
 		return
 	}
 	var review admissionReview
 	if err := json.Unmarshal(body, &review); err != nil {
-		writeError(rw, http.StatusBadRequest, "PANDO_BAD_JSON", err.Error())
+		peer.WriteError(rw, http.StatusBadRequest, "PANDO_BAD_JSON", err.Error())
 		return
 	}
 	if review.APIVersion != "admission.k8s.io/v1" || review.Kind != "AdmissionReview" || review.Request == nil || review.Request.UID == "" {
-		writeError(rw, http.StatusBadRequest, "PANDO_NOT_ADMISSION_REVIEW", "not an admission.k8s.io/v1 AdmissionReview request")
+		peer.WriteError(rw, http.StatusBadRequest, "PANDO_NOT_ADMISSION_REVIEW", "not an admission.k8s.io/v1 AdmissionReview request")
 		return
 	}
 	request := review.Request
@@ -391,7 +343,7 @@ func (w *webhook) serveMutate(rw http.ResponseWriter, r *http.Request) {
 	}
 	answer, err := json.Marshal(admissionReview{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview", Response: response})
 	if err != nil {
-		writeError(rw, http.StatusInternalServerError, "PANDO_INTERNAL", err.Error())
+		peer.WriteError(rw, http.StatusInternalServerError, "PANDO_INTERNAL", err.Error())
 		return
 	}
 	rw.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -402,42 +354,8 @@ func (w *webhook) serveMutate(rw http.ResponseWriter, r *http.Request) {
 }
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:9443", "listen address")
-	certFile := flag.String("cert", "", "PEM serving certificate")
-	keyFile := flag.String("key", "", "PEM private key")
-	configFile := flag.String("config", "", "injection config (JSON) written by the harness")
-	flag.Parse()
-
-	raw, err := os.ReadFile(*configFile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pando-go-peer:", err)
-		os.Exit(2)
-	}
-	var config injectionConfig
-	if err := json.Unmarshal(raw, &config); err != nil {
-		fmt.Fprintln(os.Stderr, "pando-go-peer: config:", err)
-		os.Exit(2)
-	}
-	excluded := map[string]bool{}
-	for _, ns := range config.ExcludedNamespaces {
-		excluded[ns] = true
-	}
-	w := &webhook{config: config, excluded: excluded, log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("/mutate", w.serveMutate)
-	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(rw, `{"status":"ok"}`)
+	peer.Main("pando-go-peer", func(config peer.InjectionConfig) (http.HandlerFunc, error) {
+		w := &webhook{config: config, excluded: config.Excluded(), log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
+		return w.serveMutate, nil
 	})
-	server := &http.Server{
-		Addr:              *addr,
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       95 * time.Second,
-	}
-	if err := server.ListenAndServeTLS(*certFile, *keyFile); err != nil {
-		fmt.Fprintln(os.Stderr, "pando-go-peer:", err)
-		os.Exit(1)
-	}
 }

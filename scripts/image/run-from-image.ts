@@ -9,7 +9,7 @@
 //   ... https://127.0.0.1:${hook.port}/mutate ...
 //   await hook.stop();
 import { spawn, execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -118,9 +118,12 @@ export interface ImageWebhookOptions {
   ref: string;
   /** The chart's env for the webhook container; listening and TLS variables are set here. */
   env?: Record<string, string>;
-  /** Serving certificate and key (PEM), mounted read-only at TLS_MOUNT_PATH as tls.crt and tls.key. */
-  certPem: string;
-  keyPem: string;
+  /**
+   * Serving certificate and key (PEM), mounted read-only at TLS_MOUNT_PATH as tls.crt and tls.key.
+   * Without them the webhook gets no certificate files (self-signed mode: PANDO_TLS_SELF_SIGNED in env).
+   */
+  certPem?: string;
+  keyPem?: string;
   /** CA that signed certPem: readiness is checked with verification when given. */
   caPem?: string;
   /** More read-only files in the same mounted folder (name -> content), e.g. a kubeconfig standing in for the service account token mount. */
@@ -128,6 +131,11 @@ export interface ImageWebhookOptions {
   port?: number;
   metricsPort?: number;
   readyTimeoutMs?: number;
+  /**
+   * Detached, its output appended to this file: the webhook outlives the caller (npm run demo), which
+   * ends it by `pid` and removes `runDir` itself.
+   */
+  logFile?: string;
 }
 
 export interface ImageWebhook {
@@ -138,6 +146,9 @@ export interface ImageWebhook {
   url: string;
   /** The webhook's process id (node itself: unshare, sh and chroot exec into it). */
   pid: number;
+  /** The image's command (what /proc/PID/cmdline shows) and the folder of the mounted files. */
+  args: string[];
+  runDir: string;
   /** From spawning the runtime to the first 200 on /readyz. */
   coldStartMs: number;
   /** Sum of the samples of a metric on the plain-HTTP metrics port whose labels include `labels`. */
@@ -171,10 +182,10 @@ export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<
   const runDir = mkdtempSync(join(IMAGE_DIR, 'run-'));
   const tlsDir = join(runDir, 'tls');
   mkdirSync(tlsDir);
-  writeFileSync(join(tlsDir, 'tls.crt'), opts.certPem);
-  writeFileSync(join(tlsDir, 'tls.key'), opts.keyPem);
-  for (const [name, content] of Object.entries(opts.extraFiles ?? {})) writeFileSync(join(tlsDir, name), content);
-  for (const f of ['tls.crt', 'tls.key', ...Object.keys(opts.extraFiles ?? {})]) {
+  const pair: Record<string, string> = opts.certPem !== undefined && opts.keyPem !== undefined ? { 'tls.crt': opts.certPem, 'tls.key': opts.keyPem } : {};
+  const files: Record<string, string> = { ...pair, ...opts.extraFiles };
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(tlsDir, name), content);
+  for (const f of Object.keys(files)) {
     chownSync(join(tlsDir, f), image.uid, image.gid);
     chmodSync(join(tlsDir, f), 0o400);
   }
@@ -192,18 +203,23 @@ export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<
     PANDO_HOST: '127.0.0.1',
     PANDO_PORT: String(port),
     PANDO_METRICS_PORT: String(metricsPort),
-    PANDO_TLS_CERT_FILE: `${TLS_MOUNT_PATH}/tls.crt`,
-    PANDO_TLS_KEY_FILE: `${TLS_MOUNT_PATH}/tls.key`,
+    ...('tls.crt' in pair ? { PANDO_TLS_CERT_FILE: `${TLS_MOUNT_PATH}/tls.crt`, PANDO_TLS_KEY_FILE: `${TLS_MOUNT_PATH}/tls.key` } : {}),
   };
   const started = performance.now();
+  const logFd = opts.logFile ? openSync(opts.logFile, 'a') : undefined;
   const child = spawn(
     'unshare',
     ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', RUNTIME_SCRIPT, 'runtime', image.rootfs, tlsDir, String(image.uid), String(image.gid), ...image.args],
-    { stdio: ['ignore', 'pipe', 'pipe'], env },
+    logFd === undefined ? { stdio: ['ignore', 'pipe', 'pipe'], env } : { stdio: ['ignore', logFd, logFd], env, detached: true },
   );
+  if (logFd !== undefined) {
+    closeSync(logFd);
+    child.unref();
+  }
   let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const output = () => (opts.logFile ? readFileSync(opts.logFile, 'utf8') : out);
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
   const cleanup = () => rmSync(runDir, { recursive: true, force: true });
 
@@ -221,7 +237,7 @@ export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<
   for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
     if (child.exitCode !== null || child.signalCode !== null) {
       cleanup();
-      throw new Error(`the webhook from ${opts.ref} exited (${child.exitCode ?? child.signalCode}):\n${out}`);
+      throw new Error(`the webhook from ${opts.ref} exited (${child.exitCode ?? child.signalCode}):\n${output()}`);
     }
     if ((await httpsStatus(port, '/readyz', opts.caPem)) === 200) {
       const coldStartMs = performance.now() - started;
@@ -231,8 +247,10 @@ export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<
         metricsPort,
         url: `https://127.0.0.1:${port}/mutate`,
         pid: child.pid as number,
+        args: image.args,
+        runDir,
         coldStartMs,
-        output: () => out,
+        output,
         metric: async (name, labels = {}) => {
           const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
           let sum = 0;
@@ -250,5 +268,5 @@ export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<
     await sleep(10);
   }
   await stop();
-  throw new Error(`the webhook from ${opts.ref} did not become ready in time:\n${out}`);
+  throw new Error(`the webhook from ${opts.ref} did not become ready in time:\n${output()}`);
 }

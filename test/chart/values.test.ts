@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, test } from 'node:test';
 import { ENV, LABEL_INJECTION, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../../app/contract.ts';
-import { CHART_DIR, find, helmTemplate, helmTemplateRaw, type K8sObject } from './render.ts';
+import { CHART_DIR, find, helmTemplate, helmTemplateRaw, parseObjects, type K8sObject } from './render.ts';
+import { loadConfig } from '../../app/config.ts';
 
 const LICENSE = 'test-license-0123';
 const base = { licenseKey: LICENSE };
@@ -103,6 +104,15 @@ describe('values: conventional values', () => {
     deepStrictEqual(container(objects).resources, { requests: { cpu: 0.5, memory: '128Mi' }, limits: { cpu: 2, memory: '256Mi' } });
     const r = helmTemplateRaw(base, undefined, ['--set', 'resources.limits.cpu=2']);
     equal(r.status, 0, r.stderr);
+  });
+
+  test('sidecar quantities as numbers reach a config the webhook accepts (--set sidecar.resources.limits.cpu=2)', () => {
+    const r = helmTemplateRaw(base, undefined, ['--set', 'sidecar.resources.limits.cpu=2']);
+    equal(r.status, 0, r.stderr);
+    const env = container(parseObjects(r.stdout)).env as { name: string; value?: string }[];
+    const json = env.find((e) => e.name === ENV.sidecarResources)?.value ?? '';
+    equal(JSON.parse(json).limits.cpu, 2);
+    equal(loadConfig({ [ENV.sidecarResources]: json }).sidecar.resources.limits.cpu, '2');
   });
 
   test('security contexts: restricted by default; override merges; null removes runAsUser', () => {

@@ -14,6 +14,7 @@ import { formatChecks, parseWarnings } from '../../app/cli/doctor.ts';
 import { CliError, formatError, jsonSafe, PLAIN, terminalSafe } from '../../app/cli/output.ts';
 import { namespaceSetupObjects } from '../../app/setup/namespace-objects.ts';
 import { loadConfig } from '../../app/config.ts';
+import { devCaCertFile } from '../../app/dev-ca.ts';
 import { LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { planInjection } from '../../app/inject/sidecar.ts';
 
@@ -162,6 +163,8 @@ describe('doctor checks', () => {
     assert.equal(fail?.id, 'ca-bundle');
     assert.match(fail!.message, /not signed by the caBundle \(CN=somebody else\)/);
     assert.match(fail!.fixes[0]!, /--set webhook\.caBundle=/);
+    // npm start's development CA file (kept across restarts), not a made-up ca.crt.
+    assert.ok(fail!.fixes[0]!.includes(`base64 -w0 ${devCaCertFile()}`), fail!.fixes[0]);
     const empty = { ...healthy(), webhookConfiguration: webhookConfiguration({ clientConfig: { url: URL_ } }) };
     assert.match(failures(empty)[0]!.message, /empty caBundle/);
   });
@@ -271,6 +274,36 @@ describe('doctor checks', () => {
     assert.equal(c.get('pod-injection')?.status, 'ok');
     const d = byId(evaluate({ ...base, pod: null }));
     assert.equal(d.get('pod')?.status, 'fail');
+  });
+
+  it('a pod skipped for namespace-not-ready gets that reason and the setup-namespace fix, not "webhook down"', () => {
+    const base = healthy();
+    const uninjected = pod('web-1', {}, 'web-5d8f');
+    // The namespace lacks its license Secret now: the webhook skipped the pod for namespace-not-ready.
+    const notSetUp = { ...base, namespace: { ...base.namespace!, licenseSecret: null }, pods: [uninjected] };
+    const fail = byId(evaluate(notSetUp)).get('uninjected-pods')!;
+    assert.equal(fail.status, 'fail');
+    assert.match(fail.message, /skipped for namespace-not-ready: shop lacks Secret pando-license/);
+    assert.doesNotMatch(fail.message, /webhook was down/);
+    assert.deepEqual(fail.fixes, ['pando setup-namespace shop', 'kubectl rollout restart deployment/web -n shop']);
+    // Set up since: the pod is older than the setup, so it was skipped then; restarting is the fix.
+    const older = { ...uninjected, metadata: { ...uninjected.metadata, creationTimestamp: new Date(NOW.getTime() - 60_000) } };
+    const setUpLater = { ...base, namespace: { ...base.namespace!, setupAt: NOW }, pods: [older], pod: older, podName: 'web-1' };
+    const checks = byId(evaluate(setUpLater));
+    assert.match(checks.get('uninjected-pods')!.message, /skipped for namespace-not-ready: created before shop was set up/);
+    assert.match(checks.get('pod-injection')!.message, /^pod web-1 has no sidecar: skipped for namespace-not-ready/);
+    assert.deepEqual(checks.get('pod-injection')!.fixes, ['kubectl rollout restart deployment/web -n shop']);
+    // Created after the setup: the namespace does not explain it.
+    const newer = { ...uninjected, metadata: { ...uninjected.metadata, creationTimestamp: new Date(NOW.getTime() + 60_000) } };
+    assert.match(byId(evaluate({ ...setUpLater, pods: [newer] })).get('uninjected-pods')!.message, /created while the webhook was down/);
+  });
+
+  it('--pod with a protect label other than "true" names the value (the chart never sends such pods)', () => {
+    const wrong = pod('web-1', {}, 'web-5d8f');
+    wrong.metadata!.labels = { 'pandocore.xyz/protect': 'yes' };
+    const check = byId(evaluate({ ...healthy(), podName: 'web-1', pod: wrong })).get('pod-labelled')!;
+    assert.equal(check.status, 'fail');
+    assert.match(check.message, /labelled pandocore\.xyz\/protect="yes"; only "true" asks for the sidecar/);
   });
 
   it('restart commands per owner kind', () => {

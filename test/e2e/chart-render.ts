@@ -57,16 +57,17 @@ export function webhookServiceAccount(objects: any[]): string {
 
 /**
  * A kubeconfig that authenticates as the ServiceAccount with a bound token (TokenRequest), as a pod
- * of the Deployment would: the local webhook then has exactly the chart's RBAC.
+ * of the Deployment would: the local webhook then has exactly the chart's RBAC. `opts.dir` keeps the
+ * file in a folder of the caller's (the demo's state) instead of a temporary one.
  */
-export async function serviceAccountKubeconfig(cluster: Cluster, namespace: string, name: string): Promise<{ path: string; cleanup(): void }> {
+export async function serviceAccountKubeconfig(cluster: Cluster, namespace: string, name: string, opts: { dir?: string; expirationSeconds?: number } = {}): Promise<{ path: string; cleanup(): void }> {
   const r = await cluster.request('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
     apiVersion: 'authentication.k8s.io/v1',
     kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600 },
+    spec: { expirationSeconds: opts.expirationSeconds ?? 3600 },
   });
   if (r.status !== 201) throw new Error(`TokenRequest for ${namespace}/${name}: ${r.status} ${JSON.stringify(r.body)}`);
-  const dir = mkdtempSync(join(tmpdir(), 'pando-e2e-sa-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'pando-e2e-sa-'));
   const path = join(dir, 'kubeconfig');
   const kubeconfig = {
     apiVersion: 'v1',

@@ -103,7 +103,7 @@ describe('webhook image', () => {
     const { stdout } = await run('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${imageRef()}`]);
     const config = JSON.parse(stdout) as { config: { User: string; Entrypoint: string[]; Labels: Record<string, string> } };
     assert.equal(config.config.User, `${NONROOT}:${NONROOT}`);
-    assert.deepEqual(config.config.Entrypoint, ['/usr/local/bin/node', '/app/build/app/main.js']);
+    assert.deepEqual(config.config.Entrypoint, ['/usr/local/bin/node', '--max-semi-space-size=4', '/app/build/app/main.js']);
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; license: string };
     const labels = config.config.Labels;
     assert.equal(labels['org.opencontainers.image.version'], pkg.version);

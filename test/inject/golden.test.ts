@@ -29,6 +29,7 @@ import {
 const EXPECTED_REASON: Record<string, string> = {
   'minimal-pod': 'injected',
   'init-containers': 'injected',
+  'many-init-containers': 'injected',
   'own-native-sidecar': 'injected',
   'already-injected': 'already-injected',
   'injected-older-version': 'reinjected',

@@ -53,6 +53,20 @@ export interface SelfSignedConfig {
   readonly propagationMs: number;
 }
 
+export const WATCHDOG_HEAL_MODES = ['off', 'restart'] as const;
+
+export interface WatchdogConfig {
+  /** off: report only; restart: rollout-restart the owning Deployment/StatefulSet/DaemonSet. */
+  readonly heal: (typeof WATCHDOG_HEAL_MODES)[number];
+  /** Restart workloads whose pods run an old sidecar too (with the same limits). */
+  readonly restartStale: boolean;
+  readonly restartsPerMinute: number;
+  /** Each workload at most once per this long. */
+  readonly workloadCooldownMs: number;
+  /** How often every known pod is classified again (namespace readiness may have changed). */
+  readonly resyncMs: number;
+}
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -69,6 +83,8 @@ export interface Config {
   readonly namespaceCheck: boolean;
   /** Keep the per-namespace setup in namespaces labelled pandocore.xyz/protect-namespace (leader only). */
   readonly namespaceSetupAuto: boolean;
+  /** A label selector on top of the label for namespaceSetupAuto (namespaceSetup.namespaceSelector); empty: none. */
+  readonly namespaceSetupSelector: string;
   /** This replica's name (downward API), its Lease identity; empty: the host name. */
   readonly podName: string;
   /** The release's license Secret and key that namespace setup copies (license.existingSecret or pando-license). */
@@ -77,6 +93,8 @@ export interface Config {
   readonly ownerDeployment: string;
   /** Namespaces to copy the license Secret into (protectedNamespaces with license.existingSecret). */
   readonly licenseCopyNamespaces: readonly string[];
+  /** The watchdog (leader only): report, and optionally heal, labelled pods without the sidecar; null when off. */
+  readonly watchdog: WatchdogConfig | null;
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
   /** Bytes of review bodies read and parsed at once; later reviews wait, first come first served. */
@@ -173,6 +191,20 @@ function namespaceList(env: Env, name: string): string[] {
     if (!DNS1123_LABEL.test(ns)) throw new ConfigError(name, `"${ns}" is not a valid namespace name`);
   }
   return names;
+}
+
+// A Kubernetes label selector as the API server parses it: key=value, key!=value, key, !key,
+// key in (a,b), key notin (a,b), comma-separated. Checked here so a typo stops the start, not the watch.
+const SELECTOR_KEY = '([a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?/)?[a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?';
+const SELECTOR_VALUE = '([a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?)?';
+const SELECTOR_TERM = new RegExp(`^(!?${SELECTOR_KEY}|${SELECTOR_KEY}\\s*(=|==|!=)\\s*${SELECTOR_VALUE}|${SELECTOR_KEY}\\s+(in|notin)\\s+\\(\\s*${SELECTOR_VALUE}(\\s*,\\s*${SELECTOR_VALUE})*\\s*\\))$`);
+
+function labelSelector(env: Env, name: string): string {
+  const value = raw(env, name) ?? '';
+  // Split on commas outside parentheses.
+  const terms = value === '' ? [] : value.split(/,(?![^(]*\))/).map((t) => t.trim());
+  for (const term of terms) if (!SELECTOR_TERM.test(term)) throw new ConfigError(name, `"${term}" is not a label selector term (key=value, key!=value, key in (a,b), key, !key)`);
+  return value;
 }
 
 /** The tag of an image reference, or undefined when it has none (or only a digest). */
@@ -288,10 +320,20 @@ export function loadConfig(env: Env): Config {
     excludedNamespaces: Object.freeze(namespaceList(env, ENV.excludedNamespaces)),
     namespaceCheck: bool(env, ENV.namespaceCheck, false),
     namespaceSetupAuto: bool(env, ENV.namespaceSetupAuto, false),
+    namespaceSetupSelector: labelSelector(env, ENV.namespaceSetupSelector),
     podName: raw(env, ENV.podName) ?? '',
     licenseSecret: Object.freeze({ name: dnsName(env, ENV.licenseSecretName, LICENSE_SECRET_NAME), key: secretKey(env, ENV.licenseSecretKey, LICENSE_SECRET_KEY) }),
     ownerDeployment: raw(env, ENV.ownerDeployment) === undefined ? '' : dnsName(env, ENV.ownerDeployment, ''),
     licenseCopyNamespaces: Object.freeze(env[ENV.licenseCopyNamespaces] === undefined ? [] : namespaceList(env, ENV.licenseCopyNamespaces)),
+    watchdog: bool(env, ENV.watchdog, false)
+      ? Object.freeze({
+          heal: oneOf(env, ENV.watchdogHeal, WATCHDOG_HEAL_MODES, 'off'),
+          restartStale: bool(env, ENV.watchdogRestartStale, false),
+          restartsPerMinute: positiveInt(env, ENV.watchdogRestartsPerMinute, 5, 1000),
+          workloadCooldownMs: positiveInt(env, ENV.watchdogCooldownSeconds, 600, 86400) * 1000,
+          resyncMs: positiveInt(env, ENV.watchdogResyncSeconds, 60, 3600) * 1000,
+        })
+      : null,
     sidecar: Object.freeze({
       image,
       version,

@@ -78,6 +78,7 @@ export const ENV = {
   shutdownTimeoutMs: 'PANDO_SHUTDOWN_TIMEOUT_MS',
   shutdownDelayMs: 'PANDO_SHUTDOWN_DELAY_MS',
   namespaceSetupAuto: 'PANDO_NAMESPACE_SETUP_AUTO',
+  namespaceSetupSelector: 'PANDO_NAMESPACE_SETUP_SELECTOR',
   podName: 'PANDO_POD_NAME',
   /** The release's license Secret and key to copy into namespaces (the chart's license.existingSecret, else pando-license). */
   licenseSecretName: 'PANDO_LICENSE_SECRET_NAME',
@@ -86,4 +87,14 @@ export const ENV = {
   ownerDeployment: 'PANDO_OWNER_DEPLOYMENT',
   /** Namespaces every replica copies the license Secret into (the chart's protectedNamespaces with license.existingSecret). */
   licenseCopyNamespaces: 'PANDO_LICENSE_COPY_NAMESPACES',
+  watchdog: 'PANDO_WATCHDOG',
+  watchdogHeal: 'PANDO_WATCHDOG_HEAL',
+  watchdogRestartStale: 'PANDO_WATCHDOG_RESTART_STALE',
+  watchdogRestartsPerMinute: 'PANDO_WATCHDOG_RESTARTS_PER_MINUTE',
+  watchdogCooldownSeconds: 'PANDO_WATCHDOG_WORKLOAD_COOLDOWN_SECONDS',
+  watchdogResyncSeconds: 'PANDO_WATCHDOG_RESYNC_SECONDS',
 } as const;
+
+/** Event reasons the watchdog records. */
+export const EVENT_SIDECAR_MISSING = 'SidecarMissing';
+export const EVENT_SIDECAR_RESTART = 'SidecarRestart';

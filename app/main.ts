@@ -54,7 +54,7 @@ async function readinessCache(config: Config, metrics: Metrics, logger: Logger) 
 
 /** The ownerReferences of what this webhook creates (its Deployment), when it creates anything. */
 async function runtimeOwner(config: Config, logger: Logger): Promise<V1OwnerReference[]> {
-  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto)) return [];
+  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto && !config.watchdog)) return [];
   const { deploymentOwner } = await import('./owner.ts');
   const { ownerReferences, reason } = await deploymentOwner(await loadKubeConfig(), config.namespace, config.ownerDeployment);
   if (reason) logger.warn({ reason }, 'objects this webhook creates get no owner: helm uninstall will leave them');
@@ -128,10 +128,12 @@ async function main(): Promise<void> {
     metrics.certExpiry.set(pair.notAfter.getTime() / 1000);
   }
 
+  // One readiness cache for the server and the watchdog: both judge a pod the same way.
+  const readiness = config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined;
   const app = buildServer(config, {
     metrics,
     logger,
-    readiness: config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined,
+    readiness,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
     isReady: () => !stopping && bundleTrusted && isValidAt(pair, new Date()),
@@ -159,6 +161,8 @@ async function main(): Promise<void> {
     ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({
         kubeConfig: await loadKubeConfig(),
         namespace: config.namespace,
+        excludedNamespaces: config.excludedNamespaces,
+        namespaceSelector: config.namespaceSetupSelector,
         identity: config.podName || hostname(),
         log: logger,
         licenseSecret: config.licenseSecret,
@@ -172,6 +176,19 @@ async function main(): Promise<void> {
         namespace: config.namespace,
         namespaces: config.licenseCopyNamespaces,
         source: config.licenseSecret,
+        log: logger,
+      })
+    : undefined;
+  const watchdog = config.watchdog
+    ? (await import('./controllers/watchdog.ts')).startWatchdog({
+        kubeConfig: await loadKubeConfig(),
+        namespace: config.namespace,
+        identity: config.podName || hostname(),
+        plan: (await import('./inject/sidecar.ts')).planInjection(config),
+        config: config.watchdog,
+        readiness,
+        registry,
+        ownerReferences: owner,
         log: logger,
       })
     : undefined;
@@ -193,8 +210,9 @@ async function main(): Promise<void> {
     force.unref();
     reloader?.stop();
     selfSigned?.stop();
-    void namespaceSetup?.stop();
     void licenseCopy?.stop();
+    // The controllers give their Leases up (so another replica takes over at once); the exit below waits for that.
+    const controllersStopped = Promise.all([namespaceSetup?.stop(), watchdog?.stop()]).catch(() => undefined);
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');
@@ -206,7 +224,7 @@ async function main(): Promise<void> {
         webhookConnections.closeIdle();
         metricsConnections.closeIdle();
       }, 50);
-      Promise.all([app.close(), metricsApp.close()]).finally(() => clearInterval(sweep)).then(
+      Promise.all([app.close(), metricsApp.close(), controllersStopped]).finally(() => clearInterval(sweep)).then(
         () => {
           logger.info('stopped');
           process.exit(0);

@@ -52,3 +52,21 @@ export function createContext(values: Values, helm: boolean, namespace: string, 
 export function serviceHosts(ctx: PandoContext): string[] {
   return [`${NAMES.app}.${ctx.namespace}.svc`, `${NAMES.app}.${ctx.namespace}.svc.cluster.local`];
 }
+
+/**
+ * The chart's labels plus a map value of extra labels (a Prometheus selects monitors and rules by
+ * label); the chart's own win on a clash.
+ */
+export function labelsWithExtra(ctx: PandoContext, valuePath: string, extra: Record<string, string>): Record<string, string> {
+  const fixed = { ...ctx.labels };
+  // A spliced map in the labels (commonLabels) is merged in as a map, after the chart's own labels
+  // (sprig's merge keeps the first map's keys on a clash).
+  const spliced: string[] = [];
+  const pairs: string[] = [];
+  for (const [k, v] of Object.entries(fixed)) {
+    const token = ctx.b.whole(k);
+    if (token?.kind === 'splice') spliced.push(token.expr);
+    else pairs.push(`${JSON.stringify(k)} ${ctx.b.whole(v)?.expr ?? JSON.stringify(v)}`);
+  }
+  return ctx.b.block(`merge (dict ${pairs.join(' ')}) ${[...spliced, valuePath].join(' ')}`, { ...extra, ...fixed });
+}

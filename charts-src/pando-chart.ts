@@ -9,6 +9,7 @@ import { DisruptionBudget, PDB_RENDERED } from './disruption-budget.ts';
 import { EXISTING_LICENSE, LicenseSecret, checkLicense } from './license-secret.ts';
 import { WebhookNetworkPolicy } from './network-policy.ts';
 import { ProtectedNamespace } from './protected-namespace.ts';
+import { PrometheusRule } from './prometheus-rule.ts';
 import { SecretAdmissionPolicy } from './secret-admission-policy.ts';
 import { ServiceMonitor } from './service-monitor.ts';
 import { SidecarClusterRole } from './sidecar-cluster-role.ts';
@@ -17,6 +18,7 @@ import { WebhookConfiguration } from './webhook-configuration.ts';
 import { WebhookDeployment } from './webhook-deployment.ts';
 import { WebhookRbac } from './webhook-rbac.ts';
 import { WebhookService } from './webhook-service.ts';
+import { WatchdogRbac } from './watchdog-rbac.ts';
 
 export interface PandoChartProps {
   /** Complete, validated values (see values.ts). */
@@ -54,6 +56,8 @@ export class PandoChart extends Chart {
     if (b.include(PDB_RENDERED, v.podDisruptionBudget.enabled && v.replicas > 1)) new DisruptionBudget(this, 'disruption-budget', { ctx });
     if (b.include('$.Values.networkPolicy.enabled', v.networkPolicy.enabled)) new WebhookNetworkPolicy(this, 'network-policy', { ctx });
     if (b.include('$.Values.serviceMonitor.enabled', v.serviceMonitor.enabled)) new ServiceMonitor(this, 'service-monitor', { ctx });
+    if (b.include('$.Values.watchdog.enabled', v.watchdog.enabled)) new WatchdogRbac(this, 'watchdog-rbac', { ctx });
+    if (b.include('$.Values.prometheusRule.enabled', v.prometheusRule.enabled)) new PrometheusRule(this, 'prometheus-rule', { ctx });
     if (b.include('$.Values.secretPolicy.enabled', v.secretPolicy.enabled)) new SecretAdmissionPolicy(this, 'secret-admission-policy', { ctx });
     if (b.helm) {
       const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', ''), licenseCopyRbac: true });

@@ -1,8 +1,8 @@
 // Optional Prometheus Operator ServiceMonitor for the metrics port (needs its CRD; off by default).
-import { ApiObject } from 'cdk8s';
+import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
 import { PATH_METRICS } from '../app/contract.ts';
-import { NAMES, type PandoContext } from './context.ts';
+import { NAMES, labelsWithExtra, type PandoContext } from './context.ts';
 
 export interface ServiceMonitorProps {
   readonly ctx: PandoContext;
@@ -21,9 +21,17 @@ export class ServiceMonitor extends Construct {
       metadata: { name: NAMES.app, namespace: ctx.namespace, labels: { ...ctx.labels } },
       spec: {
         selector: { matchLabels: { ...ctx.selectorLabels } },
-        endpoints: [{ port: 'metrics', path: PATH_METRICS, scheme: 'http', interval: b.str('$.Values.serviceMonitor.interval', v.serviceMonitor.interval) }],
+        endpoints: [{
+          port: 'metrics',
+          path: PATH_METRICS,
+          scheme: 'http',
+          interval: b.str('$.Values.serviceMonitor.interval', v.serviceMonitor.interval),
+          scrapeTimeout: b.str('$.Values.serviceMonitor.scrapeTimeout', v.serviceMonitor.scrapeTimeout),
+        }],
       },
     });
+    // metadata.labels is copied key by key by cdk8s, so a whole-map value goes in as a patch.
+    this.apiObject.addJsonPatch(JsonPatch.replace('/metadata/labels', labelsWithExtra(ctx, '$.Values.serviceMonitor.labels', v.serviceMonitor.labels)));
     b.guard(this.apiObject, { kind: 'if', expr: '$.Values.serviceMonitor.enabled' });
   }
 }

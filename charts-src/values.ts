@@ -1,7 +1,7 @@
 // The chart's values, defined once: defaults, JSON schema, values.yaml comments and the README
 // table are all generated from VALUES below, so helm rejects what the constructs would reject.
 import { MODES } from '../app/contract.ts';
-import { DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_SIDECAR_RESOURCES } from '../app/config.ts';
+import { DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_SIDECAR_RESOURCES, WATCHDOG_HEAL_MODES } from '../app/config.ts';
 
 export interface ResourceRequirements {
   requests?: Record<string, string | number>;
@@ -44,7 +44,7 @@ export interface Values {
   timeoutSeconds: number;
   logLevel: string;
   namespaceCheck: boolean;
-  namespaceSetup: { auto: boolean };
+  namespaceSetup: { auto: boolean; namespaceSelector: string };
   tls: {
     certManager: boolean;
     caValidityDays: number;
@@ -63,7 +63,9 @@ export interface Values {
   podDisruptionBudget: { enabled: boolean; minAvailable: number | string; maxUnavailable: number | string };
   networkPolicy: { enabled: boolean; ingressFrom: unknown[] };
   secretPolicy: { enabled: boolean };
-  serviceMonitor: { enabled: boolean; interval: string };
+  serviceMonitor: { enabled: boolean; interval: string; scrapeTimeout: string; labels: Record<string, string> };
+  watchdog: { enabled: boolean; heal: (typeof WATCHDOG_HEAL_MODES)[number]; restartStale: boolean; restartsPerMinute: number };
+  prometheusRule: { enabled: boolean; labels: Record<string, string> };
   nodeSelector: Record<string, string>;
   tolerations: unknown[];
   affinity: Record<string, unknown>;
@@ -204,6 +206,7 @@ export const VALUES: Group = {
     namespaceSetup: {
       properties: {
         auto: leaf('The webhook (one replica, leader on a Lease) keeps the per-namespace setup in namespaces labelled pandocore.xyz/protect-namespace: "true"; adds the RBAC for it.', { type: 'boolean', default: false }),
+        namespaceSelector: leaf('With auto: a label selector a namespace must match too (for example team in (payments,web)), so not everyone who can label a namespace gets the license copied into it; empty: the label alone.', { type: 'string', pattern: '^[A-Za-z0-9_./!=(), -]*$', default: '' }),
       },
     },
     tls: {
@@ -279,6 +282,23 @@ export const VALUES: Group = {
       properties: {
         enabled: leaf('Create a Prometheus Operator ServiceMonitor (needs its CRD).', { type: 'boolean', default: false }),
         interval: leaf('Scrape interval.', { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$', default: '30s' }),
+        scrapeTimeout: leaf('Scrape timeout (at most the interval).', { type: 'string', pattern: '^[0-9]+(ms|s|m|h)$', default: '10s' }),
+        labels: leaf('Extra labels of the ServiceMonitor: a Prometheus selects monitors by label (for example release: prometheus).', { type: 'object', additionalProperties: { type: 'string' }, default: {} }),
+      },
+    },
+    watchdog: {
+      description: 'Finds labelled pods running without the sidecar (created while the webhook was unreachable): one replica, leader on a Lease.',
+      properties: {
+        enabled: leaf('Run the watchdog: gauges pandocore_pods and pandocore_unprotected_pods, SidecarMissing Events, log lines; adds list/watch of pods and create of Events.', { type: 'boolean', default: true }),
+        heal: leaf('off: report only. restart: rollout-restart the Deployment, StatefulSet or DaemonSet of an unprotected pod (never bare pods or Jobs); adds get/patch of those.', { type: 'string', enum: [...WATCHDOG_HEAL_MODES], default: 'off' }),
+        restartStale: leaf('Also restart workloads whose pods run an older sidecar version or config (after an upgrade), with the same limits.', { type: 'boolean', default: false }),
+        restartsPerMinute: leaf('At most this many workload restarts a minute (each workload at most once per 10 minutes).', { type: 'integer', minimum: 1, maximum: 1000, default: 5 }),
+      },
+    },
+    prometheusRule: {
+      properties: {
+        enabled: leaf('Create a Prometheus Operator PrometheusRule with the alerts of the README (needs its CRD).', { type: 'boolean', default: false }),
+        labels: leaf('Extra labels of the PrometheusRule (a Prometheus selects rules by label).', { type: 'object', additionalProperties: { type: 'string' }, default: {} }),
       },
     },
     nodeSelector: leaf('Node selector of the webhook pods.', { type: 'object', additionalProperties: { type: 'string' }, default: {} }),

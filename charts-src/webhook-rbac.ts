@@ -116,17 +116,19 @@ export class WebhookRbac extends Construct {
     if (b.include('$.Values.namespaceSetup.auto', v.namespaceSetup.auto)) {
       // Only with namespaceSetup.auto: writes of exactly the three objects (by name where Kubernetes
       // allows it; create and a list of namespaces cannot be limited), and `bind` of the sidecar
-      // ClusterRole, which a RoleBinding to it needs. Server-side apply is a patch (and a create
-      // where the object is missing); it never reads them, so no get.
+      // ClusterRole, which a RoleBinding to it needs. get: the watch reads an object before it
+      // applies or deletes it (a Secret of another type with our name is refused, not overwritten).
       const setupRole = new ApiObject(this, 'namespace-setup-cluster-role', {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRole',
         metadata: { name: `${NAMES.app}-namespace-setup`, labels },
         rules: [
-          { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] },
-          { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
-          { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['patch'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
-          { apiGroups: [''], resources: ['secrets'], verbs: ['patch'], resourceNames: licenseAndPullSecrets },
+          // list + watch: it applies when a namespace starts to qualify, not on a timer.
+          { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
+          // delete: what it created goes when the namespace's label does (only objects it labelled).
+          { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'patch', 'delete'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
+          { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'patch', 'delete'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'patch', 'delete'], resourceNames: licenseAndPullSecrets },
           { apiGroups: [''], resources: ['serviceaccounts', 'secrets'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['create'] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [SIDECAR_CLUSTER_ROLE] },

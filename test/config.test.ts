@@ -65,6 +65,15 @@ describe('config', () => {
     });
   }
 
+  it('watchdog: off unless asked (the chart asks), then report-only with the documented limits', () => {
+    assert.equal(loadConfig({}).watchdog, null);
+    assert.deepEqual(loadConfig({ PANDO_WATCHDOG: 'true' }).watchdog, { heal: 'off', restartStale: false, restartsPerMinute: 5, workloadCooldownMs: 600_000, resyncMs: 60_000 });
+    const heal = loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_HEAL: 'restart', PANDO_WATCHDOG_RESTART_STALE: 'true', PANDO_WATCHDOG_RESTARTS_PER_MINUTE: '2' }).watchdog;
+    assert.deepEqual([heal?.heal, heal?.restartStale, heal?.restartsPerMinute], ['restart', true, 2]);
+    assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_HEAL: 'delete' }), /PANDO_WATCHDOG_HEAL: "delete" is not one of off, restart/);
+    assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_RESTARTS_PER_MINUTE: '0' }), /PANDO_WATCHDOG_RESTARTS_PER_MINUTE/);
+  });
+
   it('finds the tag of an image reference', () => {
     assert.equal(imageTag('registry:5000/a/b:1.2'), '1.2');
     assert.equal(imageTag('registry:5000/a/b'), undefined);

@@ -16,21 +16,23 @@ import { loadConfig } from '../config.ts';
 import { devCaCertFile } from '../dev-ca.ts';
 import {
   ANNOTATION_CONFIG_HASH,
-  ANNOTATION_STATUS,
   ANNOTATION_VERSION,
   ENV,
   LABEL_PROTECT,
   SIDECAR_CLUSTER_ROLE,
-  SIDECAR_NAME,
   SIDECAR_SERVICE_ACCOUNT,
   LICENSE_SECRET_NAME,
   LICENSE_SECRET_KEY,
-  STATUS_INJECTED,
 } from '../contract.ts';
-import { planInjection } from '../inject/sidecar.ts';
+import type { NamespaceReadiness } from '../inject/decide.ts';
+import { planInjection, type InjectionPlan } from '../inject/sidecar.ts';
+import { classifyPod, isLive, slimPod, type Classification } from '../pods/classify.ts';
 import { nameMatches, splitPem, verifyChain, type ChainVerdict } from './certificates.ts';
 import { CHART, HELM_RELEASE_ANNOTATION, deploymentInjectionEnv } from './cluster.ts';
 import type { Status } from './output.ts';
+import { restartCommand, type PodOwner } from '../pods/owners.ts';
+
+export { restartCommand, type PodOwner };
 
 export interface Check {
   id: string;
@@ -78,12 +80,6 @@ export interface NamespaceFacts {
   setupAt?: Date;
 }
 
-export interface PodOwner {
-  /** kubectl resource: deployment, statefulset, daemonset, replicaset, job, cronjob, pod. */
-  kind: string;
-  name: string;
-  namespace: string;
-}
 
 export interface DoctorFacts {
   now: Date;
@@ -98,6 +94,8 @@ export interface DoctorFacts {
   probe?: InjectionProbe;
   /** Labelled pods in scope (the namespace, or every namespace). */
   pods: V1Pod[];
+  /** What the readiness lookup says of each namespace with labelled pods (when the webhook checks namespaces). */
+  readiness?: ReadonlyMap<string, NamespaceReadiness>;
   /** Top owner of each pod by uid (pod -> ReplicaSet -> Deployment, ...). */
   owners: ReadonlyMap<string, PodOwner>;
   /** --pod: the pod, or null when it does not exist. */
@@ -340,32 +338,9 @@ export function currentInjection(f: DoctorFacts): { version: string; configHash:
   }
 }
 
-export function restartCommand(owner: PodOwner, podName: string): string {
-  switch (owner.kind) {
-    case 'deployment':
-    case 'statefulset':
-    case 'daemonset':
-      return `kubectl rollout restart ${owner.kind}/${owner.name} -n ${owner.namespace}`;
-    case 'cronjob':
-      return `kubectl delete job ${podName.replace(/-[a-z0-9]{5}$/, '')} -n ${owner.namespace}   (cronjob/${owner.name}'s next job gets the sidecar)`;
-    case 'job':
-      return `kubectl delete job ${owner.name} -n ${owner.namespace} and create it again`;
-    default:
-      return `kubectl delete pod ${podName} -n ${owner.namespace}${owner.kind === 'pod' ? ' and create it again (it has no controller)' : `   (${owner.kind}/${owner.name} makes a new one)`}`;
-  }
-}
-
 function ownerOf(f: DoctorFacts, pod: V1Pod): PodOwner {
   const ns = pod.metadata?.namespace ?? '';
   return f.owners.get(pod.metadata?.uid ?? '') ?? { kind: 'pod', name: pod.metadata?.name ?? '', namespace: ns };
-}
-
-function isInjected(pod: V1Pod): boolean {
-  return pod.metadata?.annotations?.[ANNOTATION_STATUS] === STATUS_INJECTED;
-}
-
-function hasUnmanagedSidecar(pod: V1Pod): boolean {
-  return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].some((c) => c.name === SIDECAR_NAME);
 }
 
 /** Pods grouped by owner, each group one fix. */
@@ -386,9 +361,21 @@ function describeGroup(g: { owner: PodOwner; pods: V1Pod[] }): string {
   return g.owner.kind === 'pod' ? `pod ${g.owner.namespace}/${names}` : `${g.owner.kind}/${g.owner.name} in ${g.owner.namespace} (${names})`;
 }
 
-function notExpected(f: DoctorFacts, pod: V1Pod): boolean {
-  const ns = pod.metadata?.namespace ?? '';
-  return ns === f.releaseNamespace || (excludedByChart(f) ?? []).includes(ns);
+/**
+ * What the webhook does now: the Deployment's settings, with the version and config hash a dry-run
+ * pod actually got when there was one; the defaults for the release namespace when neither is known
+ * (then only "without the sidecar" is told, not "stale").
+ */
+function doctorPlan(f: DoctorFacts): InjectionPlan {
+  let plan: InjectionPlan | undefined;
+  try {
+    if (f.deployment) plan = planInjection(loadConfig(deploymentInjectionEnv(f.deployment)));
+  } catch {
+    plan = undefined;
+  }
+  plan ??= planInjection(loadConfig({ [ENV.namespace]: f.releaseNamespace }));
+  const current = currentInjection(f);
+  return current ? { ...plan, version: current.version, configHash: current.configHash } : plan;
 }
 
 /**
@@ -405,29 +392,47 @@ function notReadySkip(f: DoctorFacts, pod: V1Pod): { reason: string; fixes: stri
   return undefined;
 }
 
-function uninjectedCheck(f: DoctorFacts): Check {
+/** The watchdog's classification (app/pods/classify.ts) of one pod, with the namespace's readiness. */
+function classify(f: DoctorFacts, plan: InjectionPlan, pod: V1Pod): Classification {
+  const namespace = f.readiness?.get(pod.metadata?.namespace ?? '');
+  return classifyPod(slimPod(pod), plan, namespace ? { namespace } : {});
+}
+
+/** Skips that are the configuration's intent, not a problem to report. */
+const INTENDED_SKIPS = new Set(['namespace-excluded', 'own-namespace', 'not-labelled']);
+
+function uninjectedCheck(f: DoctorFacts, plan: InjectionPlan): Check {
   const title = 'labelled pods';
-  const pods = f.pods.filter((p) => p.metadata?.labels?.[LABEL_PROTECT] === 'true' && !p.metadata?.deletionTimestamp && !notExpected(f, p) && !isInjected(p) && !hasUnmanagedSidecar(p));
+  const live = f.pods.filter((p) => p.metadata?.labels?.[LABEL_PROTECT] === 'true' && isLive(p));
+  const judged = live.map((pod) => ({ pod, c: classify(f, plan, pod) }));
+  const pods = judged.filter((j) => j.c.state === 'unprotected').map((j) => j.pod);
+  const skipped = judged.filter((j) => j.c.state === 'skipped' && !INTENDED_SKIPS.has(j.c.reason));
+  const skippedText = skipped.length === 0 ? '' : `${skipped.length} labelled pod(s) skipped by the webhook: ${[...new Set(skipped.map((j) => `${j.pod.metadata?.namespace}/${j.pod.metadata?.name}: ${j.c.message}`))].join('; ')}`;
   const scope = f.namespace ? `in ${f.namespace.name}` : 'in the cluster';
-  if (pods.length === 0) return check('uninjected-pods', title, 'ok', `every labelled pod ${scope} has the sidecar (${f.pods.filter(isInjected).length} injected)`);
+  if (pods.length === 0) {
+    const injected = judged.filter((j) => j.c.state === 'protected' || j.c.state === 'stale').length;
+    if (skipped.length > 0) return check('uninjected-pods', title, 'warn', skippedText);
+    return check('uninjected-pods', title, 'ok', `every labelled pod ${scope} has the sidecar (${injected} injected)`);
+  }
   const skip = pods.map((p) => notReadySkip(f, p)).find((s) => s !== undefined);
   const groups = byOwner(f, pods);
   const why = skip ? skip.reason : 'created while the webhook was down or not ready';
-  return check('uninjected-pods', title, 'fail', `${pods.length} labelled pod(s) ${scope} without the sidecar (${why}): ${groups.map(describeGroup).join('; ')}`, [...(skip?.fixes ?? []), ...groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? ''))]);
+  return check('uninjected-pods', title, 'fail', `${pods.length} labelled pod(s) ${scope} without the sidecar (${why}): ${groups.map(describeGroup).join('; ')}${skippedText ? `; ${skippedText}` : ''}`, [...(skip?.fixes ?? []), ...groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? ''))]);
 }
 
-function staleCheck(f: DoctorFacts, current: ReturnType<typeof currentInjection>): Check {
+function staleCheck(f: DoctorFacts, plan: InjectionPlan, current: ReturnType<typeof currentInjection>): Check {
   const title = 'sidecar versions';
-  const injected = f.pods.filter((p) => isInjected(p) && !p.metadata?.deletionTimestamp);
+  const judged = f.pods.filter(isLive).map((pod) => ({ pod, c: classify(f, plan, pod) }));
+  const injected = judged.filter((j) => j.c.state === 'protected' || j.c.state === 'stale');
   if (!current) return check('stale-pods', title, 'warn', `cannot tell what the webhook injects now (no Deployment ${CHART.deployment} in ${f.releaseNamespace} and no dry-run result): ${injected.length} injected pod(s) not compared`);
-  const stale = injected.filter((p) => p.metadata?.annotations?.[ANNOTATION_VERSION] !== current.version || p.metadata?.annotations?.[ANNOTATION_CONFIG_HASH] !== current.configHash);
+  const stale = injected.filter((j) => j.c.state === 'stale').map((j) => j.pod);
   if (stale.length === 0) return check('stale-pods', title, 'ok', `${injected.length} injected pod(s) run sidecar ${current.version} (config ${current.configHash}, from the ${current.source})`);
   const groups = byOwner(f, stale);
   const olds = [...new Set(stale.map((p) => `${p.metadata?.annotations?.[ANNOTATION_VERSION]}/${p.metadata?.annotations?.[ANNOTATION_CONFIG_HASH]}`))].join(', ');
   return check('stale-pods', title, 'fail', `${stale.length} pod(s) run an old sidecar (${olds}; now ${current.version}/${current.configHash}): ${groups.map(describeGroup).join('; ')}`, groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? '')));
 }
 
-function podChecks(f: DoctorFacts, current: ReturnType<typeof currentInjection>): Check[] {
+function podChecks(f: DoctorFacts, plan: InjectionPlan, current: ReturnType<typeof currentInjection>): Check[] {
   const name = f.podName!;
   const ns = f.namespace?.name ?? '';
   const pod = f.pod;
@@ -442,11 +447,15 @@ function podChecks(f: DoctorFacts, current: ReturnType<typeof currentInjection>)
   }
   const checks = [check('pod-labelled', 'pod label', 'ok', `pod ${name} is labelled ${LABEL_PROTECT}="true"`)];
   const annotations = pod.metadata?.annotations ?? {};
-  if (!isInjected(pod)) {
-    const skip = hasUnmanagedSidecar(pod) ? undefined : notReadySkip(f, pod);
-    const why = hasUnmanagedSidecar(pod) ? ` (it has a ${SIDECAR_NAME} container PandoCore did not inject)` : skip ? `: ${skip.reason}` : ': it was created while the webhook was down, not ready, or skipped it';
-    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has no sidecar${why}`, [...(skip?.fixes ?? []), restartCommand(owner, name)]));
-  } else if (current && (annotations[ANNOTATION_VERSION] !== current.version || annotations[ANNOTATION_CONFIG_HASH] !== current.configHash)) {
+  const c = classify(f, plan, pod);
+  if (c.state === 'unprotected') {
+    const skip = notReadySkip(f, pod);
+    const why = skip ? skip.reason : 'it was created while the webhook was down or not ready';
+    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has no sidecar: ${why}`, [...(skip?.fixes ?? []), restartCommand(owner, name)]));
+  } else if (c.state === 'skipped') {
+    const fixes = c.reason === 'namespace-not-ready' ? [`pando setup-namespace ${ns}`, restartCommand(owner, name)] : [];
+    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has no current sidecar: the webhook skips it (${c.reason}: ${c.message})`, fixes));
+  } else if (c.state === 'stale' && current) {
     checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} runs sidecar ${annotations[ANNOTATION_VERSION]} (config ${annotations[ANNOTATION_CONFIG_HASH]}); the webhook now injects ${current.version} (config ${current.configHash})`, [restartCommand(owner, name)]));
   } else {
     checks.push(check('pod-injection', 'pod injection', 'ok', `pod ${name} runs sidecar ${annotations[ANNOTATION_VERSION]} (config ${annotations[ANNOTATION_CONFIG_HASH]})${current ? ', current' : ''}`));
@@ -474,8 +483,10 @@ export function evaluate(f: DoctorFacts): Check[] {
   }
   if (f.probe && injectable) checks.push(probeCheck(f, f.probe));
   const current = currentInjection(f);
-  if (f.podName !== undefined) checks.push(...podChecks(f, current));
-  checks.push(uninjectedCheck(f));
-  checks.push(staleCheck(f, current));
+  // The pods are judged as the watchdog judges them (app/pods/classify.ts).
+  const plan = doctorPlan(f);
+  if (f.podName !== undefined) checks.push(...podChecks(f, plan, current));
+  checks.push(uninjectedCheck(f, plan));
+  checks.push(staleCheck(f, plan, current));
   return checks;
 }

@@ -16,8 +16,10 @@ import {
   type V1MutatingWebhook,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { ANNOTATION_CONFIG_HASH, ANNOTATION_STATUS, ANNOTATION_VERSION, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, PATH_READYZ, SIDECAR_SERVICE_ACCOUNT, STATUS_INJECTED } from '../contract.ts';
-import { CHART, kubeError, loadKubeConfig, readWebhookDeployment, statusOf } from './cluster.ts';
+import { ANNOTATION_CONFIG_HASH, ANNOTATION_STATUS, ANNOTATION_VERSION, ENV, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, PATH_READYZ, SIDECAR_SERVICE_ACCOUNT, STATUS_INJECTED } from '../contract.ts';
+import { CHART, kubeError, loadKubeConfig, readWebhookDeployment, statusOf, webhookContainer } from './cluster.ts';
+import { kubeReadinessFetcher } from '../namespaces.ts';
+import type { NamespaceReadiness } from '../inject/decide.ts';
 import { splitPem } from './certificates.ts';
 import { evaluate, findWebhook, type Check, type DoctorFacts, type InjectionProbe, type NamespaceFacts, type PodOwner, type ReadyzProbe, type Served } from './doctor-checks.ts';
 import { jsonSafe, mark, paint, terminalSafe, type Style } from './output.ts';
@@ -224,6 +226,27 @@ async function resolveOwners(kc: KubeConfig, pods: V1Pod[]): Promise<Map<string,
   return owners;
 }
 
+/**
+ * The webhook's own readiness lookup (app/namespaces.ts) for each namespace with a labelled pod
+ * without the sidecar, when the webhook checks namespaces: doctor then classifies the pods exactly
+ * as the webhook and its watchdog do. A failed lookup leaves the namespace unknown.
+ */
+async function readinessOf(kc: KubeConfig, facts: DoctorFacts): Promise<Map<string, NamespaceReadiness>> {
+  const readiness = new Map<string, NamespaceReadiness>();
+  const env = facts.deployment ? webhookContainer(facts.deployment)?.env ?? [] : [];
+  if (!env.some((e) => e.name === ENV.namespaceCheck && e.value === 'true')) return readiness;
+  // The sidecar's pull Secrets the webhook checks, as the Deployment's env names them.
+  const pullSecrets = (env.find((e) => e.name === ENV.sidecarPullSecrets)?.value ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+  const fetch = kubeReadinessFetcher(kc, pullSecrets);
+  const namespaces = new Set(facts.pods.filter((p) => p.metadata?.annotations?.[ANNOTATION_STATUS] !== STATUS_INJECTED).map((p) => p.metadata?.namespace ?? ''));
+  for (const namespace of namespaces) {
+    if (!namespace) continue;
+    const found = await fetch(namespace).catch(() => undefined);
+    if (found) readiness.set(namespace, found);
+  }
+  return readiness;
+}
+
 export async function gatherFacts(kc: KubeConfig, options: DoctorOptions): Promise<DoctorFacts> {
   const timeoutMs = options.timeoutMs ?? 5000;
   const admission = kc.makeApiClient(AdmissionregistrationV1Api);
@@ -259,6 +282,7 @@ export async function gatherFacts(kc: KubeConfig, options: DoctorOptions): Promi
     if (facts.pod) all.push(facts.pod);
   }
   facts.owners = await resolveOwners(kc, all);
+  facts.readiness = await readinessOf(kc, facts);
   return facts;
 }
 

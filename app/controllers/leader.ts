@@ -49,6 +49,16 @@ export async function acquireOrRenew(store: LeaseStore, identity: string, now: D
   });
 }
 
+/**
+ * Gives the Lease up on a clean stop (as client-go's ReleaseOnCancel does), so a stand-by takes over
+ * at its next round instead of waiting for the Lease to expire. Resolves false when not ours.
+ */
+export async function release(store: LeaseStore, identity: string): Promise<boolean> {
+  const current = await store.read();
+  if (!current || current.holderIdentity !== identity) return false;
+  return store.write({ ...current, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date(0)) });
+}
+
 /** The Lease `leaseName` in the webhook's namespace, through the API server; created with `ownerReferences` (app/owner.ts). */
 export function kubeLeaseStore(kc: KubeConfig, namespace: string, leaseName: string, ownerReferences: V1OwnerReference[] = []): LeaseStore {
   const api = KubernetesObjectApi.makeApiClient(kc);

@@ -1,25 +1,39 @@
 // namespaceSetup.auto: one webhook replica (leader on a Lease) keeps the per-namespace setup
 // (ServiceAccount and RoleBinding pando-sidecar, Secret pando-license copied from the release
-// namespace, or the Secret license.existingSecret names) in every namespace labelled pandocore.xyz/protect-namespace: "true", by server-side
-// apply as field manager pando-webhook. Off by default; the chart grants its RBAC only when on.
-import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type V1OwnerReference } from '@kubernetes/client-node';
+// namespace, or the Secret license.existingSecret names, with the sidecar's pull Secrets) in every
+// namespace labelled pandocore.xyz/protect-namespace: "true" (and matched by the
+// operator's namespaceSetup.namespaceSelector, if set), by server-side apply as field manager
+// pando-webhook. It watches namespaces and applies only on change: when a namespace starts to
+// qualify, when the license changes, or when it becomes leader. It never forces (what someone else
+// manages is reported, not taken over), never sets up an excluded namespace, refuses a license
+// Secret of another type, and deletes what it created when a namespace stops qualifying.
+// Off by default; the chart grants its RBAC only when on.
+import { createHash } from 'node:crypto';
+import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1OwnerReference } from '@kubernetes/client-node';
 import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
+import { statusOf } from '../kube-errors.ts';
 import { namespaceSetupObjects, readPullSecrets, type CopiedSecret } from '../setup/namespace-objects.ts';
-import { acquireOrRenew, kubeLeaseStore } from './leader.ts';
+import { startInformer, type Informer } from './informer.ts';
+import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
 
 export const LEASE_NAME = 'pando-webhook-namespace-setup';
 export const FIELD_MANAGER = 'pando-webhook';
+const MANAGED_BY = 'app.kubernetes.io/managed-by';
 
 export interface NamespaceSetupOptions {
   kubeConfig: KubeConfig;
   /** The webhook's (release) namespace: the Lease and the license Secret to copy live there. */
   namespace: string;
+  /** Never set up (the webhook never injects there either). */
+  excludedNamespaces: readonly string[];
+  /** The operator's label selector, on top of the label (namespaceSetup.namespaceSelector); empty: none. */
+  namespaceSelector?: string;
   /** This replica's identity (the pod name). */
   identity: string;
-  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  log: ControllerLog;
   /** @default 15 */
   leaseDurationSeconds?: number;
-  /** How often the leader lists labelled namespaces and re-applies. @default 3000 */
+  /** Lease renewal, and how often the license is re-read (one GET). @default 5000 */
   intervalMs?: number;
   /** The release's license Secret and key to copy (license.existingSecret). @default pando-license, license-key */
   licenseSecret?: { name: string; key: string };
@@ -29,67 +43,161 @@ export interface NamespaceSetupOptions {
   pullSecrets?: readonly string[];
 }
 
-/** Applies the three objects to a namespace (server-side apply; unchanged objects stay unchanged). */
-async function applySetup(api: KubernetesObjectApi, namespace: string, licenseBase64: string, pullSecrets: readonly CopiedSecret[]): Promise<void> {
+interface SlimNamespace {
+  name: string;
+  uid: string;
+  terminating: boolean;
+}
+
+/** What a namespace must have to be set up, apart from the selector the watch already applied. */
+export function qualifies(ns: SlimNamespace, options: Pick<NamespaceSetupOptions, 'namespace' | 'excludedNamespaces'>): boolean {
+  return !ns.terminating && ns.name !== options.namespace && !options.excludedNamespaces.includes(ns.name);
+}
+
+/** The label selector of the watch: our label, and the operator's selector when given. */
+export function setupSelector(namespaceSelector: string | undefined): string {
+  return [`${LABEL_PROTECT_NAMESPACE}=true`, namespaceSelector?.trim()].filter(Boolean).join(',');
+}
+
+type Outcome = 'applied' | 'conflict' | 'refused';
+
+/** Applies the objects without force; a conflict or a Secret of another type is reported, not overwritten. */
+async function applySetup(api: KubernetesObjectApi, core: CoreV1Api, namespace: string, licenseBase64: string, pullSecrets: readonly CopiedSecret[], log: ControllerLog): Promise<Outcome> {
+  let outcome: Outcome = 'applied';
   for (const object of namespaceSetupObjects(namespace, licenseBase64, pullSecrets)) {
-    const labels = { ...(object.metadata?.labels ?? {}), 'app.kubernetes.io/managed-by': FIELD_MANAGER };
-    await api.patch({ ...object, metadata: { ...object.metadata, labels } }, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    if (object.kind === 'Secret') {
+      const name = object.metadata!.name!;
+      const existing = await core.readNamespacedSecret({ name, namespace }).catch((err: unknown) => {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      });
+      const type = (object as KubernetesObject & { type?: string }).type;
+      if (existing && existing.type !== type) {
+        log.warn({ namespace, type: existing.type }, `namespace setup: Secret ${name} exists with another type; refused, not overwritten`);
+        outcome = 'refused';
+        continue;
+      }
+    }
+    const labels = { ...(object.metadata?.labels ?? {}), [MANAGED_BY]: FIELD_MANAGER };
+    try {
+      await api.patch({ ...object, metadata: { ...object.metadata, labels } }, undefined, undefined, FIELD_MANAGER, false, PatchStrategy.ServerSideApply);
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+      log.warn({ namespace, kind: object.kind, name: object.metadata?.name }, 'namespace setup: conflict with another field manager; not taken over');
+      outcome = 'conflict';
+    }
+  }
+  return outcome;
+}
+
+/** Deletes the setup objects where we created them (our managed-by label), nothing else. */
+async function removeSetup(api: KubernetesObjectApi, namespace: string, pullSecrets: readonly CopiedSecret[]): Promise<void> {
+  for (const object of namespaceSetupObjects(namespace, '', pullSecrets)) {
+    const ref = { apiVersion: object.apiVersion!, kind: object.kind!, metadata: { name: object.metadata!.name!, namespace } };
+    try {
+      const live = await api.read(ref);
+      if (live.metadata?.labels?.[MANAGED_BY] !== FIELD_MANAGER) continue;
+      await api.delete(ref);
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
   }
 }
 
-/** Starts the loop; stop() ends it (the Lease then expires and another replica takes over). */
-export function startNamespaceSetup(options: NamespaceSetupOptions): { stop(): Promise<void>; isLeader(): boolean } {
-  const duration = options.leaseDurationSeconds ?? 15;
-  const interval = options.intervalMs ?? 3000;
-  const store = kubeLeaseStore(options.kubeConfig, options.namespace, LEASE_NAME, options.ownerReferences);
-  const source = options.licenseSecret ?? { name: LICENSE_SECRET_NAME, key: LICENSE_SECRET_KEY };
+/** Starts the loop; stop() ends it (the Lease is given up and another replica takes over). */
+export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop {
   const core = options.kubeConfig.makeApiClient(CoreV1Api);
   const objects = KubernetesObjectApi.makeApiClient(options.kubeConfig);
-  let leader = false;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
+  const log = options.log;
+  /** Namespaces set up by this leader, with the license hash they got. */
+  const applied = new Map<string, string>();
+  let known = new Map<string, SlimNamespace>();
+  let license: { value: string; hash: string; pullSecrets: CopiedSecret[] } | undefined;
+  const source = options.licenseSecret ?? { name: LICENSE_SECRET_NAME, key: LICENSE_SECRET_KEY };
+  let informer: Informer | undefined;
+  let work: Promise<void> = Promise.resolve();
+  const serially = (what: string, namespace: string, task: () => Promise<void>) => {
+    work = work.then(task).catch((err: unknown) => log.warn({ namespace, reason: (err as Error).message }, `namespace setup: ${what} failed`));
+  };
 
-  const round = async () => {
-    const wasLeader = leader;
-    leader = await acquireOrRenew(store, options.identity, new Date(), duration).catch((err: unknown) => {
-      options.log.warn({ reason: (err as Error).message }, 'namespace setup: lease round failed');
-      return false;
+  const ensure = (ns: SlimNamespace) => {
+    if (!license || !qualifies(ns, options) || applied.get(ns.name) === license.hash) return;
+    const { value, hash, pullSecrets } = license;
+    serially('apply', ns.name, async () => {
+      const outcome = await applySetup(objects, core, ns.name, value, pullSecrets, log);
+      applied.set(ns.name, hash);
+      log.info({ namespace: ns.name, outcome }, 'namespace setup: applied');
     });
-    if (leader !== wasLeader) options.log.info({ identity: options.identity, leader }, leader ? 'namespace setup: leading' : 'namespace setup: standing by');
-    if (!leader) return;
+  };
+  // Also where an earlier leader applied: only objects with our managed-by label are deleted.
+  const remove = (name: string) => {
+    applied.delete(name);
+    const pullSecrets = license?.pullSecrets ?? [];
+    serially('cleanup', name, async () => {
+      await removeSetup(objects, name, pullSecrets);
+      log.info({ namespace: name }, 'namespace setup: removed (the namespace no longer asks for it)');
+    });
+  };
+
+  const readLicense = async () => {
     const secret = await core.readNamespacedSecret({ name: source.name, namespace: options.namespace });
-    const license = secret.data?.[source.key];
-    if (!license) {
-      options.log.warn({ namespace: options.namespace }, `namespace setup: Secret ${source.name} has no ${source.key}`);
+    const value = secret.data?.[source.key];
+    if (!value) {
+      log.warn({ namespace: options.namespace }, `namespace setup: Secret ${source.name} has no ${source.key}`);
       return;
     }
     const pullSecrets = await readPullSecrets(options.kubeConfig, options.namespace, options.pullSecrets ?? []);
-    const list = await core.listNamespace({ labelSelector: `${LABEL_PROTECT_NAMESPACE}=true` });
-    for (const ns of list.items) {
-      const name = ns.metadata?.name;
-      if (!name || name === options.namespace || ns.metadata?.deletionTimestamp) continue;
-      await applySetup(objects, name, license, pullSecrets).catch((err: unknown) =>
-        options.log.warn({ namespace: name, reason: (err as Error).message }, 'namespace setup: apply failed'),
-      );
-    }
+    // A change of the license or of a pull Secret re-applies everywhere.
+    const hash = createHash('sha256').update(value).update(JSON.stringify(pullSecrets)).digest('hex').slice(0, 16);
+    if (license?.hash === hash) return;
+    license = { value, hash, pullSecrets };
+    for (const ns of known.values()) ensure(ns);
   };
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = round()
-        .catch((err: unknown) => options.log.warn({ reason: (err as Error).message }, 'namespace setup: round failed'))
-        .finally(schedule);
-    }, interval);
-    timer.unref();
+
+  const letGo = () => {
+    informer?.stop();
+    informer = undefined;
+    applied.clear();
+    known = new Map();
   };
-  running = round().catch((err: unknown) => options.log.warn({ reason: (err as Error).message }, 'namespace setup: round failed')).finally(schedule);
-  return {
-    isLeader: () => leader,
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await running;
+
+  return startLeaderLoop({
+    name: 'namespace setup',
+    lease: { kubeConfig: options.kubeConfig, namespace: options.namespace, name: LEASE_NAME, ownerReferences: options.ownerReferences },
+    identity: options.identity,
+    log,
+    leaseDurationSeconds: options.leaseDurationSeconds ?? 15,
+    intervalMs: options.intervalMs ?? 5000,
+    async round() {
+      await readLicense();
+      if (informer) return;
+      const slim = (raw: any): SlimNamespace => ({ name: raw?.metadata?.name ?? '', uid: raw?.metadata?.uid ?? '', terminating: Boolean(raw?.metadata?.deletionTimestamp) || raw?.status?.phase === 'Terminating' });
+      informer = startInformer<SlimNamespace>(options.kubeConfig, {
+        path: '/api/v1/namespaces',
+        labelSelector: setupSelector(options.namespaceSelector),
+        list: (o) => core.listNamespace(o),
+        slim,
+        what: 'namespace',
+      }, {
+        replaced(list) {
+          known = new Map(list.map((ns) => [ns.name, ns]));
+          for (const name of [...applied.keys()]) if (!known.has(name) || !qualifies(known.get(name)!, options)) remove(name);
+          for (const ns of list) ensure(ns);
+        },
+        upserted(ns) {
+          known.set(ns.name, ns);
+          if (qualifies(ns, options)) ensure(ns);
+          else if (!ns.terminating) remove(ns.name);
+        },
+        // The watch sends DELETED also when a namespace stops matching the selector (label removed).
+        deleted(_uid, raw) {
+          const ns = slim(raw);
+          known.delete(ns.name);
+          if (!ns.terminating) remove(ns.name);
+          else applied.delete(ns.name);
+        },
+      }, log);
     },
-  };
+    letGo,
+  });
 }

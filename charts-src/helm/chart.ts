@@ -3,6 +3,7 @@
 // Pure: returns the files; scripts/chart/build.ts writes them.
 import { ApiObject, App } from 'cdk8s';
 import { stringify } from 'yaml';
+import { alertRunbooks } from '../prometheus-rule.ts';
 import { LABEL_INJECTION, LABEL_PROTECT, LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_NAME } from '../../app/contract.ts';
 import { HPA_MAX_BELOW_REPLICAS } from '../autoscaler.ts';
 import { EXISTING_LICENSE, LICENSE_BOTH, LICENSE_REQUIRED } from '../license-secret.ts';
@@ -68,7 +69,7 @@ function valuesYaml(): string {
         lines.push(`${pad}${key}:`);
         walk(spec, indent + 2);
       } else {
-        const text = stringify({ [key]: spec.schema.default }, { lineWidth: 0, flowCollectionPadding: false }).trimEnd();
+        const text = stringify({ [key]: spec.schema.default }, { lineWidth: 0, flowCollectionPadding: false, version: '1.1' }).trimEnd();
         lines.push(...text.split('\n').map((line) => `${pad}${line}`));
       }
     }
@@ -184,6 +185,7 @@ function readme(version: string): string {
     '| --- | --- | --- |',
     ...rows,
     '',
+    ...alertRunbooks(),
   ].join('\n');
 }
 

@@ -19,7 +19,9 @@ const DEFAULT_KINDS = [
   'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'HorizontalPodAutoscaler', 'MutatingWebhookConfiguration',
   'NetworkPolicy', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount',
   'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
-];
+  // watchdog.enabled (the default): its own ClusterRole, Role and bindings.
+  'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding',
+].sort();
 const CERT_MANAGER_KINDS = ['Certificate', 'Certificate', 'Issuer', 'Issuer'];
 
 describe('chart: lint and render', () => {
@@ -36,7 +38,8 @@ describe('chart: lint and render', () => {
 
   test('cert-manager objects are present if and only if tls.certManager', () => {
     // cert-manager mode needs no Role in its namespace (nothing to write there).
-    const withoutRole = DEFAULT_KINDS.filter((k) => k !== 'Role' && k !== 'RoleBinding');
+    const withoutRole = [...DEFAULT_KINDS];
+    for (const kind of ['Role', 'RoleBinding']) withoutRole.splice(withoutRole.indexOf(kind), 1);
     deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...withoutRole, ...CERT_MANAGER_KINDS].sort());
     ok(!helmTemplate(base).some((o) => o.apiVersion.startsWith('cert-manager.io/')));
   });
@@ -174,7 +177,7 @@ describe('chart: requirements', () => {
   });
 
   test('RBAC: least privilege, Secrets only by name, never list or watch them', () => {
-    const rules = [...find(objects, 'Role').rules, ...find(objects, 'ClusterRole', 'pando-webhook').rules] as { resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+    const rules = [...find(objects, 'Role', 'pando-webhook').rules, ...find(objects, 'ClusterRole', 'pando-webhook').rules] as { resources: string[]; verbs: string[]; resourceNames?: string[] }[];
     for (const rule of rules.filter((r) => r.resources.includes('secrets'))) {
       ok(!rule.verbs.some((v) => ['list', 'watch', '*'].includes(v)), JSON.stringify(rule));
       if (!(rule.verbs.length === 1 && rule.verbs[0] === 'create')) ok(rule.resourceNames && rule.resourceNames.length > 0, `unnamed secret rule ${JSON.stringify(rule)}`);
@@ -185,17 +188,17 @@ describe('chart: requirements', () => {
     ok(mwc.every((r: any) => JSON.stringify(r.resourceNames) === '["pando-webhook"]'));
     ok(!rules.some((r) => r.verbs.includes('*') || r.resources.includes('*')));
     const cm = helmTemplate({ ...base, tls: { certManager: true } });
-    ok(!cm.some((o) => o.kind === 'Role'), 'cert-manager mode needs no Secret access in its namespace');
+    ok(!cm.some((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook'), 'cert-manager mode needs no Secret access in its namespace');
     equal(find(objects, 'ClusterRole', SIDECAR_CLUSTER_ROLE).metadata.name, SIDECAR_CLUSTER_ROLE);
   });
 
-  test('RBAC: only rules the code uses (no events, no patch of the TLS Secret, no get in the setup role)', () => {
-    // The webhook's roles (the sidecar's own ClusterRole is another matter).
-    const all = (objs: K8sObject[]) => objs.filter((o) => (o.kind === 'Role' || o.kind === 'ClusterRole') && o.metadata.name !== SIDECAR_CLUSTER_ROLE).flatMap((o) => o.rules ?? []) as { resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+  test('RBAC: only rules the code uses (events only in the watchdog\'s roles, no patch of the TLS Secret)', () => {
+    // The webhook's roles (the sidecar's own ClusterRole and the watchdog's roles are another matter).
+    const all = (objs: K8sObject[]) =>
+      objs.filter((o) => (o.kind === 'Role' || o.kind === 'ClusterRole') && o.metadata.name !== SIDECAR_CLUSTER_ROLE && !o.metadata.name.includes('watchdog')).flatMap((o) => o.rules ?? []) as { resources: string[]; verbs: string[]; resourceNames?: string[] }[];
     const on = helmTemplate({ ...base, namespaceSetup: { auto: true } });
     for (const objs of [objects, on, helmTemplate({ ...base, tls: { certManager: true } })]) ok(!all(objs).some((r) => r.resources.includes('events')), 'no events');
-    deepStrictEqual(find(objects, 'Role').rules.find((r: any) => r.resourceNames?.includes('pando-webhook-tls')).verbs, ['get', 'update']);
-    for (const rule of find(on, 'ClusterRole', 'pando-webhook-namespace-setup').rules) ok(!rule.verbs.includes('get'), JSON.stringify(rule));
+    deepStrictEqual(find(objects, 'Role', 'pando-webhook').rules.find((r: any) => r.resourceNames?.includes('pando-webhook-tls')).verbs, ['get', 'update']);
     const cm = helmTemplate({ ...base, tls: { certManager: true } });
     ok(!all(cm).some((r) => r.resources.includes('mutatingwebhookconfigurations')), 'cert-manager mode never reads or writes the webhook configuration');
     ok(!helmTemplate({ ...base, tls: { certManager: true }, namespaceCheck: false }).some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'pando-webhook'), 'nothing to grant: no ClusterRole');
@@ -252,20 +255,103 @@ describe('chart: requirements', () => {
     const setupRole = find(on, 'ClusterRole', 'pando-webhook-namespace-setup');
     ok(setupRole.rules.some((r: any) => r.resources.includes('clusterroles') && r.verbs.includes('bind') && JSON.stringify(r.resourceNames) === JSON.stringify([SIDECAR_CLUSTER_ROLE])));
     for (const rule of setupRole.rules as { resources: string[]; verbs: string[]; resourceNames?: string[] }[]) {
-      ok(!rule.verbs.some((v) => ['watch', '*', 'delete', 'update'].includes(v)), JSON.stringify(rule));
+      ok(!rule.verbs.some((v) => ['*', 'update'].includes(v)), JSON.stringify(rule));
+      // watch only namespaces; delete only the three names it creates.
+      if (rule.verbs.includes('watch')) deepStrictEqual(rule.resources, ['namespaces']);
+      if (rule.verbs.includes('delete')) ok(rule.resourceNames && rule.resourceNames.length === 1, JSON.stringify(rule));
       if (rule.resources.includes('secrets') && !rule.verbs.includes('create')) deepStrictEqual(rule.resourceNames, [LICENSE_SECRET_NAME]);
     }
     equal(find(on, 'ClusterRoleBinding', 'pando-webhook-namespace-setup').subjects[0].name, 'pando-webhook');
-    ok(find(on, 'Role').rules.some((r: any) => r.resources.includes('leases')));
+    ok(find(on, 'Role', 'pando-webhook').rules.some((r: any) => r.resources.includes('leases')));
     equal(env(on)[ENV.namespaceSetupAuto], 'true');
+    equal(env(on)[ENV.namespaceSetupSelector], '');
+    equal(env(helmTemplate({ ...base, namespaceSetup: { auto: true, namespaceSelector: 'team in (payments,web)' } }))[ENV.namespaceSetupSelector], 'team in (payments,web)');
     ok(!objects.some((o) => o.metadata.name === 'pando-webhook-namespace-setup'));
-    ok(!find(objects, 'Role').rules.some((r: any) => r.resources.includes('leases')));
+    ok(!find(objects, 'Role', 'pando-webhook').rules.some((r: any) => r.resources.includes('leases')));
     equal(env(objects)[ENV.namespaceSetupAuto], 'false');
   });
 
   test('ServiceMonitor only when enabled', () => {
     ok(!objects.some((o) => o.kind === 'ServiceMonitor'));
     equal(find(helmTemplate({ ...base, serviceMonitor: { enabled: true } }), 'ServiceMonitor').spec.endpoints[0].port, 'metrics');
+  });
+
+  test('ServiceMonitor: labels a Prometheus selects by, and scrapeTimeout', () => {
+    const monitor = find(helmTemplate({ ...base, serviceMonitor: { enabled: true, labels: { release: 'prometheus' }, scrapeTimeout: '5s' } }), 'ServiceMonitor');
+    equal(monitor.metadata.labels.release, 'prometheus');
+    equal(monitor.metadata.labels['app.kubernetes.io/name'], 'pando-webhook');
+    equal(monitor.spec.endpoints[0].scrapeTimeout, '5s');
+    equal(find(helmTemplate({ ...base, serviceMonitor: { enabled: true } }), 'ServiceMonitor').spec.endpoints[0].scrapeTimeout, '10s');
+  });
+
+  test('PrometheusRule only when enabled: the five alerts, each with summary, a description naming the fix and a runbook', () => {
+    ok(!objects.some((o) => o.kind === 'PrometheusRule'));
+    const rule = find(helmTemplate({ ...base, prometheusRule: { enabled: true, labels: { release: 'prometheus' } } }), 'PrometheusRule');
+    equal(rule.metadata.labels.release, 'prometheus');
+    const alerts = rule.spec.groups[0].rules as { alert: string; expr: string; for: string; annotations: { summary: string; description: string; runbook: string } }[];
+    deepStrictEqual(alerts.map((a) => a.alert), ['PandoCoreUnprotectedPods', 'PandoCoreCertificateExpiring', 'PandoCoreCaBundleOutOfSync', 'PandoCoreInjectionErrors', 'PandoCoreWebhookAbsent']);
+    for (const a of alerts) {
+      ok(a.annotations.summary && a.annotations.description.includes('Fix: '), a.alert);
+      match(a.annotations.runbook, new RegExp(`${a.alert}$`));
+      match(readFileSync(`${CHART_DIR}/README.md`, 'utf8'), new RegExp(`### ${a.alert}\\n\\n.+\\n\\n.+\\n1\\. `), `the chart README has a runbook for ${a.alert}`);
+    }
+    equal(alerts[0]!.expr, 'sum by (namespace) (pandocore_unprotected_pods) > 0');
+    equal(alerts[0]!.for, '5m');
+    match(alerts[0]!.annotations.description, /^\{\{ \$value \}\} labelled pod/, "Prometheus' templates reach the rule unevaluated");
+    match(alerts[1]!.expr, /14 \* 86400/);
+    equal(alerts[2]!.expr, 'min(pandocore_cabundle_in_sync) == 0');
+    match(alerts[3]!.expr, /outcome="error"/);
+    equal(alerts[4]!.expr, `absent(up{job="pando-webhook", namespace="${NAMESPACE}"} == 1)`);
+  });
+});
+
+describe('chart: watchdog RBAC, per combination of values', () => {
+  const watchdogRules = (values: Record<string, unknown>) => {
+    const objs = helmTemplate({ ...base, ...values });
+    const role = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'pando-webhook-watchdog');
+    return { objs, cluster: role?.rules, lease: objs.find((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook-watchdog')?.rules, env: env(objs) };
+  };
+  const REPORT = [
+    { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+    { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get'] },
+  ];
+  const HEAL = { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['get', 'patch'] };
+  const LEASE = [
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: ['pando-webhook-watchdog'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+  ];
+
+  test('on, heal off (the default): list/watch pods, create events, get replicasets, its Lease; no workload writes', () => {
+    const r = watchdogRules({});
+    deepStrictEqual(r.cluster, REPORT);
+    deepStrictEqual(r.lease, LEASE);
+    equal(find(r.objs, 'ClusterRoleBinding', 'pando-webhook-watchdog').subjects[0].name, 'pando-webhook');
+    equal(find(r.objs, 'RoleBinding', 'pando-webhook-watchdog').roleRef.name, 'pando-webhook-watchdog');
+    deepStrictEqual([r.env[ENV.watchdog], r.env[ENV.watchdogHeal], r.env[ENV.watchdogRestartStale], r.env[ENV.watchdogRestartsPerMinute]], ['true', 'off', 'false', '5']);
+  });
+
+  test('heal=restart, or restartStale: adds get/patch of Deployments, StatefulSets, DaemonSets', () => {
+    const heal = watchdogRules({ watchdog: { heal: 'restart', restartsPerMinute: 3 } });
+    deepStrictEqual(heal.cluster, [...REPORT, HEAL]);
+    deepStrictEqual([heal.env[ENV.watchdogHeal], heal.env[ENV.watchdogRestartsPerMinute]], ['restart', '3']);
+    deepStrictEqual(watchdogRules({ watchdog: { restartStale: true } }).cluster, [...REPORT, HEAL]);
+    deepStrictEqual(watchdogRules({ watchdog: { heal: 'restart', restartStale: true } }).cluster, [...REPORT, HEAL]);
+  });
+
+  test('off: no watchdog RBAC at all, whatever heal says', () => {
+    for (const watchdog of [{ enabled: false }, { enabled: false, heal: 'restart', restartStale: true }]) {
+      const r = watchdogRules({ watchdog });
+      equal(r.cluster, undefined);
+      equal(r.lease, undefined);
+      ok(!r.objs.some((o) => o.metadata.name === 'pando-webhook-watchdog'));
+      equal(r.env[ENV.watchdog], 'false');
+      const all = r.objs.filter((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && o.metadata.name.startsWith('pando-webhook')).flatMap((o) => o.rules as { resources: string[]; verbs: string[]; resourceNames?: string[] }[]);
+      ok(!all.some((rule) => rule.resources.includes('pods')), 'the webhook gets no pod access');
+      // Only a get of its own Deployment (the owner of the objects it creates, issue 16), never other workloads.
+      const workloads = all.filter((rule) => ['deployments', 'statefulsets', 'daemonsets'].some((k) => rule.resources.includes(k)));
+      deepStrictEqual(workloads.map((rule) => [rule.resources, rule.verbs, rule.resourceNames]), [[['deployments'], ['get'], ['pando-webhook']]]);
+    }
   });
 });
 

@@ -17,6 +17,7 @@ import { loadConfig } from '../../app/config.ts';
 import { devCaCertFile } from '../../app/dev-ca.ts';
 import { LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { planInjection } from '../../app/inject/sidecar.ts';
+import { classifyPod, slimPod } from '../../app/pods/classify.ts';
 
 const NOW = new Date('2026-11-24T12:00:00Z');
 const URL_ = 'https://127.0.0.1:8443/mutate';
@@ -70,7 +71,8 @@ function pod(name: string, annotations: Record<string, string> = {}, owner?: str
       annotations,
       ...(owner ? { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: owner, uid: 'x', controller: true }] } : {}),
     },
-    spec: { containers: [{ name: 'app' }] },
+    // An injected pod carries the sidecar as well as the annotations: doctor judges both, as the webhook does.
+    spec: { containers: [{ name: 'app' }], ...(annotations['pandocore.xyz/status'] === 'injected' ? { initContainers: [{ name: 'pando-sidecar', env: [{ name: 'PANDO_MODE', value: 'monitor' }] }] } : {}) },
   };
 }
 
@@ -245,6 +247,30 @@ describe('doctor checks', () => {
       'kubectl delete pod solo -n shop and create it again (it has no controller)',
       'kubectl rollout restart deployment/web -n shop',
     ]);
+  });
+
+  it('a pod the webhook would skip (namespace not set up) is a warning with the reason, not a restart', () => {
+    const f = healthy();
+    const lonely = { ...pod('lonely'), metadata: { ...pod('lonely').metadata, namespace: 'bare' } };
+    f.pods = [pod('web-1', INJECTED_V1, 'web-5d8f'), lonely];
+    f.readiness = new Map([['bare', { serviceAccount: false, licenseSecret: false }]]);
+    const c = byId(evaluate(f)).get('uninjected-pods')!;
+    assert.equal(c.status, 'warn');
+    assert.match(c.message, /^1 labelled pod\(s\) skipped by the webhook: bare\/lonely: namespace bare lacks ServiceAccount pando-sidecar and Secret pando-license/);
+    assert.deepEqual(c.fixes, []);
+    // Without the readiness answer the webhook would inject it now: unprotected, restart.
+    f.readiness = undefined;
+    assert.equal(byId(evaluate(f)).get('uninjected-pods')!.status, 'fail');
+  });
+
+  it('doctor counts what the watchdog counts: both use app/pods/classify.ts', () => {
+    const f = healthy();
+    f.pods = [pod('web-1', {}, 'web-5d8f'), pod('web-2', {}, 'web-5d8f'), pod('solo'), pod('ok', INJECTED_V1), pod('old', { ...INJECTED_V1, 'pandocore.xyz/version': '0.9.0' }), { ...pod('ignored'), metadata: { ...pod('ignored').metadata, namespace: 'quiet' } }];
+    const states = f.pods.map((p) => classifyPod(slimPod(p), PLAN_V1).state);
+    assert.deepEqual(states, ['unprotected', 'unprotected', 'unprotected', 'protected', 'stale', 'skipped']);
+    const checks = byId(evaluate(f));
+    assert.match(checks.get('uninjected-pods')!.message, /^3 labelled pod\(s\)/);
+    assert.match(checks.get('stale-pods')!.message, /^1 pod\(s\) run an old sidecar/);
   });
 
   it('stale pods after an upgrade: compared with what the webhook injects now', () => {

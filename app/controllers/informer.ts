@@ -1,0 +1,163 @@
+// List + watch of one kind of object with a label selector, handing on only a slim form of each
+// (the watchdog's pods: app/pods/classify.ts's slimPod; namespace setup's namespaces). Ours rather
+// than @kubernetes/client-node's makeInformer: that one caches every object whole (managedFields,
+// status, volumes), which with 10,000 pods costs hundreds of MiB.
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { slimPod, type SlimPod } from '../pods/classify.ts';
+import { statusOf } from '../kube-errors.ts';
+import type { ControllerLog } from './loop.ts';
+
+export interface InformerEvents<T> {
+  /** The full set after a (re)list: replaces everything known. */
+  replaced(objects: T[]): void;
+  upserted(object: T): void;
+  /** By uid; `raw` is the last state the watch sent. */
+  deleted(uid: string, raw?: any): void;
+}
+export type PodEvents = InformerEvents<SlimPod>;
+
+export interface Informer {
+  /** Resolves after the first list. */
+  synced: Promise<void>;
+  stop(): void;
+}
+
+interface Page {
+  items: unknown[];
+  metadata?: { _continue?: string; resourceVersion?: string };
+}
+
+export interface InformerSource<T> {
+  /** Watch path, e.g. /api/v1/pods. */
+  path: string;
+  labelSelector: string;
+  list(options: { labelSelector: string; limit: number; _continue?: string }): Promise<Page>;
+  slim(raw: any): T;
+  /** Used in log lines. */
+  what: string;
+}
+
+// Small pages: the garbage of one page is what the heap has to hold at once.
+const PAGE = 100;
+
+/**
+ * One page of a list as plain JSON, without the generated client's deserialisation: with 10,000 pods
+ * its class instances and Date objects are most of the garbage a list leaves behind (and the heap
+ * it grows stays grown).
+ */
+export function rawList(kc: KubeConfig, path: string): InformerSource<unknown>['list'] {
+  return async (options) => {
+    const url = new URL(kc.getCurrentCluster()!.server + path);
+    url.searchParams.set('labelSelector', options.labelSelector);
+    url.searchParams.set('limit', String(options.limit));
+    if (options._continue) url.searchParams.set('continue', options._continue);
+    const request: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+    await kc.applyToHTTPSOptions(request);
+    return new Promise<Page>((resolve, reject) => {
+      const req = httpsRequest(url, request, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200) return reject(Object.assign(new Error(`GET ${path}: HTTP ${res.statusCode}`), { code: res.statusCode }));
+          try {
+            const parsed = JSON.parse(body) as Page & { metadata?: { continue?: string } };
+            resolve({ items: parsed.items ?? [], metadata: { _continue: parsed.metadata?.continue, resourceVersion: parsed.metadata?.resourceVersion } });
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+        res.on('error', reject);
+      });
+      req.setTimeout(60_000, () => req.destroy(new Error(`GET ${path}: no answer in 60 s`)));
+      req.on('error', reject);
+      req.end();
+    });
+  };
+}
+
+/** Labelled pods of every namespace, slim. */
+export function startPodInformer(kc: KubeConfig, labelSelector: string, on: PodEvents, log: ControllerLog): Informer {
+  return startInformer(kc, { path: '/api/v1/pods', labelSelector, list: rawList(kc, '/api/v1/pods'), slim: slimPod, what: 'pod' }, on, log);
+}
+
+export function startInformer<T>(kc: KubeConfig, source: InformerSource<T>, on: InformerEvents<T>, log: ControllerLog): Informer {
+  const { labelSelector } = source;
+  const watcher = new Watch(kc);
+  let stopped = false;
+  let abort: AbortController | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let markSynced!: () => void;
+  const synced = new Promise<void>((resolve) => (markSynced = resolve));
+
+  async function list(): Promise<string> {
+    const objects: T[] = [];
+    let token: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await source.list({ labelSelector, limit: PAGE, ...(token ? { _continue: token } : {}) });
+      for (const item of page.items) objects.push(source.slim(item));
+      token = page.metadata?._continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    } while (token && !stopped);
+    on.replaced(objects);
+    return resourceVersion;
+  }
+
+  function again(delayMs: number) {
+    if (stopped) return;
+    retry = setTimeout(() => void run(), delayMs);
+    retry.unref();
+  }
+
+  async function watch(from: string): Promise<void> {
+    let resourceVersion = from;
+    let relist = false;
+    abort = await watcher.watch(
+      source.path,
+      { labelSelector, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 },
+      (type, object) => {
+        if (type === 'ERROR') {
+          // 410 Gone: our resourceVersion is too old; everything else: start over as well.
+          relist = true;
+          abort?.abort();
+          return;
+        }
+        const rv = object?.metadata?.resourceVersion;
+        if (rv) resourceVersion = rv;
+        if (type === 'ADDED' || type === 'MODIFIED') on.upserted(source.slim(object));
+        else if (type === 'DELETED' && object?.metadata?.uid) on.deleted(object.metadata.uid, object);
+      },
+      (err) => {
+        if (stopped) return;
+        const failed = Boolean(err) && err.name !== 'AbortError';
+        if (failed) log.warn({ reason: (err as Error).message ?? String(err), status: statusOf(err) }, `${source.what} watch failed; listing again`);
+        // A watch the server closed (timeoutSeconds) goes on from where it was; anything else lists again.
+        if (relist || failed) again(1000);
+        else void watch(resourceVersion).catch(() => again(1000));
+      },
+    );
+  }
+
+  async function run(): Promise<void> {
+    try {
+      const rv = await list();
+      markSynced();
+      if (!stopped) await watch(rv);
+    } catch (err) {
+      log.warn({ reason: (err as Error).message }, `listing ${source.what}s failed; retrying`);
+      again(2000);
+    }
+  }
+
+  void run();
+  return {
+    synced,
+    stop() {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      abort?.abort();
+    },
+  };
+}

@@ -1,0 +1,144 @@
+// What state a labelled pod is in, judged by the webhook's own core: decide() on the pod as if it
+// were created now, with the namespace's readiness. The watchdog (app/controllers/) and
+// `pando doctor` (app/cli/) both import this, so they and the webhook can never disagree.
+// Pure: no I/O, no clock, no logger.
+
+import type { AdmissionRequest, Container, Pod } from '../admission/types.ts';
+import { DOMAIN, LABEL_PROTECT, SIDECAR_NAME } from '../contract.ts';
+import { decide, type NamespaceReadiness, type ReviewContext } from '../inject/decide.ts';
+import type { Reason } from '../inject/reasons.ts';
+import type { InjectionPlan } from '../inject/sidecar.ts';
+import type { NamespaceLookup } from '../namespaces.ts';
+import { NODE_OS_LABEL } from '../inject/os.ts';
+
+export const POD_STATES = ['protected', 'stale', 'unprotected', 'skipped'] as const;
+export type PodState = (typeof POD_STATES)[number];
+
+export interface Classification {
+  state: PodState;
+  /** decide()'s reason key: why a pod is skipped, or what the webhook would do with it now. */
+  reason: Reason;
+  /** decide()'s sentence, for logs, Events and doctor. */
+  message: string;
+}
+
+/**
+ * protected: the webhook would change nothing (already-injected);
+ * stale: it would replace the sidecar (reinjected: older version, config hash or mode);
+ * unprotected: no sidecar, and it would inject one now;
+ * skipped: it would leave the pod as it is for a reason (excluded namespace, namespace not set up,
+ * pod resources, a hand-added sidecar, ...): reported with that reason, never healed, because a
+ * new pod would come out the same (or, for an injected pod, lose its sidecar).
+ */
+export function classifyPod(pod: Pod, plan: InjectionPlan, context: ReviewContext = {}): Classification {
+  const namespace = pod.metadata?.namespace;
+  const request: AdmissionRequest = {
+    uid: 'classification',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    operation: 'CREATE',
+    ...(namespace ? { namespace } : {}),
+    object: pod,
+  } as AdmissionRequest;
+  const decision = decide(request, plan, context);
+  if (decision.action === 'inject') {
+    return { state: decision.reason === 'reinjected' ? 'stale' : 'unprotected', reason: decision.reason, message: decision.message };
+  }
+  if (decision.reason === 'already-injected') return { state: 'protected', reason: decision.reason, message: decision.message };
+  return { state: 'skipped', reason: decision.reason, message: decision.message };
+}
+
+/** A pod the watchdog and doctor look at: not being deleted and not finished. */
+export function isLive(pod: { metadata?: { deletionTimestamp?: unknown }; status?: { phase?: string } }): boolean {
+  const phase = pod.status?.phase;
+  return !pod.metadata?.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed';
+}
+
+/** The controller that owns a pod (ReplicaSet, StatefulSet, DaemonSet, Job, ...), if any. */
+export interface ControllerRef {
+  kind: string;
+  name: string;
+  uid?: string;
+}
+
+/** Only what classification, reporting and healing read of a pod: memory stays small with many pods. */
+export interface SlimPod extends Pod {
+  metadata: { name: string; namespace: string; uid: string; labels: Record<string, string>; annotations: Record<string, string>; controller?: ControllerRef; deletionTimestamp?: string };
+  status: { phase?: string };
+}
+
+// The replicas of a workload have the same containers: one frozen copy serves them all.
+const sharedContainers = new Map<string, Container>();
+const SHARED_LIMIT = 20_000;
+
+function slimContainer(c: Container): Container {
+  const out: Container = { name: c.name };
+  if (c.restartPolicy !== undefined) out.restartPolicy = c.restartPolicy;
+  if (c.resources !== undefined) out.resources = c.resources;
+  // decide() reads the sidecar's mode from its env; other containers' env is not needed.
+  if (c.name === SIDECAR_NAME && c.env) out.env = c.env.map((e) => ({ name: e.name, ...(e.value !== undefined ? { value: e.value } : {}) }));
+  const key = JSON.stringify(out);
+  const shared = sharedContainers.get(key);
+  if (shared) return shared;
+  if (sharedContainers.size >= SHARED_LIMIT) sharedContainers.clear();
+  const frozen = Object.freeze(structuredClone(out));
+  sharedContainers.set(key, frozen);
+  return frozen;
+}
+
+/**
+ * The fields of a pod (from a list or a watch event) that decide() and the watchdog read: our label
+ * and annotations, the controller reference, container names, resources and restart policies, the
+ * service account, pod-level resources, the OS (spec.os, the OS node selector and required node
+ * affinity). A field decide() starts to read must be kept here
+ * too: test/pods/classify.test.ts classifies every golden pod both whole and slim and compares.
+ */
+export function slimPod(raw: any): SlimPod {
+  const meta = raw?.metadata ?? {};
+  const spec = raw?.spec ?? {};
+  const annotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries((meta.annotations ?? {}) as Record<string, string>)) if (k.startsWith(`${DOMAIN}/`)) annotations[k] = v;
+  const labels: Record<string, string> = {};
+  const protect = meta.labels?.[LABEL_PROTECT];
+  if (protect !== undefined) labels[LABEL_PROTECT] = protect;
+  const ref = ((meta.ownerReferences ?? []) as Array<{ controller?: boolean; kind: string; name: string; uid?: string }>).find((r) => r.controller);
+  const slimSpec: SlimPod['spec'] = { containers: ((spec.containers ?? []) as Container[]).map(slimContainer) };
+  if (spec.initContainers) slimSpec.initContainers = (spec.initContainers as Container[]).map(slimContainer);
+  for (const key of ['serviceAccountName', 'serviceAccount', 'resources', 'os'] as const) if (spec[key] !== undefined) slimSpec[key] = spec[key];
+  // The OS rule (app/inject/os.ts) reads the kubernetes.io/os node selector and required node affinity.
+  const osSelector = spec.nodeSelector?.[NODE_OS_LABEL];
+  if (osSelector !== undefined) slimSpec.nodeSelector = { [NODE_OS_LABEL]: osSelector };
+  const requiredNodes = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  if (requiredNodes !== undefined) slimSpec.affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: requiredNodes } };
+  return {
+    metadata: {
+      name: meta.name ?? '',
+      namespace: meta.namespace ?? '',
+      uid: meta.uid ?? '',
+      labels,
+      annotations,
+      ...(ref ? { controller: { kind: ref.kind, name: ref.name, ...(ref.uid ? { uid: ref.uid } : {}) } } : {}),
+      ...(meta.deletionTimestamp ? { deletionTimestamp: String(meta.deletionTimestamp) } : {}),
+    },
+    spec: slimSpec,
+    status: raw?.status?.phase ? { phase: raw.status.phase } : {},
+  };
+}
+
+/** Where a namespace's readiness comes from (app/namespaces.ts's cache, shared with the server). */
+export interface ReadinessSource {
+  get(namespace: string): Promise<NamespaceLookup>;
+}
+
+/**
+ * classifyPod with the namespace's readiness looked up exactly when the server looks it up: only
+ * for a pod that would otherwise be injected (app/server.ts's safeReview).
+ */
+export async function classifyWithReadiness(pod: Pod, plan: InjectionPlan, readiness: ReadinessSource | undefined): Promise<Classification> {
+  const first = classifyPod(pod, plan);
+  const namespace = pod.metadata?.namespace;
+  if (!readiness || !namespace || (first.state !== 'unprotected' && first.state !== 'stale')) return first;
+  const lookup = await readiness.get(namespace);
+  // As app/server.ts's safeReview: a failed lookup is the webhook's namespace-check-failed skip.
+  return classifyPod(pod, plan, lookup.ok ? { namespace: lookup.facts } : { namespaceLookupFailed: lookup.reason });
+}

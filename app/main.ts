@@ -78,6 +78,8 @@ async function main(): Promise<void> {
   const metrics = createMetrics(registry, { version, sidecarVersion: config.sidecar.version });
 
   let stopping = false;
+  // Self-signed: ready only while the caBundle read back trusts the served leaf.
+  let bundleTrusted = !config.selfSigned;
   let pair: ServingPair | undefined;
   let devCaFile: string | undefined;
   let devCaReused = false;
@@ -101,11 +103,21 @@ async function main(): Promise<void> {
         namespace: config.namespace,
         secretName: config.selfSigned.secretName,
         webhookConfigName: config.selfSigned.webhookConfigName,
-        policy: { ...config.selfSigned, hosts: [...config.selfSigned.hosts], retireMs: 2 * config.selfSigned.checkIntervalMs + config.selfSigned.propagationMs },
+        policy: {
+          ...config.selfSigned,
+          hosts: [...config.selfSigned.hosts],
+          retireMs: 2 * config.selfSigned.checkIntervalMs + config.selfSigned.propagationMs,
+          servingTtlMs: 3 * config.selfSigned.checkIntervalMs,
+        },
         checkIntervalMs: config.selfSigned.checkIntervalMs,
         logger,
+        replica: config.podName || hostname(),
         onServe: serve,
-        onBundleCheck: (inSync) => metrics.caBundleInSync.set(inSync ? 1 : 0),
+        onBundleCheck: (inSync) => {
+          bundleTrusted = inSync;
+          metrics.caBundleInSync.set(inSync ? 1 : 0);
+        },
+        onRecovery: (reason) => metrics.tlsSecretRecoveries.inc({ reason }),
       })
     : undefined;
   if (!reloader && !selfSigned) {
@@ -124,7 +136,7 @@ async function main(): Promise<void> {
     readiness,
     // Without a pair yet, the server starts with an empty context and stays unready until one loads.
     tls: pair ? secureContextOptions(pair) : {},
-    isReady: () => !stopping && isValidAt(pair, new Date()),
+    isReady: () => !stopping && bundleTrusted && isValidAt(pair, new Date()),
   });
   reloader?.reload();
   reloader?.start();
@@ -140,8 +152,8 @@ async function main(): Promise<void> {
   expiryCheck.unref();
   const metricsApp = buildMetricsServer(registry);
 
-  const webhookConnections = trackConnections(app.server, true);
-  const metricsConnections = trackConnections(metricsApp.server, false);
+  const webhookConnections = trackConnections(app.server);
+  const metricsConnections = trackConnections(metricsApp.server);
   await app.listen({ host: config.host, port: config.port });
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
@@ -189,6 +201,8 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    webhookConnections.startDraining();
+    metricsConnections.startDraining();
     const force = setTimeout(() => {
       logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
       process.exit(1);

@@ -9,6 +9,7 @@ export interface Metrics {
   readonly injections: Counter<'mode' | 'reason'>;
   readonly certExpiry: Gauge;
   readonly caBundleInSync: Gauge;
+  readonly tlsSecretRecoveries: Counter<'reason'>;
   readonly namespaceNotReady: Counter<'namespace'>;
   readonly namespaceLookups: Counter;
   readonly namespaceLookupErrors: Counter<'reason'>;
@@ -18,6 +19,23 @@ export interface Metrics {
 export interface BuildInfo {
   version: string;
   sidecarVersion: string;
+}
+
+// Label values come from fixed sets: a value taken from a request body as it is would let any
+// in-cluster client create series (and memory) without bound.
+const OPERATIONS: ReadonlySet<string> = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
+const KINDS: ReadonlySet<string> = new Set(['Pod']);
+/** The label value for anything outside a fixed set. */
+export const OTHER = 'other';
+
+/** `operation` label: an admission operation, else `other`. */
+export function operationLabel(value: unknown): string {
+  return typeof value === 'string' && OPERATIONS.has(value) ? value : OTHER;
+}
+
+/** `kind` label: a kind the webhook is registered for, else `other`. */
+export function kindLabel(value: unknown): string {
+  return typeof value === 'string' && KINDS.has(value) ? value : OTHER;
 }
 
 // From 0.1 ms: the typical review takes well under a millisecond.
@@ -32,7 +50,7 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
     registers: [registry],
   });
   info.set({ version: build.version, sidecar_version: build.sidecarVersion, node_version: process.version }, 1);
-  return {
+  const metrics: Metrics = {
     registry,
     requests: new Counter({
       name: 'pandocore_admission_requests_total',
@@ -60,7 +78,7 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
     }),
     namespaceNotReady: new Counter({
       name: 'pandocore_namespace_not_ready_total',
-      help: 'Labelled pods created without the sidecar because their namespace lacks the ServiceAccount or license Secret.',
+      help: 'Labelled pods created without the sidecar because their namespace lacks the ServiceAccount or license Secret; namespace is other unless the lookup found part of the setup there.',
       labelNames: ['namespace'],
       registers: [registry],
     }),
@@ -80,5 +98,13 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
       help: '1 when the webhook configuration\'s caBundle verifies the certificate this replica serves, 0 when not, absent when not checked.',
       registers: [registry],
     }),
+    tlsSecretRecoveries: new Counter({
+      name: 'pandocore_tls_secret_recoveries_total',
+      help: 'Self-signed: times the TLS Secret was missing (while a caBundle was set), incomplete or held a corrupt CA, and a new CA replaced it next to the CAs still trusted.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
   };
+  for (const reason of ['missing', 'incomplete', 'corrupt']) metrics.tlsSecretRecoveries.inc({ reason }, 0);
+  return metrics;
 }

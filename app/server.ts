@@ -16,7 +16,7 @@ import { review, type Outcome } from './inject/review.ts';
 import type { ReadinessCache } from './namespaces.ts';
 import { planInjection, type InjectionPlan } from './inject/sidecar.ts';
 import { createReviewGate, type ReviewGate } from './review-gate.ts';
-import type { Metrics } from './metrics.ts';
+import { OTHER, kindLabel, operationLabel, type Metrics } from './metrics.ts';
 
 export interface ServerDeps {
   metrics: Metrics;
@@ -86,7 +86,9 @@ function podName(request: AdmissionRequest): string | undefined {
   return request.name || undefined;
 }
 
-type SafeOutcome = Outcome & { error?: Error };
+// namespaceSetUp: the readiness lookup found the ServiceAccount or the Secret, so the namespace
+// exists and was set up: only then may it name a metric series.
+type SafeOutcome = Outcome & { error?: Error; namespaceSetUp?: boolean };
 
 function failOpen(err: unknown): SafeOutcome {
   // Fail open, as failurePolicy Ignore would, but never silently: warn, log, count.
@@ -110,7 +112,10 @@ function safeReview(request: AdmissionRequest, plan: InjectionPlan, readiness: R
     if (!readiness || !request.namespace || decide(request, plan).action !== 'inject') return review(request, plan, {});
     return readiness
       .get(request.namespace)
-      .then((lookup) => review(request, plan, lookup.ok ? { namespace: lookup.facts } : { namespaceLookupFailed: lookup.reason }))
+      .then((lookup): SafeOutcome => ({
+        ...review(request, plan, lookup.ok ? { namespace: lookup.facts } : { namespaceLookupFailed: lookup.reason }),
+        namespaceSetUp: lookup.ok && (lookup.facts.serviceAccount || lookup.facts.licenseSecret),
+      }))
       .catch(failOpen);
   } catch (err) {
     return failOpen(err);
@@ -218,15 +223,15 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
 
     const result = outcome.error ? 'error' : outcome.patch.length > 0 ? 'patched' : 'allowed';
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const operation = typeof admission.operation === 'string' ? admission.operation : 'unknown';
-    const kind = admission.kind?.kind ?? 'unknown';
+    const operation = operationLabel(admission.operation);
+    const kind = kindLabel(admission.kind?.kind);
     metrics.requests.inc({ operation, kind, outcome: result, reason: outcome.reason });
     metrics.duration.observe({ outcome: result }, seconds);
     if (outcome.mode && outcome.patch.length > 0) {
       metrics.injections.inc({ mode: outcome.mode, reason: outcome.reason });
     }
     if (outcome.reason === 'namespace-not-ready' && admission.namespace) {
-      metrics.namespaceNotReady.inc({ namespace: admission.namespace });
+      metrics.namespaceNotReady.inc({ namespace: outcome.namespaceSetUp ? admission.namespace : OTHER });
     }
     const fields = {
       uid: admission.uid,

@@ -10,6 +10,7 @@ import { EXISTING_LICENSE, LicenseSecret, checkLicense } from './license-secret.
 import { WebhookNetworkPolicy } from './network-policy.ts';
 import { ProtectedNamespace } from './protected-namespace.ts';
 import { PrometheusRule } from './prometheus-rule.ts';
+import { SecretAdmissionPolicy } from './secret-admission-policy.ts';
 import { ServiceMonitor } from './service-monitor.ts';
 import { SidecarClusterRole } from './sidecar-cluster-role.ts';
 import type { Values } from './values.ts';
@@ -57,6 +58,7 @@ export class PandoChart extends Chart {
     if (b.include('$.Values.serviceMonitor.enabled', v.serviceMonitor.enabled)) new ServiceMonitor(this, 'service-monitor', { ctx });
     if (b.include('$.Values.watchdog.enabled', v.watchdog.enabled)) new WatchdogRbac(this, 'watchdog-rbac', { ctx });
     if (b.include('$.Values.prometheusRule.enabled', v.prometheusRule.enabled)) new PrometheusRule(this, 'prometheus-rule', { ctx });
+    if (b.include('$.Values.secretPolicy.enabled', v.secretPolicy.enabled)) new SecretAdmissionPolicy(this, 'secret-admission-policy', { ctx });
     if (b.helm) {
       const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', ''), licenseCopyRbac: true });
       for (const object of setup.objects) {

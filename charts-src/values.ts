@@ -61,7 +61,8 @@ export interface Values {
   };
   hpa: { enabled: boolean; maxReplicas: number; targetCPUUtilizationPercentage: number };
   podDisruptionBudget: { enabled: boolean; minAvailable: number | string; maxUnavailable: number | string };
-  networkPolicy: { enabled: boolean };
+  networkPolicy: { enabled: boolean; ingressFrom: unknown[] };
+  secretPolicy: { enabled: boolean };
   serviceMonitor: { enabled: boolean; interval: string; scrapeTimeout: string; labels: Record<string, string> };
   watchdog: { enabled: boolean; heal: (typeof WATCHDOG_HEAL_MODES)[number]; restartStale: boolean; restartsPerMinute: number };
   prometheusRule: { enabled: boolean; labels: Record<string, string> };
@@ -263,6 +264,18 @@ export const VALUES: Group = {
     networkPolicy: {
       properties: {
         enabled: leaf('Admit only the webhook and metrics ports.', { type: 'boolean', default: true }),
+        ingressFrom: leaf(
+          'Sources (NetworkPolicy peers: ipBlock, namespaceSelector, podSelector) admitted to the webhook port; empty: any. Where the API server\'s source can be selected (an ipBlock of the control-plane addresses, or its namespace where it runs as pods), restrict to it.',
+          { type: 'array', items: { type: 'object' }, default: [] },
+        ),
+      },
+    },
+    secretPolicy: {
+      properties: {
+        enabled: leaf(
+          'Ship a ValidatingAdmissionPolicy (Kubernetes 1.30+) that lets the webhook\'s ServiceAccount write only its own Secrets: Opaque pando-license, its TLS Secret, no service-account annotations.',
+          { type: 'boolean', default: true },
+        ),
       },
     },
     serviceMonitor: {

@@ -49,11 +49,13 @@ export class WebhookRbac extends Construct {
     const accountAnnotations = b.optionalBlock('$.Values.serviceAccount.annotations', v.serviceAccount.annotations);
     if (accountAnnotations !== undefined) this.serviceAccount.addJsonPatch(JsonPatch.add('/metadata/annotations', accountAnnotations));
 
+    // Only what app/ calls (issue 19 item 3): no events (nothing records one), no patch of the TLS
+    // Secret (app/selfsigned/manager.ts reads, creates and replaces it with its resourceVersion).
     const namespaced: (Rule | undefined)[] = [
-      selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'update', 'patch'], resourceNames: [NAMES.tlsSecret] }),
-      // The first replica creates the TLS Secret; create cannot be limited to a name.
+      selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'update'], resourceNames: [NAMES.tlsSecret] }),
+      // The first replica creates the TLS Secret; create cannot be limited to a name (the
+      // ValidatingAdmissionPolicy of secret-admission-policy.ts limits what it may create).
       selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }),
-      { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
       // namespaceSetup.auto: leader election on one Lease, and the license to copy.
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAME] }),
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
@@ -67,8 +69,8 @@ export class WebhookRbac extends Construct {
       }),
     ];
     const clusterWide: (Rule | undefined)[] = [
-      // Read to check that caBundle verifies the serving chain; patch (self-signed) to keep it in sync.
-      { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], verbs: ['get'], resourceNames: [NAMES.webhookConfiguration] },
+      // Self-signed: read back that caBundle trusts the served leaf, and patch it to keep it in sync.
+      selfSigned({ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], verbs: ['get'], resourceNames: [NAMES.webhookConfiguration] }),
       selfSigned({ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], verbs: ['patch'], resourceNames: [NAMES.webhookConfiguration] }),
       // Namespace readiness: exactly the ServiceAccount and the license Secret by name; never list
       // or watch Secrets, never read other Secrets.
@@ -82,29 +84,40 @@ export class WebhookRbac extends Construct {
     ];
     const subject = { kind: 'ServiceAccount', name: NAMES.app, namespace: ctx.namespace };
 
-    new ApiObject(this, 'role', {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
-      rules: present(namespaced),
-    });
-    new ApiObject(this, 'role-binding', {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: NAMES.app },
-      subjects: [subject],
-    });
-    new ApiObject(this, 'cluster-role', {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: NAMES.app, labels },
-      rules: present(clusterWide),
-    });
+    // A Role or ClusterRole without a rule is left out with its binding (cert-manager mode without
+    // a license to copy needs nothing in its namespace; without namespaceCheck nothing cluster-wide).
+    const roleNeeded = `or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto (and (${EXISTING_LICENSE}) $.Values.protectedNamespaces)`;
+    if (b.include(roleNeeded, !v.tls.certManager || copiesLicense)) {
+      const role = new ApiObject(this, 'role', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
+        rules: present(namespaced),
+      });
+      const roleBinding = new ApiObject(this, 'role-binding', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: NAMES.app, namespace: ctx.namespace, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: NAMES.app },
+        subjects: [subject],
+      });
+      for (const object of [role, roleBinding]) b.guard(object, { kind: 'if', expr: roleNeeded });
+    }
+    const clusterRoleNeeded = 'or (not $.Values.tls.certManager) $.Values.namespaceCheck';
+    const clusterRoleWanted = b.include(clusterRoleNeeded, !v.tls.certManager || v.namespaceCheck);
+    const clusterRole = clusterRoleWanted
+      ? new ApiObject(this, 'cluster-role', {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRole',
+          metadata: { name: NAMES.app, labels },
+          rules: present(clusterWide),
+        })
+      : undefined;
     if (b.include('$.Values.namespaceSetup.auto', v.namespaceSetup.auto)) {
       // Only with namespaceSetup.auto: writes of exactly the three objects (by name where Kubernetes
       // allows it; create and a list of namespaces cannot be limited), and `bind` of the sidecar
-      // ClusterRole, which a RoleBinding to it needs.
+      // ClusterRole, which a RoleBinding to it needs. get: the watch reads an object before it
+      // applies or deletes it (a Secret of another type with our name is refused, not overwritten).
       const setupRole = new ApiObject(this, 'namespace-setup-cluster-role', {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRole',
@@ -130,12 +143,15 @@ export class WebhookRbac extends Construct {
       });
       for (const object of [setupRole, setupBinding]) b.guard(object, { kind: 'if', expr: '$.Values.namespaceSetup.auto' });
     }
-    new ApiObject(this, 'cluster-role-binding', {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: NAMES.app, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAMES.app },
-      subjects: [subject],
-    });
+    if (clusterRole) {
+      const clusterRoleBinding = new ApiObject(this, 'cluster-role-binding', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: NAMES.app, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAMES.app },
+        subjects: [subject],
+      });
+      for (const object of [clusterRole, clusterRoleBinding]) b.guard(object, { kind: 'if', expr: clusterRoleNeeded });
+    }
   }
 }

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import tls from 'node:tls';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,14 +14,14 @@ import { describe, it } from 'node:test';
 const MAIN = join(import.meta.dirname, '..', 'app', 'main.ts');
 const INPUT = join(import.meta.dirname, 'testdata', 'golden', 'minimal-pod', 'input.json');
 
-function get(port: number, ca: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+function get(port: number, ca: string, path: string, body?: string, agent?: https.Agent): Promise<{ status: number; body: string; connection?: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: '127.0.0.1', port, path, ca, method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} },
+      { host: '127.0.0.1', port, path, ca, method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {}, ...(agent ? { agent } : {}) },
       (res) => {
         let data = '';
         res.on('data', (d) => (data += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data, connection: res.headers.connection }));
       },
     );
     req.on('error', reject);
@@ -64,13 +65,18 @@ describe('app/main.ts', () => {
       assert.match(await metrics.text(), /pandocore_build_info\{version="\d+\.\d+\.\d+"/);
       const caFile = /--cacert (\S+)/.exec(out())![1]!;
       const ca = readFileSync(caFile, 'utf8');
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+      assert.equal((await get(port, ca, '/healthz', undefined, agent)).connection, 'keep-alive', 'before shutdown: keep-alive');
       const stopped = Date.now();
       child.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 300));
-      // Draining: unready, yet a review that still arrives is answered.
+      // Draining: unready, yet a review that still arrives is answered, and told to close its
+      // connection (on the connection kept alive from before, too).
       assert.equal((await get(port, ca, '/readyz')).status, 503);
-      const review = await get(port, ca, '/mutate', readFileSync(INPUT, 'utf8'));
+      const review = await get(port, ca, '/mutate', readFileSync(INPUT, 'utf8'), agent);
+      agent.destroy();
       assert.equal(review.status, 200);
+      assert.equal(review.connection, 'close', 'draining: connection: close');
       assert.equal(JSON.parse(review.body).response.auditAnnotations.reason, 'injected');
       const exited = once(child, 'exit');
       const [code] = await exited;
@@ -87,6 +93,7 @@ describe('app/main.ts', () => {
     const { child, out } = start({ PANDO_HOST: '127.0.0.1', PANDO_PORT: String(port), PANDO_METRICS_PORT: String(port + 1), PANDO_SHUTDOWN_DELAY_MS: '500' });
     const agent = new https.Agent({ keepAlive: true, maxSockets: 4 });
     const sockets: tls.TLSSocket[] = [];
+    const raw: net.Socket[] = [];
     try {
       await waitFor(() => out().includes('curl --cacert'), 15_000);
       const ca = readFileSync(/--cacert (\S+)/.exec(out())![1]!, 'utf8');
@@ -95,13 +102,21 @@ describe('app/main.ts', () => {
         https.get({ host: '127.0.0.1', port, path: '/healthz', ca, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }).on('error', reject);
       });
       assert.equal(first, 200);
-      // ...and connections that completed TLS but never sent a request.
+      // ...and connections that completed TLS but never sent a request...
       for (let i = 0; i < 2; i++) {
         const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
         socket.on('error', () => undefined);
         await once(socket, 'secureConnect');
         sockets.push(socket);
       }
+      // ...and TCP connections that never start TLS (a probe, a stuck client).
+      for (let i = 0; i < 2; i++) {
+        const socket = net.connect({ host: '127.0.0.1', port });
+        socket.on('error', () => undefined);
+        await once(socket, 'connect');
+        raw.push(socket);
+      }
+      const rawClosed = raw.map((s) => once(s, 'close'));
       const metricsSocket = await fetch(`http://127.0.0.1:${port + 1}/metrics`, { keepalive: true });
       await metricsSocket.text();
       const stopped = Date.now();
@@ -110,9 +125,11 @@ describe('app/main.ts', () => {
       const [code] = await exited;
       assert.equal(code, 0, 'exit code');
       assert.ok(Date.now() - stopped < 3_000, `exited after ${Date.now() - stopped} ms (drain delay 500 ms)`);
+      await Promise.all(rawClosed);
     } finally {
       agent.destroy();
       for (const s of sockets) s.destroy();
+      for (const s of raw) s.destroy();
       child.kill('SIGKILL');
     }
   });

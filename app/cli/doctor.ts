@@ -22,7 +22,7 @@ import { kubeReadinessFetcher } from '../namespaces.ts';
 import type { NamespaceReadiness } from '../inject/decide.ts';
 import { splitPem } from './certificates.ts';
 import { evaluate, findWebhook, type Check, type DoctorFacts, type InjectionProbe, type NamespaceFacts, type PodOwner, type ReadyzProbe, type Served } from './doctor-checks.ts';
-import { mark, paint, type Style } from './output.ts';
+import { jsonSafe, mark, paint, terminalSafe, type Style } from './output.ts';
 
 export interface DoctorOptions {
   namespace?: string;
@@ -286,12 +286,13 @@ export async function gatherFacts(kc: KubeConfig, options: DoctorOptions): Promi
   return facts;
 }
 
+/** The checks as text for a terminal; everything read from the cluster in them is escaped. */
 export function formatChecks(style: Style, checks: readonly Check[]): string {
-  const width = Math.max(...checks.map((c) => c.title.length));
+  const width = Math.max(...checks.map((c) => terminalSafe(c.title).length));
   const lines: string[] = [];
   for (const c of checks) {
-    lines.push(`${mark(style, c.status)} ${paint(style, 'bold', c.title.padEnd(width))}  ${c.message}`);
-    for (const fix of c.fixes) lines.push(`  ${' '.repeat(4)}${paint(style, 'yellow', 'fix:')} ${fix}`);
+    lines.push(`${mark(style, c.status)} ${paint(style, 'bold', terminalSafe(c.title).padEnd(width))}  ${terminalSafe(c.message)}`);
+    for (const fix of c.fixes) lines.push(`  ${' '.repeat(4)}${paint(style, 'yellow', 'fix:')} ${terminalSafe(fix)}`);
   }
   const failed = checks.filter((c) => c.status === 'fail').length;
   const warned = checks.filter((c) => c.status === 'warn').length;
@@ -311,7 +312,7 @@ export async function runDoctor(options: DoctorOptions, io: DoctorIo): Promise<n
   const checks = evaluate(facts);
   const ok = !checks.some((c) => c.status === 'fail');
   if (options.output === 'json') {
-    io.stdout(`${JSON.stringify({ ok, context: kc.getCurrentContext(), namespace: options.namespace ?? null, checks }, null, 2)}\n`);
+    io.stdout(`${jsonSafe(JSON.stringify({ ok, context: kc.getCurrentContext(), namespace: options.namespace ?? null, checks }, null, 2))}\n`);
   } else {
     io.stdout(formatChecks(io.style, checks));
   }

@@ -29,6 +29,31 @@ const SYMBOL: Record<Status, string> = { ok: '✓', warn: '!', fail: '✗', info
 const WORD: Record<Status, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', info: 'info' };
 const COLOUR: Record<Status, 'green' | 'yellow' | 'red' | 'gray'> = { ok: 'green', warn: 'yellow', fail: 'red', info: 'gray' };
 
+// Control characters (C0, DEL, C1), format characters (bidi overrides, zero-width) and line
+// separators: a value read from the cluster that holds them could move the cursor, retitle the
+// window, hide text or forge a line of output on an administrator's terminal.
+const UNSAFE = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
+
+function escapeCodePoint(ch: string): string {
+  const code = ch.codePointAt(0)!;
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+}
+
+/** `text` with every character that a terminal would act on written as a visible escape (`\x1b`). */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE, escapeCodePoint);
+}
+
+/**
+ * JSON.stringify's text with the unsafe characters it leaves raw (DEL, C1, format characters) as
+ * `\uXXXX` escapes; it already escapes C0 inside strings, and its own newlines are layout.
+ */
+export function jsonSafe(json: string): string {
+  return json.replace(UNSAFE, (ch) =>
+    ch === '\n' ? ch : Array.from({ length: ch.length }, (_, i) => `\\u${ch.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
+  );
+}
+
 export function paint(style: Style, format: Parameters<typeof styleText>[0], text: string): string {
   return style.color ? styleText(format, text, { validateStream: false }) : text;
 }
@@ -53,6 +78,6 @@ export class CliError extends Error {
 }
 
 export function formatError(style: Style, err: CliError): string {
-  const head = `${paint(style, ['bold', 'red'], 'pando: error:')} ${err.message}`;
-  return err.hint ? `${head}\n  ${paint(style, 'yellow', 'fix:')} ${err.hint}\n` : `${head}\n`;
+  const head = `${paint(style, ['bold', 'red'], 'pando: error:')} ${terminalSafe(err.message)}`;
+  return err.hint ? `${head}\n  ${paint(style, 'yellow', 'fix:')} ${terminalSafe(err.hint)}\n` : `${head}\n`;
 }

@@ -6,8 +6,14 @@
 // leaf is still served; once the bundle has had time to propagate, phase B makes the next CA active
 // and issues a leaf from it, keeping the old CA in the bundle until every replica serves the new
 // leaf. A leaf rotation under the same CA needs no overlap at all.
+//
+// Nothing here trusts a clock started by a write alone: the propagation wait counts from the moment a
+// replica read back a caBundle holding the whole bundle (`bundleSeenSince`), a replica serves a leaf
+// only while the caBundle it read back trusts it (`chooseLeaf`), and a CA leaves the bundle only when
+// no replica's fresh record (`serving`) says it serves a leaf from that CA. A lost or corrupt Secret
+// is replaced by a new CA next to every CA the webhook configuration still trusts (`recoveredState`).
 
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createCa, issueServingCert } from '../certs.ts';
 
 export interface TlsState {
@@ -21,6 +27,15 @@ export interface TlsState {
   leafKey: string;
   /** When the current CA phase began (created, rotation started, promoted). */
   phaseSince: Date;
+  /** When a replica first read back a caBundle that holds every CA of `bundle`; unset after a change. */
+  bundleSeenSince?: Date;
+  /** What each replica serves: the SHA-256 fingerprint of its leaf's CA, and when it said so. */
+  serving?: Record<string, ServingRecord>;
+}
+
+export interface ServingRecord {
+  ca: string;
+  at: Date;
 }
 
 export interface RotationPolicy {
@@ -32,8 +47,10 @@ export interface RotationPolicy {
   rotateAt: number;
   /** How long a new bundle is given to reach the API server before a leaf depends on it. */
   propagationMs: number;
-  /** How long a retired CA stays in the bundle after promotion (all replicas reload by then). */
+  /** How long a retired CA stays in the bundle after promotion, at least. */
   retireMs: number;
+  /** A replica's serving record older than this no longer counts (the replica is gone or unready). */
+  servingTtlMs: number;
   /** Start a CA rotation now (an operator asked for one). */
   forceRotation?: boolean;
 }
@@ -80,6 +97,125 @@ function samePemList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((pem, i) => pem === b[i]);
 }
 
+export function caFingerprint(caPem: string): string {
+  return new X509Certificate(caPem).fingerprint256;
+}
+
+/** True when a CA's certificate and key are readable, belong together and the CA is still valid. */
+export function usableCa(certPem: string | undefined, keyPem: string | undefined, now: Date): boolean {
+  if (!certPem || !keyPem) return false;
+  try {
+    const cert = new X509Certificate(certPem);
+    return cert.ca && cert.checkPrivateKey(createPrivateKey(keyPem)) && Date.parse(cert.validTo) > now.getTime();
+  } catch {
+    return false;
+  }
+}
+
+/** The readable, unexpired CA certificates among `pems`, each once, in order. */
+export function trustableCas(pems: Iterable<string>, now: Date): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const pem of pems) {
+    try {
+      const cert = new X509Certificate(pem);
+      if (!cert.ca || Date.parse(cert.validTo) <= now.getTime() || seen.has(cert.fingerprint256)) continue;
+      seen.add(cert.fingerprint256);
+      out.push(pem);
+    } catch {
+      // unreadable: nobody can be served from it
+    }
+  }
+  return out;
+}
+
+/** True when every caBundle read back from the webhook configuration trusts the leaf. */
+export function readBackTrusts(readBack: string[][] | undefined, leafPem: string | undefined): boolean {
+  if (!readBack || readBack.length === 0 || !leafPem) return false;
+  return readBack.every((bundle) =>
+    bundle.some((ca) => {
+      try {
+        return issuedBy(leafPem, ca);
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
+function propagated(state: TlsState, now: Date, policy: RotationPolicy): boolean {
+  return state.bundleSeenSince !== undefined && now.getTime() - state.bundleSeenSince.getTime() >= policy.propagationMs;
+}
+
+function servedByAnyone(caPem: string, state: TlsState, now: Date, policy: RotationPolicy): boolean {
+  let fingerprint: string;
+  try {
+    fingerprint = caFingerprint(caPem);
+  } catch {
+    return false;
+  }
+  return Object.values(state.serving ?? {}).some((r) => r.ca === fingerprint && now.getTime() - r.at.getTime() < policy.servingTtlMs);
+}
+
+export interface Observation {
+  /** The caBundle of each webhook of the configuration as read back now, PEMs; undefined: the read failed. */
+  readBack: string[][] | undefined;
+  /** This replica's name in `serving`, and the leaf it serves now. */
+  replica: string;
+  served: string | undefined;
+  /** Refresh this replica's record once it is this old. */
+  refreshMs: number;
+}
+
+/**
+ * What one replica adds to the stored state before deciding: that the caBundle it read back holds
+ * the whole bundle (the propagation clock starts then, not at the Secret write), and which CA its
+ * served leaf comes from. Returns `state` itself when nothing changed.
+ */
+export function observe(state: TlsState, now: Date, seen: Observation): TlsState {
+  let next = state;
+  const holdsAll = seen.readBack !== undefined && seen.readBack.length > 0 && seen.readBack.every((b) => state.bundle.every((ca) => b.includes(ca)));
+  if (state.bundleSeenSince === undefined && holdsAll) next = { ...next, bundleSeenSince: now };
+  const issuer = seen.served ? state.bundle.find((ca) => readBackTrusts([[ca]], seen.served)) : undefined;
+  if (issuer) {
+    const ca = caFingerprint(issuer);
+    const mine = state.serving?.[seen.replica];
+    if (!mine || mine.ca !== ca || now.getTime() - mine.at.getTime() >= seen.refreshMs) {
+      next = { ...next, serving: { ...state.serving, [seen.replica]: { ca, at: now } } };
+    }
+  }
+  return next;
+}
+
+/**
+ * The leaf a replica serves after a pass: the stored one once the caBundle read back trusts it and
+ * switching cannot hurt (the current one is untrusted, expired or from the same CA, or the bundle
+ * has had its propagation time); otherwise the one it serves now.
+ */
+export function chooseLeaf(stored: TlsState, served: string | undefined, readBack: string[][] | undefined, now: Date, policy: RotationPolicy): string | undefined {
+  if (served === stored.leafCert || !readBackTrusts(readBack, stored.leafCert)) return served;
+  if (!served || !readBackTrusts(readBack, served) || propagated(stored, now, policy)) return stored.leafCert;
+  let servedExpired = true;
+  let sameCa = false;
+  try {
+    servedExpired = lifetimeShare(served, now) >= 1;
+    sameCa = issuedBy(served, stored.caCert);
+  } catch {
+    // unreadable: replace it
+  }
+  return servedExpired || sameCa ? stored.leafCert : served;
+}
+
+/**
+ * A new CA for a Secret that is gone, incomplete or holds a corrupt CA, trusted next to `keep`
+ * (what the webhook configuration and the Secret still trust), so no replica's leaf loses trust.
+ */
+export async function recoveredState(keep: string[], now: Date, policy: RotationPolicy): Promise<Rotation> {
+  const created = await nextState(undefined, now, policy);
+  const kept = trustableCas(keep, now).filter((ca) => ca !== created.state.caCert);
+  return { state: { ...created.state, bundle: [created.state.caCert, ...kept] }, events: created.events };
+}
+
 async function leafFrom(caCert: string, caKey: string, now: Date, policy: RotationPolicy) {
   const leaf = await issueServingCert({ certPem: caCert, keyPem: caKey }, policy.hosts, now, policy.leafValidityDays);
   return { leafCert: leaf.certPem, leafKey: leaf.keyPem };
@@ -99,13 +235,14 @@ export async function nextState(current: TlsState | undefined, now: Date, policy
   const inPhase = now.getTime() - state.phaseSince.getTime();
 
   if (state.nextCaCert && state.nextCaKey) {
-    if (inPhase >= policy.propagationMs) {
+    if (propagated(state, now, policy)) {
       const retired = state.caCert;
       state.caCert = state.nextCaCert;
       state.caKey = state.nextCaKey;
       delete state.nextCaCert;
       delete state.nextCaKey;
-      state.bundle = [state.caCert, retired];
+      state.bundle = [state.caCert, ...state.bundle.filter((ca) => ca !== state.caCert)];
+      if (!state.bundle.includes(retired)) state.bundle.push(retired);
       Object.assign(state, await leafFrom(state.caCert, state.caKey, now, policy));
       state.phaseSince = now;
       events.push('ca-promoted', 'leaf-issued');
@@ -114,13 +251,15 @@ export async function nextState(current: TlsState | undefined, now: Date, policy
     const next = await createCa('pando-webhook CA', now, policy.caValidityDays);
     state.nextCaCert = next.certPem;
     state.nextCaKey = next.keyPem;
-    state.bundle = [state.caCert, next.certPem];
+    // A CA retired earlier stays while a replica still serves from it (two rotations in a row).
+    state.bundle = [state.caCert, next.certPem, ...state.bundle.filter((ca) => ca !== state.caCert)];
     state.phaseSince = now;
     events.push('ca-rotation-started');
-  } else {
-    const wanted = [state.caCert];
-    if (!samePemList(state.bundle, wanted) && inPhase >= policy.retireMs) {
-      state.bundle = wanted;
+  }
+  if (inPhase >= policy.retireMs && !events.includes('ca-rotation-started') && !events.includes('ca-promoted')) {
+    const kept = state.bundle.filter((ca) => ca === state.caCert || ca === state.nextCaCert || servedByAnyone(ca, state, now, policy));
+    if (!samePemList(state.bundle, kept)) {
+      state.bundle = kept;
       events.push('ca-retired');
     }
   }
@@ -135,5 +274,7 @@ export async function nextState(current: TlsState | undefined, now: Date, policy
       events.push('bundle-repaired');
     }
   }
+  // A CA the API server has not been seen to trust restarts the propagation clock; a removal does not.
+  if (state.bundle.some((ca) => !current.bundle.includes(ca))) delete state.bundleSeenSince;
   return { state: events.length > 0 ? state : current, events };
 }

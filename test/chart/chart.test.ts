@@ -18,6 +18,7 @@ const webhook = (objects: K8sObject[]) => find(objects, 'MutatingWebhookConfigur
 const DEFAULT_KINDS = [
   'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'HorizontalPodAutoscaler', 'MutatingWebhookConfiguration',
   'NetworkPolicy', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount',
+  'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
   // watchdog.enabled (the default): its own ClusterRole, Role and bindings.
   'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding',
 ].sort();
@@ -36,7 +37,10 @@ describe('chart: lint and render', () => {
   });
 
   test('cert-manager objects are present if and only if tls.certManager', () => {
-    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...DEFAULT_KINDS, ...CERT_MANAGER_KINDS].sort());
+    // cert-manager mode needs no Role in its namespace (nothing to write there).
+    const withoutRole = [...DEFAULT_KINDS];
+    for (const kind of ['Role', 'RoleBinding']) withoutRole.splice(withoutRole.indexOf(kind), 1);
+    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...withoutRole, ...CERT_MANAGER_KINDS].sort());
     ok(!helmTemplate(base).some((o) => o.apiVersion.startsWith('cert-manager.io/')));
   });
 });
@@ -127,14 +131,17 @@ describe('chart: requirements', () => {
     ok(!without.some((r: any) => r.resources.includes('limitranges')), 'no LimitRange rule without the namespace check');
   });
 
-  test('PodDisruptionBudget minAvailable 1; Service 443 to the webhook port; NetworkPolicy admits only the two ports', () => {
+  test('PodDisruptionBudget minAvailable 1; Service 443 to the webhook port; NetworkPolicy admits only the two ports, the webhook port from networkPolicy.ingressFrom', () => {
     equal(find(objects, 'PodDisruptionBudget').spec.minAvailable, 1);
     const service = find(objects, 'Service');
     deepStrictEqual(service.spec.ports.find((p: any) => p.name === 'https'), { name: 'https', port: 443, protocol: 'TCP', targetPort: 8443 });
     ok(!('externalIPs' in service.spec));
     const policy = find(objects, 'NetworkPolicy').spec;
     deepStrictEqual(policy.policyTypes, ['Ingress']);
-    deepStrictEqual(policy.ingress, [{ ports: [{ port: 8443, protocol: 'TCP' }, { port: 9090, protocol: 'TCP' }] }]);
+    deepStrictEqual(policy.ingress, [{ from: [], ports: [{ port: 8443, protocol: 'TCP' }] }, { ports: [{ port: 9090, protocol: 'TCP' }] }]);
+    const apiServer = [{ ipBlock: { cidr: '10.0.0.0/24' } }, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }];
+    const restricted = find(helmTemplate({ ...base, networkPolicy: { ingressFrom: apiServer } }), 'NetworkPolicy').spec;
+    deepStrictEqual(restricted.ingress, [{ from: apiServer, ports: [{ port: 8443, protocol: 'TCP' }] }, { ports: [{ port: 9090, protocol: 'TCP' }] }], 'only the sources named reach the webhook port; metrics stay open');
   });
 
   test('MutatingWebhookConfiguration: Ignore, IfNeeded, None, v1, timeout 5, pods CREATE, label and namespace selectors', () => {
@@ -181,8 +188,34 @@ describe('chart: requirements', () => {
     ok(mwc.every((r: any) => JSON.stringify(r.resourceNames) === '["pando-webhook"]'));
     ok(!rules.some((r) => r.verbs.includes('*') || r.resources.includes('*')));
     const cm = helmTemplate({ ...base, tls: { certManager: true } });
-    ok(!find(cm, 'Role', 'pando-webhook').rules.some((r: any) => r.resources.includes('secrets')), 'cert-manager mode needs no Secret access in its namespace');
+    ok(!cm.some((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook'), 'cert-manager mode needs no Secret access in its namespace');
     equal(find(objects, 'ClusterRole', SIDECAR_CLUSTER_ROLE).metadata.name, SIDECAR_CLUSTER_ROLE);
+  });
+
+  test('RBAC: only rules the code uses (events only in the watchdog\'s roles, no patch of the TLS Secret)', () => {
+    // The webhook's roles (the sidecar's own ClusterRole and the watchdog's roles are another matter).
+    const all = (objs: K8sObject[]) =>
+      objs.filter((o) => (o.kind === 'Role' || o.kind === 'ClusterRole') && o.metadata.name !== SIDECAR_CLUSTER_ROLE && !o.metadata.name.includes('watchdog')).flatMap((o) => o.rules ?? []) as { resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+    const on = helmTemplate({ ...base, namespaceSetup: { auto: true } });
+    for (const objs of [objects, on, helmTemplate({ ...base, tls: { certManager: true } })]) ok(!all(objs).some((r) => r.resources.includes('events')), 'no events');
+    deepStrictEqual(find(objects, 'Role', 'pando-webhook').rules.find((r: any) => r.resourceNames?.includes('pando-webhook-tls')).verbs, ['get', 'update']);
+    const cm = helmTemplate({ ...base, tls: { certManager: true } });
+    ok(!all(cm).some((r) => r.resources.includes('mutatingwebhookconfigurations')), 'cert-manager mode never reads or writes the webhook configuration');
+    ok(!helmTemplate({ ...base, tls: { certManager: true }, namespaceCheck: false }).some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'pando-webhook'), 'nothing to grant: no ClusterRole');
+  });
+
+  test('ValidatingAdmissionPolicy: the webhook\'s ServiceAccount writes only our Secrets, Deny, on by default', () => {
+    const policy = find(objects, 'ValidatingAdmissionPolicy', 'pando-webhook-secrets').spec;
+    equal(policy.failurePolicy, 'Fail');
+    deepStrictEqual(policy.matchConstraints.resourceRules, [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['secrets'] }]);
+    equal(policy.matchConditions[0].expression, `request.userInfo.username == 'system:serviceaccount:${NAMESPACE}:pando-webhook'`);
+    match(policy.validations[0].expression, new RegExp(`request\\.namespace == "${NAMESPACE}"`));
+    match(policy.validations[0].expression, /object\.metadata\.name in \[\] /, 'no pull Secrets: none of those names');
+    const withPull = find(helmTemplate({ ...base, sidecar: { imagePullSecrets: ['pando-registry', 'other'] } }), 'ValidatingAdmissionPolicy').spec;
+    match(withPull.validations[0].expression, /object\.metadata\.name in \["pando-registry","other"\] && .* in \["kubernetes\.io\/dockerconfigjson", "kubernetes\.io\/dockercfg"\]/);
+    match(policy.validations[1].expression, /kubernetes\.io\/service-account\./);
+    deepStrictEqual(find(objects, 'ValidatingAdmissionPolicyBinding', 'pando-webhook-secrets').spec, { policyName: 'pando-webhook-secrets', validationActions: ['Deny'] });
+    ok(!helmTemplate({ ...base, secretPolicy: { enabled: false } }).some((o) => o.kind.startsWith('ValidatingAdmissionPolicy')), 'secretPolicy.enabled=false (Kubernetes 1.29)');
   });
 
   test('license Secret in the release namespace from licenseKey', () => {
@@ -346,6 +379,8 @@ describe('chart: Kubernetes schemas', () => {
     'rbac.authorization.k8s.io/v1/Role': 'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding': 'rbac.authorization.k8s.io/v1/RoleBinding',
     'rbac.authorization.k8s.io/v1/ClusterRole': 'rbac.authorization.k8s.io/v1/ClusterRole', 'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'rbac.authorization.k8s.io/v1/ClusterRoleBinding',
     'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': 'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration',
+    'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy',
+    'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding',
   };
   test('every built-in object of every render validates (kubernetes-models)', async () => {
     const renders = [helmTemplate(base), helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' } })];
@@ -365,7 +400,9 @@ describe('chart: Kubernetes schemas', () => {
 describe('chart: plain cdk8s synth and helm template agree', () => {
   const valueSets: Record<string, unknown> = {
     defaults: base,
-    'cert-manager with extra names': { ...base, tls: { certManager: true, extraIpAddresses: ['127.0.0.1'], extraDnsNames: ['webhook.example'] } },
+    'cert-manager with extra names': {
+      ...base, tls: { certManager: true, extraIpAddresses: ['127.0.0.1'], extraDnsNames: ['webhook.example'] }, networkPolicy: { ingressFrom: [{ ipBlock: { cidr: '10.0.0.0/24' } }] },
+    },
     'development url, optional parts flipped, scheduling': {
       ...base, defaultMode: 'debug', replicas: 3, webhook: { url: 'https://127.0.0.1:8443/mutate', caBundle: 'QUJD' }, hpa: { enabled: false }, podDisruptionBudget: { enabled: false },
       networkPolicy: { enabled: false }, serviceMonitor: { enabled: true }, protectedNamespaces: ['a', 'b'], nodeSelector: { disk: 'ssd' },

@@ -11,7 +11,7 @@ import { createCa, issueServingCert, type IssuedCert } from '../../app/certs.ts'
 import { verifyChain } from '../../app/cli/certificates.ts';
 import { evaluate, restartCommand, selectorMatches, type Check, type DoctorFacts } from '../../app/cli/doctor-checks.ts';
 import { formatChecks, parseWarnings } from '../../app/cli/doctor.ts';
-import { PLAIN } from '../../app/cli/output.ts';
+import { CliError, formatError, jsonSafe, PLAIN, terminalSafe } from '../../app/cli/output.ts';
 import { namespaceSetupObjects } from '../../app/setup/namespace-objects.ts';
 import { loadConfig } from '../../app/config.ts';
 import { devCaCertFile } from '../../app/dev-ca.ts';
@@ -403,6 +403,37 @@ describe('doctor helpers', () => {
     assert.match(lines[2]!, /^ {6}fix: start the webhook/);
     assert.equal(lines.at(-1), '1 check(s) failed');
     assert.doesNotMatch(text, /\u001b/);
+  });
+});
+
+describe('doctor output escapes what it read from the cluster', () => {
+  // Window title, clear screen, an 8-bit CSI, a bidi override and a forged line of output.
+  const HOSTILE = '\u001b]0;owned\u0007\u001b[2J\u009b31m\u202e\nok   all checks passed';
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/;
+
+  it('annotation values, names and warnings reach the text output only as visible escapes', () => {
+    const stale = pod(`web-1${HOSTILE}`, { ...INJECTED_V1, 'pandocore.xyz/version': `0.9.0${HOSTILE}` }, 'web-5d8f');
+    const f: DoctorFacts = {
+      ...healthy(),
+      podName: stale.metadata!.name!,
+      pod: stale,
+      pods: [stale],
+      probe: { namespace: 'shop', injected: false, warnings: [`pandocore: sidecar not injected: ${HOSTILE}`] },
+    };
+    const checks = evaluate(f);
+    assert.ok(checks.some((c) => c.message.includes('\u001b') || c.fixes.some((x) => x.includes('\u001b'))), 'the hostile text reaches the checks');
+    const text = formatChecks(PLAIN, checks);
+    assert.doesNotMatch(text, RAW);
+    assert.match(text, /\\x1b\]0;owned\\x07\\x1b\[2J\\x9b31m\\u\{202e\}\\x0aok/);
+    assert.ok(!text.split('\n').includes('ok   all checks passed'), 'no forged line');
+  });
+
+  it('JSON output and error messages too', () => {
+    const json = jsonSafe(JSON.stringify({ message: HOSTILE, tag: 'a\u{e0041}b' }, null, 2));
+    assert.doesNotMatch(json, RAW);
+    assert.deepEqual(JSON.parse(json), { message: HOSTILE, tag: 'a\u{e0041}b' }, 'still the same JSON');
+    assert.doesNotMatch(formatError(PLAIN, new CliError(`reading pod ${HOSTILE}`, HOSTILE)), /\u001b|\u009b/);
+    assert.equal(terminalSafe('web-1 is fine'), 'web-1 is fine');
   });
 });
 

@@ -112,11 +112,13 @@ test('1. helm upgrade --install: every object of the chart is accepted by the AP
   assert.notEqual(deployed.from, 'no chart', 'the chart (dist/pando-webhook) and .tools/bin/helm are needed for this scenario');
   assert.ok(deployed.objects.length > 0, 'the release rendered objects');
   for (const obj of deployed.objects) {
-    const ns = obj.metadata.namespace ?? (obj.kind.startsWith('Cluster') || ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'Namespace'].includes(obj.kind) ? undefined : RELEASE_NAMESPACE);
     const [group, version] = obj.apiVersion.includes('/') ? obj.apiVersion.split('/') : ['', obj.apiVersion];
     const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
     const list = await cluster.request('GET', `${base}`);
-    const resource = list.body.resources?.find((r: any) => r.kind === obj.kind && !r.name.includes('/'))?.name;
+    const served = list.body.resources?.find((r: any) => r.kind === obj.kind && !r.name.includes('/'));
+    const resource = served?.name;
+    // Discovery says which kinds are namespaced (ValidatingAdmissionPolicy and its binding are not).
+    const ns = served?.namespaced ? (obj.metadata.namespace ?? RELEASE_NAMESPACE) : undefined;
     assert.ok(resource, `${obj.apiVersion} ${obj.kind} is served`);
     const path = `${base}${ns ? `/namespaces/${ns}` : ''}/${resource}/${obj.metadata.name}`;
     const got = await cluster.request('GET', path);

@@ -294,3 +294,85 @@ test('two webhook processes started together agree on one CA', async (t) => {
   const { pod, tries } = await firstInjectedPod('after-race');
   t.diagnostic(`labelled pod ${pod.metadata?.name} injected through A (${tries} tr${tries === 1 ? 'y' : 'ies'})`);
 });
+
+/**
+ * Every 100 ms until `done` holds (at most `ms`): the leaf each process serves must be issued by a CA
+ * of the webhook configuration's caBundle of that moment. Returns the moments it was not.
+ */
+async function watchTrust(processes: WebhookProcess[], ms: number, done: () => Promise<boolean>): Promise<{ untrusted: string[]; observations: number; tookMs: number }> {
+  const untrusted: string[] = [];
+  let observations = 0;
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    const bundle = pems(await configBundle()).map((p) => new X509Certificate(p));
+    for (const w of processes) {
+      const served = await servedCertificate(w.port);
+      observations++;
+      if (!bundle.some((ca) => served.checkIssued(ca) && served.verify(ca.publicKey))) untrusted.push(`${Date.now() - t0} ms: port ${w.port} serves ${served.fingerprint256.slice(0, 11)}... untrusted by caBundle`);
+    }
+    if (await done()) break;
+    await sleep(100);
+  }
+  return { untrusted, observations, tookMs: Date.now() - t0 };
+}
+
+/** Settled on a CA other than `oldCa`: alone in the Secret's bundle and in caBundle, served by every process. */
+async function settledOnNewCa(processes: WebhookProcess[], oldCa: string): Promise<boolean> {
+  const s = await readStoredTls();
+  if (!s || s.nextCaCert) return false;
+  let active: string;
+  try {
+    active = fingerprint(s.caCert);
+  } catch {
+    return false;
+  }
+  if (active === oldCa) return false;
+  const bundle = pems(await configBundle()).map(fingerprint);
+  if (bundle.length !== 1 || bundle[0] !== active) return false;
+  for (const w of processes) if ((await servedCertificate(w.port)).fingerprint256 !== fingerprint(s.leafCert)) return false;
+  return true;
+}
+
+async function recoveries(processes: WebhookProcess[], reason: string): Promise<number> {
+  let sum = 0;
+  for (const w of processes) sum += await w.metric('pandocore_tls_secret_recoveries_total', { reason });
+  return sum;
+}
+
+test('the Secret deleted while two replicas serve: caBundle never stops trusting what either serves; the recovery is logged and counted', async (t) => {
+  const processes = running.slice(0, 2);
+  assert.equal(processes.length, 2, 'the two processes of the previous test run');
+  const before = await readStoredTls();
+  assert.ok(before);
+  const oldCa = fingerprint(before.caCert);
+  const deleted = await cluster.request('DELETE', SECRET_PATH);
+  assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+  const { untrusted, observations, tookMs } = await watchTrust(processes, 60_000, () => settledOnNewCa(processes, oldCa));
+  t.diagnostic(`${observations} observations in ${tookMs} ms until both served the new CA alone`);
+  assert.deepEqual(untrusted, [], 'what each replica served was always trusted');
+  assert.ok(await settledOnNewCa(processes, oldCa), 'a new CA, served by both, the lost one retired');
+  assert.equal(await recoveries(processes, 'missing'), 1, 'one replica replaced the lost Secret, and counted it');
+  assert.match(processes.map((w) => w.output()).join(''), /PANDO_TLS_SECRET_RECOVERED/);
+});
+
+test('a corrupt CA certificate in the Secret: a new CA next to the old one, logged and counted, no untrusted moment', async (t) => {
+  const processes = running.slice(0, 2);
+  const before = await readStoredTls();
+  assert.ok(before);
+  const oldCa = fingerprint(before.caCert);
+  const garbage = Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n').toString('base64');
+  const patched = await cluster.request('PATCH', SECRET_PATH, { data: { 'pando-ca.crt': garbage } }, 'application/merge-patch+json');
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+  let keptOld = false;
+  const { untrusted, observations, tookMs } = await watchTrust(processes, 60_000, async () => {
+    const s = await readStoredTls();
+    if (s && s.bundle.some((p) => p.includes('AAAA') === false && fingerprint(p) === oldCa) && s.bundle.length > 1) keptOld = true;
+    return settledOnNewCa(processes, oldCa);
+  });
+  t.diagnostic(`${observations} observations in ${tookMs} ms until both served the new CA alone`);
+  assert.deepEqual(untrusted, [], 'what each replica served was always trusted');
+  assert.ok(await settledOnNewCa(processes, oldCa), 'recovered: a new CA, served by both');
+  assert.ok(keptOld, 'the old CA stood next to the new one until nobody served it');
+  assert.ok((await recoveries(processes, 'corrupt')) >= 1, 'counted as corrupt');
+  assert.match(processes.map((w) => w.output()).join(''), /"reason":"corrupt".*PANDO_TLS_SECRET_RECOVERED|PANDO_TLS_SECRET_RECOVERED.*"reason":"corrupt"/);
+});

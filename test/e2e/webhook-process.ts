@@ -3,7 +3,7 @@
 // development mode (webhook.url + webhook.caBundle) expects; or in self-signed mode, where the
 // process makes its own CA and keeps the webhook configuration's caBundle itself.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
@@ -97,7 +97,8 @@ export async function startWebhook(tls: WebhookTls, env: Record<string, string>,
  * the served certificate is trusted by is for the test to check (see `servedCertificate`).
  */
 export async function startSelfSignedWebhook(env: Record<string, string>, port?: number): Promise<WebhookProcess> {
-  return spawnWebhook({ ...env, [ENV.tlsSelfSigned]: 'true' }, undefined, port);
+  // Each process is a replica of its own in the Secret's serving records, as pods are by name.
+  return spawnWebhook({ [ENV.podName]: `e2e-webhook-${randomBytes(3).toString('hex')}`, ...env, [ENV.tlsSelfSigned]: 'true' }, undefined, port);
 }
 
 /**

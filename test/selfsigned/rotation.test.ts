@@ -5,8 +5,17 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { bundleTrusts, decodeSecret, encodeSecret } from '../../app/selfsigned/manager.ts';
-import { issuedBy, nextState, type RotationPolicy, type TlsState } from '../../app/selfsigned/rotation.ts';
+import { bundleTrusts, decodeSecret, encodeSecret, readStored } from '../../app/selfsigned/manager.ts';
+import {
+  caFingerprint,
+  chooseLeaf,
+  issuedBy,
+  nextState,
+  observe,
+  recoveredState,
+  type RotationPolicy,
+  type TlsState,
+} from '../../app/selfsigned/rotation.ts';
 import { expiryWarning, parseServingPair } from '../../app/tls.ts';
 
 const HOUR = 3_600_000;
@@ -20,7 +29,13 @@ const policy: RotationPolicy = {
   rotateAt: 0.67,
   propagationMs: 2 * HOUR,
   retireMs: 2 * HOUR + 2 * HOUR,
+  servingTtlMs: 3 * HOUR,
 };
+
+/** The state as a replica stores it after reading back a caBundle that holds the whole bundle. */
+function seenAt(state: TlsState, at: Date): TlsState {
+  return observe(state, at, { readBack: [state.bundle], replica: 'r', served: undefined, refreshMs: HOUR });
+}
 
 describe('self-signed rotation', () => {
   it('creates an ECDSA P-256 CA and a leaf for the service names, signed by it', async () => {
@@ -62,10 +77,14 @@ describe('self-signed rotation', () => {
     assert.deepEqual(a.state.bundle, [s0.caCert, a.state.nextCaCert], 'phase A: both CAs trusted');
     assert.ok(issuedBy(a.state.leafCert, s0.caCert));
 
-    const early = await nextState(a.state, new Date(a.state.phaseSince.getTime() + HOUR), policy);
+    const never = await nextState(a.state, new Date(a.state.phaseSince.getTime() + 10 * policy.propagationMs), policy);
+    assert.ok(!never.events.includes('ca-promoted'), 'never promoted while no replica read back a caBundle with the next CA');
+
+    const seen = seenAt(a.state, new Date(a.state.phaseSince.getTime() + HOUR));
+    const early = await nextState(seen, new Date(a.state.phaseSince.getTime() + 2 * HOUR), policy);
     assert.ok(!early.events.includes('ca-promoted'), 'not promoted before the bundle propagated');
 
-    const b = await nextState(a.state, new Date(a.state.phaseSince.getTime() + policy.propagationMs), policy);
+    const b = await nextState(seen, new Date(a.state.phaseSince.getTime() + HOUR + policy.propagationMs), policy);
     assert.deepEqual(b.events, ['ca-promoted', 'leaf-issued']);
     assert.equal(b.state.caCert, a.state.nextCaCert);
     assert.ok(issuedBy(b.state.leafCert, b.state.caCert));
@@ -110,41 +129,77 @@ describe('self-signed rotation', () => {
   });
 });
 
-/** Two replicas, one Secret, an API server whose caBundle lags each update by `lagMs`. */
-async function simulate(p: RotationPolicy, days: number, lagMs: number) {
+interface Chaos {
+  /** How long the API server's webhook client takes to use a caBundle after it was written. */
+  lagMs: number;
+  /** The caBundle patch fails while this holds. */
+  patchFails?: (t: number) => boolean;
+  /** The Secret is deleted at these times (ms after START). */
+  deleteSecretAt?: number[];
+  /** An operator forces a CA rotation at these times (ms after START). */
+  forceAt?: number[];
+  /** Controls: the defects of before, to show the simulation detects them. */
+  serveStored?: boolean;
+  recoverWithoutTrust?: boolean;
+  /** Replicas, checking in turn (default 2). */
+  replicas?: number;
+}
+
+/**
+ * Two replicas passing as the manager does (read back the caBundle, observe, decide, store, patch,
+ * choose the leaf), one Secret, a webhook configuration, and an API server that uses each caBundle
+ * only `lagMs` after it was written. Every simulated admission call must find its leaf trusted.
+ */
+async function simulate(p: RotationPolicy, days: number, chaos: Chaos) {
   const interval = HOUR;
   let stored: TlsState | undefined;
-  const replicas = [{ served: '', offset: 0 }, { served: '', offset: interval / 2 }];
+  let config: string[] = [];
   let apiBundle: string[] = [];
   const pending: Array<{ at: number; bundle: string[] }> = [];
+  const n = chaos.replicas ?? 2;
+  const replicas = Array.from({ length: n }, (_, i) => ({ name: `r${i}`, served: undefined as string | undefined, offset: (i * interval) / n }));
   let calls = 0;
   const failures: string[] = [];
   const events: string[] = [];
   const end = START.getTime() + days * DAY;
-  for (let t = START.getTime(); t < end; t += interval / 4) {
+  const at = (list: number[] | undefined, t: number) => (list ?? []).some((ms) => START.getTime() + ms === t);
+  for (let t = START.getTime(); t < end; t += interval / 12) {
+    if (at(chaos.deleteSecretAt, t)) stored = undefined;
     for (const r of replicas) {
       if ((t - START.getTime() - r.offset) % interval !== 0) continue;
-      const step = await nextState(stored, new Date(t), p);
+      const now = new Date(t);
+      let step;
+      if (!stored) {
+        step = chaos.recoverWithoutTrust || config.length === 0 ? await nextState(undefined, now, p) : await recoveredState(config, now, p);
+      } else {
+        const observed = observe(stored, now, { readBack: [config], replica: r.name, served: r.served, refreshMs: interval / 2 });
+        step = await nextState(observed, now, { ...p, forceRotation: at(chaos.forceAt, t) });
+      }
       events.push(...step.events);
-      if (step.events.length > 0) pending.push({ at: t + lagMs, bundle: step.state.bundle });
       stored = step.state;
-      r.served = stored.leafCert;
+      if (!chaos.patchFails?.(t) && stored.bundle.join('') !== config.join('')) {
+        config = [...stored.bundle];
+        pending.push({ at: t + chaos.lagMs, bundle: config });
+      }
+      r.served = chaos.serveStored ? stored.leafCert : chooseLeaf(stored, r.served, [config], now, p);
     }
     while (pending.length > 0 && pending[0]!.at <= t) apiBundle = pending.shift()!.bundle;
     if (apiBundle.length === 0) continue; // the API server has no caBundle yet: it cannot call us
     for (const r of replicas) {
       if (!r.served) continue;
       calls++;
-      if (!bundleTrusts(apiBundle.join(''), r.served)) failures.push(new Date(t).toISOString());
+      if (!bundleTrusts(apiBundle.join(''), r.served)) failures.push(`${r.name} ${new Date(t).toISOString()}`);
     }
   }
-  return { calls, failures, events };
+  const count = (e: string) => events.filter((x) => x === e).length;
+  return { calls, failures, count, stored: stored! };
 }
+
+const LAG = 90 * 60_000;
 
 describe('rotation under load (simulated)', () => {
   it('no admission call fails across CA and leaf rotations', async () => {
-    const { calls, failures, events } = await simulate(policy, 75, 90 * 60_000);
-    const count = (e: string) => events.filter((x) => x === e).length;
+    const { calls, failures, count } = await simulate(policy, 75, { lagMs: LAG });
     assert.ok(count('ca-promoted') >= 2, `CA rotations: ${count('ca-promoted')}`);
     assert.ok(count('leaf-issued') >= 20, `leaf issues: ${count('leaf-issued')}`);
     assert.ok(calls > 10_000);
@@ -153,7 +208,86 @@ describe('rotation under load (simulated)', () => {
   });
 
   it('would fail without the overlap (control: no propagation wait)', async () => {
-    const { failures } = await simulate({ ...policy, propagationMs: 0, retireMs: 0 }, 45, 90 * 60_000);
+    const { failures } = await simulate({ ...policy, propagationMs: 0, retireMs: 0 }, 45, { lagMs: LAG });
     assert.ok(failures.length > 0, 'the simulation detects a missing overlap');
+  });
+
+  it('a caBundle patch that fails for days holds the promotion back; nothing untrusted is served', async () => {
+    // The CA rotation starts at day 20.1 (67 % of 30 days); the patch fails from day 19 to day 24.
+    const patchFails = (t: number) => t >= START.getTime() + 19 * DAY && t < START.getTime() + 24 * DAY;
+    const { failures, count } = await simulate(policy, 30, { lagMs: LAG, patchFails });
+    assert.deepEqual(failures, []);
+    assert.equal(count('ca-promoted'), 1, 'promoted once the patch went through');
+  });
+
+  it('a deleted Secret: the new CA is trusted next to the old one, each replica switches only once it is propagated', async () => {
+    const chaos = { lagMs: LAG, deleteSecretAt: [5 * DAY + HOUR / 4, 12 * DAY + HOUR / 4] };
+    const { failures, calls, stored } = await simulate(policy, 20, chaos);
+    assert.ok(calls > 1000);
+    assert.deepEqual(failures, []);
+    assert.equal(stored.bundle.length, 1, 'the lost CA was retired once nobody served it');
+  });
+
+  it('detects the defects of before (controls: serve what is stored; recover without the old trust)', async () => {
+    const deleteSecretAt = [5 * DAY + HOUR / 4];
+    assert.ok((await simulate(policy, 8, { lagMs: LAG, deleteSecretAt, serveStored: true })).failures.length > 0);
+    assert.ok((await simulate(policy, 8, { lagMs: LAG, deleteSecretAt, recoverWithoutTrust: true })).failures.length > 0);
+  });
+
+  it('forced rotations in a row never drop a CA a replica still serves', async () => {
+    // Three replicas, a caBundle used 10 minutes after its write, and an operator who forces a
+    // rotation every 20 minutes for 12 hours: a new rotation starts while one replica still serves
+    // the CA the last promotion retired.
+    const forceAt = Array.from({ length: 36 }, (_, i) => 2 * DAY + i * 20 * 60_000);
+    const { failures, count } = await simulate(policy, 4, { lagMs: 10 * 60_000, forceAt, replicas: 3 });
+    assert.deepEqual(failures, []);
+    assert.ok(count('ca-promoted') >= 3, `CA rotations: ${count('ca-promoted')}`);
+  });
+});
+
+describe('serving decisions and recovery', () => {
+  it('keeps serving the current leaf while the caBundle read back does not trust the stored one', async () => {
+    const { state: s0 } = await nextState(undefined, START, policy);
+    const other = await nextState(undefined, START, policy);
+    assert.equal(chooseLeaf(other.state, s0.leafCert, [[s0.caCert]], START, policy), s0.leafCert, 'untrusted: not switched');
+    assert.equal(chooseLeaf(other.state, undefined, [[s0.caCert]], START, policy), undefined, 'nothing trusted: nothing served');
+    assert.equal(chooseLeaf(other.state, s0.leafCert, undefined, START, policy), s0.leafCert, 'unreadable configuration: not switched');
+    assert.equal(chooseLeaf(other.state, undefined, [[other.state.caCert]], START, policy), other.state.leafCert);
+  });
+
+  it('a lost or corrupt Secret keeps the trust it can still find', async () => {
+    const { state: s0 } = await nextState(undefined, START, policy);
+    const secret = encodeSecret(s0, 'pando-webhook-tls', 'pando-system');
+    const corrupt = { ...secret, data: { ...secret.data, 'pando-ca.crt': Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n').toString('base64') } };
+    const read = readStored(corrupt, START);
+    assert.ok('problem' in read && read.problem === 'corrupt');
+    assert.deepEqual(read.salvage.map(caFingerprint), [caFingerprint(s0.caCert)], 'the bundle still names the old CA');
+    const missingKey = { ...secret, data: { ...secret.data, 'pando-ca.key': undefined as unknown as string } };
+    assert.ok('problem' in readStored(missingKey, START) && (readStored(missingKey, START) as { problem: string }).problem === 'incomplete');
+    assert.deepEqual(readStored(undefined, START), { problem: 'missing', salvage: [] });
+    assert.ok('state' in readStored(secret, START));
+
+    const recovered = await recoveredState([...read.salvage, 'garbage', s0.caCert], new Date(START.getTime() + HOUR), policy);
+    assert.deepEqual(recovered.state.bundle.slice(1), [s0.caCert], 'old CA kept once, unreadable dropped');
+    assert.notEqual(recovered.state.caCert, s0.caCert);
+    assert.ok(issuedBy(recovered.state.leafCert, recovered.state.caCert));
+  });
+
+  it('records what each replica serves in the Secret, and a retired CA waits for the last one', async () => {
+    const { state: s0 } = await nextState(undefined, START, policy);
+    const t1 = new Date(START.getTime() + HOUR);
+    const a = seenAt((await nextState(s0, t1, { ...policy, forceRotation: true })).state, t1);
+    const t2 = new Date(t1.getTime() + policy.propagationMs);
+    const b = (await nextState(a, t2, policy)).state;
+    // Replica r1 switched to the new leaf, r2 still serves the old one.
+    const t3 = new Date(t2.getTime() + policy.retireMs);
+    let s = observe(b, t3, { readBack: [b.bundle], replica: 'r1', served: b.leafCert, refreshMs: HOUR });
+    s = observe(s, t3, { readBack: [b.bundle], replica: 'r2', served: s0.leafCert, refreshMs: HOUR });
+    assert.deepEqual((await nextState(s, t3, policy)).events, [], 'not retired while r2 serves from it');
+    const back = decodeSecret(encodeSecret(s, 'pando-webhook-tls', 'pando-system'));
+    assert.deepEqual(back?.serving, s.serving, 'the records round-trip through the Secret');
+    const gone = new Date(t3.getTime() + policy.servingTtlMs);
+    const refreshed = observe(s, gone, { readBack: [b.bundle], replica: 'r1', served: b.leafCert, refreshMs: HOUR });
+    assert.deepEqual((await nextState(refreshed, gone, policy)).events, ['ca-retired'], 'retired once r2\'s record is stale');
   });
 });

@@ -6,11 +6,15 @@
 // of the initial list + classification, and how long a new unprotected pod takes to be reported.
 //
 //   node bench/watchdog.ts [--pods 10000]     (needs the cluster binaries: npm run cluster:up)
+//   node bench/watchdog.ts --cgroup-mib 256   (as root, cgroup v1: each webhook runs as the image
+//       runs it, build/ with the Containerfile's node flags, inside a memory cgroup of that limit,
+//       as the chart's resources.limits.memory; reports the cgroup's peak and whether it survived)
 //
 // Requests go to the API server on 127.0.0.1 only; creation is bounded (N pods, 16 at a time).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../app/config.ts';
@@ -24,6 +28,26 @@ const arg = (name: string, fallback: number) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const PODS = arg('pods', 10_000);
+const CGROUP_MIB = arg('cgroup-mib', 0);
+const CGROUP_ROOT = '/sys/fs/cgroup/memory';
+
+/** The node flags of the image (Containerfile ENTRYPOINT), so the cgroup run is the chart's process. */
+function imageNodeFlags(): string[] {
+  const line = readFileSync(join(REPO_ROOT, 'Containerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT'))!;
+  return (JSON.parse(line.slice('ENTRYPOINT'.length)) as string[]).filter((a) => a.startsWith('--'));
+}
+
+/** A fresh cgroup v1 memory group; the child enters it before exec, so all its pages are charged. */
+function makeCgroup(tag: string): { dir: string; read(file: string): string; remove(): void } {
+  const dir = join(CGROUP_ROOT, `pando-bench-${process.pid}-${tag}`);
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'memory.limit_in_bytes'), String(CGROUP_MIB * 1048576));
+  return {
+    dir,
+    read: (file) => readFileSync(join(dir, file), 'utf8').trim(),
+    remove: () => rmdirSync(dir),
+  };
+}
 const NAMESPACE = 'bench-watchdog';
 
 async function freePort(): Promise<number> {
@@ -52,7 +76,12 @@ async function metric(port: number, name: string, labels = ''): Promise<number> 
 async function run(watchdog: boolean, onClassified?: (port: number) => Promise<Record<string, number>>) {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const started = Date.now();
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'app/main.ts')], {
+  const cgroup = CGROUP_MIB > 0 ? makeCgroup(watchdog ? 'with' : 'without') : undefined;
+  // In a cgroup: a shell that writes its own PID into cgroup.procs, then execs node (same PID).
+  const [command, args] = cgroup
+    ? ['/bin/sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroup.dir, process.execPath, ...imageNodeFlags(), join(REPO_ROOT, 'build/app/main.js')]]
+    : [process.execPath, [join(REPO_ROOT, 'app/main.ts')]];
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '', KUBECONFIG: KUBECONFIG_PATH, [ENV.host]: '127.0.0.1', [ENV.port]: String(port), [ENV.metricsPort]: String(metricsPort), [ENV.logLevel]: 'info', [ENV.watchdog]: String(watchdog), [ENV.namespaceCheck]: 'true', [ENV.podName]: `bench-${process.pid}` },
@@ -88,9 +117,21 @@ async function run(watchdog: boolean, onClassified?: (port: number) => Promise<R
     result.externalMiB = (await metric(metricsPort, 'pandocore_nodejs_external_memory_bytes')) / 1048576;
     result.peakMiB = p.hwmKiB / 1024;
     result.cpuSeconds = p.cpuSeconds;
+  } catch (err) {
+    // In a cgroup, dying (OOM kill) is a result, not a failure of the bench.
+    if (!cgroup || (child.exitCode === null && child.signalCode === null)) throw err;
+    console.error(`[bench] webhook ${watchdog ? 'with' : 'without'} the watchdog died (${child.signalCode ?? child.exitCode}); last output:\n${out.slice(-1500)}`);
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    } else result.died = 1;
+    if (cgroup) {
+      result.cgroupPeakMiB = Number(cgroup.read('memory.max_usage_in_bytes')) / 1048576;
+      result.cgroupFailcnt = Number(cgroup.read('memory.failcnt'));
+      result.cgroupOomKills = Number(/oom_kill (\d+)/.exec(cgroup.read('memory.oom_control'))?.[1] ?? 0);
+      cgroup.remove();
+    }
   }
   return result;
 }
@@ -141,6 +182,11 @@ async function main() {
       await cluster.request('DELETE', `/api/v1/namespaces/${NAMESPACE}/pods/${name}`);
       return { newPodReportedMs: reportedMs, gaugeProtected: await metric(metricsPort, 'pandocore_pods', 'state="protected"') };
     });
+    const inCgroup = (r: Record<string, number>) => ({ survived: !r.died, peakMiB: +r.cgroupPeakMiB!.toFixed(1), failcnt: r.cgroupFailcnt, oomKills: r.cgroupOomKills });
+    if (CGROUP_MIB > 0) {
+      console.log(JSON.stringify({ pods: PODS, cgroupLimitMiB: CGROUP_MIB, nodeFlags: imageNodeFlags().join(' '), without: inCgroup(without), with: inCgroup(withWatchdog), rssWithMiB: withWatchdog.rssMiB && +withWatchdog.rssMiB.toFixed(1), rssWithoutMiB: without.rssMiB && +without.rssMiB.toFixed(1), heapTotalWithMiB: withWatchdog.heapTotalMiB && +withWatchdog.heapTotalMiB.toFixed(1), initialListAndClassifyMs: withWatchdog.classifyMs, newPodReportedMs: withWatchdog.newPodReportedMs, loadavg: loadavg().map((l) => +l.toFixed(2)) }, null, 2));
+      return;
+    }
     const figures = {
       pods: PODS,
       rssWithoutMiB: +without.rssMiB!.toFixed(1),
@@ -156,6 +202,7 @@ async function main() {
       cpuSecondsWithoutAtReady: without.cpuSeconds,
       newPodReportedMs: withWatchdog.newPodReportedMs,
       classifiedProtected: withWatchdog.gaugeProtected,
+      loadavg: loadavg().map((l) => +l.toFixed(2)),
     };
     console.log(JSON.stringify(figures, null, 2));
   } finally {

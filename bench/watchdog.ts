@@ -12,7 +12,7 @@
 //
 // Requests go to the API server on 127.0.0.1 only; creation is bounded (N pods, 16 at a time).
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,8 @@ import { ENV, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_SE
 import { mutate } from '../app/inject/mutate.ts';
 import { planInjection } from '../app/inject/sidecar.ts';
 import { KUBECONFIG_PATH, REPO_ROOT, startCluster } from '../test/cluster/harness.ts';
+import { cgroupFile, makeCgroup, oomKills } from './overload.ts';
+import { imageNodeFlags } from './run.ts';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,27 +31,7 @@ const arg = (name: string, fallback: number) => {
 };
 const PODS = arg('pods', 10_000);
 const CGROUP_MIB = arg('cgroup-mib', 0);
-const CGROUP_ROOT = '/sys/fs/cgroup/memory';
-
-/** The node flags of the image (Containerfile ENTRYPOINT), so the cgroup run is the chart's process. */
-function imageNodeFlags(): string[] {
-  const line = readFileSync(join(REPO_ROOT, 'Containerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT'))!;
-  return (JSON.parse(line.slice('ENTRYPOINT'.length)) as string[]).filter((a) => a.startsWith('--'));
-}
-
-/** A fresh cgroup v1 memory group; the child enters it before exec, so all its pages are charged. */
-function makeCgroup(tag: string): { dir: string; read(file: string): string; remove(): void } {
-  const dir = join(CGROUP_ROOT, `pando-bench-${process.pid}-${tag}`);
-  mkdirSync(dir);
-  writeFileSync(join(dir, 'memory.limit_in_bytes'), String(CGROUP_MIB * 1048576));
-  return {
-    dir,
-    read: (file) => readFileSync(join(dir, file), 'utf8').trim(),
-    remove: () => rmdirSync(dir),
-  };
-}
 const NAMESPACE = 'bench-watchdog';
-
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const srv = createServer().listen(0, '127.0.0.1', () => {
@@ -76,10 +58,11 @@ async function metric(port: number, name: string, labels = ''): Promise<number> 
 async function run(watchdog: boolean, onClassified?: (port: number) => Promise<Record<string, number>>) {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const started = Date.now();
-  const cgroup = CGROUP_MIB > 0 ? makeCgroup(watchdog ? 'with' : 'without') : undefined;
+  const cgroup = CGROUP_MIB > 0 ? makeCgroup(CGROUP_MIB) : undefined;
+  if (CGROUP_MIB > 0 && !cgroup) throw new Error('--cgroup-mib needs a writable cgroup v1 memory hierarchy (root)');
   // In a cgroup: a shell that writes its own PID into cgroup.procs, then execs node (same PID).
   const [command, args] = cgroup
-    ? ['/bin/sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroup.dir, process.execPath, ...imageNodeFlags(), join(REPO_ROOT, 'build/app/main.js')]]
+    ? ['/bin/sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroup, process.execPath, ...imageNodeFlags(), join(REPO_ROOT, 'build/app/main.js')]]
     : [process.execPath, [join(REPO_ROOT, 'app/main.ts')]];
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
@@ -127,10 +110,10 @@ async function run(watchdog: boolean, onClassified?: (port: number) => Promise<R
       await new Promise((r) => child.once('exit', r));
     } else result.died = 1;
     if (cgroup) {
-      result.cgroupPeakMiB = Number(cgroup.read('memory.max_usage_in_bytes')) / 1048576;
-      result.cgroupFailcnt = Number(cgroup.read('memory.failcnt'));
-      result.cgroupOomKills = Number(/oom_kill (\d+)/.exec(cgroup.read('memory.oom_control'))?.[1] ?? 0);
-      cgroup.remove();
+      result.cgroupPeakMiB = Number(cgroupFile(cgroup, 'memory.max_usage_in_bytes')) / 1048576;
+      result.cgroupFailcnt = Number(cgroupFile(cgroup, 'memory.failcnt'));
+      result.cgroupOomKills = oomKills(cgroup);
+      rmdirSync(cgroup);
     }
   }
   return result;

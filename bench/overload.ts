@@ -52,12 +52,12 @@ export interface OverloadResult {
   loadAverage: number;
 }
 
-function cgroupFile(dir: string, name: string): string {
+export function cgroupFile(dir: string, name: string): string {
   return readFileSync(join(dir, name), 'utf8').trim();
 }
 
 /** A fresh memory cgroup with the limit, or undefined where cgroup v1 memory is not writable. */
-function makeCgroup(limitMiB: number): string | undefined {
+export function makeCgroup(limitMiB: number): string | undefined {
   if (!existsSync(join(MEMORY_CGROUPS, 'cgroup.procs'))) return undefined;
   const dir = join(MEMORY_CGROUPS, `pando-bench-overload-${process.pid}-${Date.now()}`);
   try {
@@ -69,7 +69,7 @@ function makeCgroup(limitMiB: number): string | undefined {
   }
 }
 
-function oomKills(dir: string): number {
+export function oomKills(dir: string): number {
   // "oom_kill N" on kernels that count them; otherwise failing to stay alive is the signal.
   const match = /oom_kill (\d+)/.exec(cgroupFile(dir, 'memory.oom_control'));
   return match ? Number(match[1]) : 0;

@@ -6,11 +6,15 @@
 // of the initial list + classification, and how long a new unprotected pod takes to be reported.
 //
 //   node bench/watchdog.ts [--pods 10000]     (needs the cluster binaries: npm run cluster:up)
+//   node bench/watchdog.ts --cgroup-mib 256   (as root, cgroup v1: each webhook runs as the image
+//       runs it, build/ with the Containerfile's node flags, inside a memory cgroup of that limit,
+//       as the chart's resources.limits.memory; reports the cgroup's peak and whether it survived)
 //
 // Requests go to the API server on 127.0.0.1 only; creation is bounded (N pods, 16 at a time).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../app/config.ts';
@@ -18,14 +22,16 @@ import { ENV, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_SE
 import { mutate } from '../app/inject/mutate.ts';
 import { planInjection } from '../app/inject/sidecar.ts';
 import { KUBECONFIG_PATH, REPO_ROOT, startCluster } from '../test/cluster/harness.ts';
+import { cgroupFile, makeCgroup, oomKills } from './overload.ts';
+import { imageNodeFlags } from './run.ts';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const PODS = arg('pods', 10_000);
+const CGROUP_MIB = arg('cgroup-mib', 0);
 const NAMESPACE = 'bench-watchdog';
-
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const srv = createServer().listen(0, '127.0.0.1', () => {
@@ -52,7 +58,13 @@ async function metric(port: number, name: string, labels = ''): Promise<number> 
 async function run(watchdog: boolean, onClassified?: (port: number) => Promise<Record<string, number>>) {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const started = Date.now();
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'app/main.ts')], {
+  const cgroup = CGROUP_MIB > 0 ? makeCgroup(CGROUP_MIB) : undefined;
+  if (CGROUP_MIB > 0 && !cgroup) throw new Error('--cgroup-mib needs a writable cgroup v1 memory hierarchy (root)');
+  // In a cgroup: a shell that writes its own PID into cgroup.procs, then execs node (same PID).
+  const [command, args] = cgroup
+    ? ['/bin/sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroup, process.execPath, ...imageNodeFlags(), join(REPO_ROOT, 'build/app/main.js')]]
+    : [process.execPath, [join(REPO_ROOT, 'app/main.ts')]];
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '', KUBECONFIG: KUBECONFIG_PATH, [ENV.host]: '127.0.0.1', [ENV.port]: String(port), [ENV.metricsPort]: String(metricsPort), [ENV.logLevel]: 'info', [ENV.watchdog]: String(watchdog), [ENV.namespaceCheck]: 'true', [ENV.podName]: `bench-${process.pid}` },
@@ -88,9 +100,21 @@ async function run(watchdog: boolean, onClassified?: (port: number) => Promise<R
     result.externalMiB = (await metric(metricsPort, 'pandocore_nodejs_external_memory_bytes')) / 1048576;
     result.peakMiB = p.hwmKiB / 1024;
     result.cpuSeconds = p.cpuSeconds;
+  } catch (err) {
+    // In a cgroup, dying (OOM kill) is a result, not a failure of the bench.
+    if (!cgroup || (child.exitCode === null && child.signalCode === null)) throw err;
+    console.error(`[bench] webhook ${watchdog ? 'with' : 'without'} the watchdog died (${child.signalCode ?? child.exitCode}); last output:\n${out.slice(-1500)}`);
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    } else result.died = 1;
+    if (cgroup) {
+      result.cgroupPeakMiB = Number(cgroupFile(cgroup, 'memory.max_usage_in_bytes')) / 1048576;
+      result.cgroupFailcnt = Number(cgroupFile(cgroup, 'memory.failcnt'));
+      result.cgroupOomKills = oomKills(cgroup);
+      rmdirSync(cgroup);
+    }
   }
   return result;
 }
@@ -141,6 +165,11 @@ async function main() {
       await cluster.request('DELETE', `/api/v1/namespaces/${NAMESPACE}/pods/${name}`);
       return { newPodReportedMs: reportedMs, gaugeProtected: await metric(metricsPort, 'pandocore_pods', 'state="protected"') };
     });
+    const inCgroup = (r: Record<string, number>) => ({ survived: !r.died, peakMiB: +r.cgroupPeakMiB!.toFixed(1), failcnt: r.cgroupFailcnt, oomKills: r.cgroupOomKills });
+    if (CGROUP_MIB > 0) {
+      console.log(JSON.stringify({ pods: PODS, cgroupLimitMiB: CGROUP_MIB, nodeFlags: imageNodeFlags().join(' '), without: inCgroup(without), with: inCgroup(withWatchdog), rssWithMiB: withWatchdog.rssMiB && +withWatchdog.rssMiB.toFixed(1), rssWithoutMiB: without.rssMiB && +without.rssMiB.toFixed(1), heapTotalWithMiB: withWatchdog.heapTotalMiB && +withWatchdog.heapTotalMiB.toFixed(1), initialListAndClassifyMs: withWatchdog.classifyMs, newPodReportedMs: withWatchdog.newPodReportedMs, loadavg: loadavg().map((l) => +l.toFixed(2)) }, null, 2));
+      return;
+    }
     const figures = {
       pods: PODS,
       rssWithoutMiB: +without.rssMiB!.toFixed(1),
@@ -156,6 +185,7 @@ async function main() {
       cpuSecondsWithoutAtReady: without.cpuSeconds,
       newPodReportedMs: withWatchdog.newPodReportedMs,
       classifiedProtected: withWatchdog.gaugeProtected,
+      loadavg: loadavg().map((l) => +l.toFixed(2)),
     };
     console.log(JSON.stringify(figures, null, 2));
   } finally {

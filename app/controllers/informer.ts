@@ -6,6 +6,7 @@ import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { slimPod, type SlimPod } from '../pods/classify.ts';
 import { statusOf } from '../kube-errors.ts';
+import { ListItemSplitter } from './json-items.ts';
 import type { ControllerLog } from './loop.ts';
 
 export interface InformerEvents<T> {
@@ -23,8 +24,9 @@ export interface Informer {
   stop(): void;
 }
 
-interface Page {
-  items: unknown[];
+interface Page<T> {
+  /** Already slim. */
+  items: T[];
   metadata?: { _continue?: string; resourceVersion?: string };
 }
 
@@ -32,21 +34,23 @@ export interface InformerSource<T> {
   /** Watch path, e.g. /api/v1/pods. */
   path: string;
   labelSelector: string;
-  list(options: { labelSelector: string; limit: number; _continue?: string }): Promise<Page>;
+  list(options: { labelSelector: string; limit: number; _continue?: string }): Promise<Page<T>>;
   slim(raw: any): T;
   /** Used in log lines. */
   what: string;
 }
 
-// Small pages: the garbage of one page is what the heap has to hold at once.
-const PAGE = 100;
+// Pages are split item by item as they arrive (rawList), so a page's garbage is one pod at a time
+// and its size only sets the number of round trips.
+const PAGE = 500;
 
 /**
- * One page of a list as plain JSON, without the generated client's deserialisation: with 10,000 pods
- * its class instances and Date objects are most of the garbage a list leaves behind (and the heap
- * it grows stays grown).
+ * One page of a list, each item parsed alone as soon as it arrived and made slim at once
+ * (ListItemSplitter): no whole page as text or objects, and none of the generated client's
+ * deserialisation (class instances and Date objects of every pod). With 10,000 pods, whole pages
+ * grew V8's heap by 137 MiB that it never gave back (bench/RESULTS.md, watchdog).
  */
-export function rawList(kc: KubeConfig, path: string): InformerSource<unknown>['list'] {
+export function rawList<T>(kc: KubeConfig, path: string, slim: (raw: any) => T): InformerSource<T>['list'] {
   return async (options) => {
     const url = new URL(kc.getCurrentCluster()!.server + path);
     url.searchParams.set('labelSelector', options.labelSelector);
@@ -54,16 +58,25 @@ export function rawList(kc: KubeConfig, path: string): InformerSource<unknown>['
     if (options._continue) url.searchParams.set('continue', options._continue);
     const request: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
     await kc.applyToHTTPSOptions(request);
-    return new Promise<Page>((resolve, reject) => {
+    return new Promise<Page<T>>((resolve, reject) => {
       const req = httpsRequest(url, request, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) return reject(Object.assign(new Error(`GET ${path}: HTTP ${res.statusCode}`), { code: res.statusCode }));
+        if (res.statusCode !== 200) {
+          res.resume();
+          return reject(Object.assign(new Error(`GET ${path}: HTTP ${res.statusCode}`), { code: res.statusCode }));
+        }
+        const items: T[] = [];
+        const splitter = new ListItemSplitter((item) => items.push(slim(item)));
+        res.on('data', (c: Buffer) => {
           try {
-            const parsed = JSON.parse(body) as Page & { metadata?: { continue?: string } };
-            resolve({ items: parsed.items ?? [], metadata: { _continue: parsed.metadata?.continue, resourceVersion: parsed.metadata?.resourceVersion } });
+            splitter.write(c);
+          } catch (err) {
+            req.destroy(err as Error);
+          }
+        });
+        res.on('end', () => {
+          try {
+            const rest = splitter.end() as { metadata?: { continue?: string; resourceVersion?: string } };
+            resolve({ items, metadata: { _continue: rest.metadata?.continue, resourceVersion: rest.metadata?.resourceVersion } });
           } catch (err) {
             reject(err as Error);
           }
@@ -79,7 +92,7 @@ export function rawList(kc: KubeConfig, path: string): InformerSource<unknown>['
 
 /** Labelled pods of every namespace, slim. */
 export function startPodInformer(kc: KubeConfig, labelSelector: string, on: PodEvents, log: ControllerLog): Informer {
-  return startInformer(kc, { path: '/api/v1/pods', labelSelector, list: rawList(kc, '/api/v1/pods'), slim: slimPod, what: 'pod' }, on, log);
+  return startInformer(kc, { path: '/api/v1/pods', labelSelector, list: rawList(kc, '/api/v1/pods', slimPod), slim: slimPod, what: 'pod' }, on, log);
 }
 
 export function startInformer<T>(kc: KubeConfig, source: InformerSource<T>, on: InformerEvents<T>, log: ControllerLog): Informer {
@@ -97,7 +110,7 @@ export function startInformer<T>(kc: KubeConfig, source: InformerSource<T>, on: 
     let resourceVersion = '';
     do {
       const page = await source.list({ labelSelector, limit: PAGE, ...(token ? { _continue: token } : {}) });
-      for (const item of page.items) objects.push(source.slim(item));
+      for (const item of page.items) objects.push(item);
       token = page.metadata?._continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (token && !stopped);

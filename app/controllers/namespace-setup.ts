@@ -175,7 +175,7 @@ export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop 
       informer = startInformer<SlimNamespace>(options.kubeConfig, {
         path: '/api/v1/namespaces',
         labelSelector: setupSelector(options.namespaceSelector),
-        list: (o) => core.listNamespace(o),
+        list: async (o) => { const page = await core.listNamespace(o); return { ...page, items: page.items.map(slim) }; },
         slim,
         what: 'namespace',
       }, {

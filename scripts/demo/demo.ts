@@ -321,7 +321,7 @@ async function up(): Promise<void> {
   await step('checking what the machine has', async () => {
     const missing = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', 'helm'].filter((b) => !existsSync(join(BIN_DIR, b)));
     if (missing.length > 0 && !goAvailable()) {
-      throw new DemoError(`Go is needed to build ${missing.join(', ')} from their Go modules and is not on PATH`, 'install Go 1.24 or newer, put it on PATH, and run npm run demo again');
+      throw new DemoError(`Go is needed to build ${missing.join(', ')} from their Go modules and is not on PATH`, 'install Go 1.26 or newer, put it on PATH, and run npm run demo again');
     }
     goAvailable();
     if (!hasCommand('docker-registry') && process.getuid?.() !== 0) {

@@ -6,7 +6,7 @@
 ensure_go() {
   if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH="$PATH:/usr/local/go/bin"; fi
   command -v go >/dev/null || {
-    echo "$1: Go is needed (1.24 or newer, on PATH) to build from the Go module proxy" >&2
+    echo "$1: Go is needed (1.26 or newer, on PATH) to build from the Go module proxy" >&2
     exit 1
   }
 }

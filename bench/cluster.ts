@@ -6,12 +6,17 @@
 // then a burst of real CREATEs at once, each checked for the sidecar. Each webhook is warmed up first. Client-side p50/p99 and the
 // API server's own apiserver_admission_webhook_admission_duration_seconds (sum/count over the run).
 
+import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { connect } from 'node:tls';
 import { startCluster, type Cluster } from '../test/cluster/harness.ts';
 import { SIDECAR_NAME, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
 import { canPin, start, stop, type Files, type ServerId } from './run.ts';
 import { generateLoads } from './reviews.ts';
+import { review } from '../app/inject/review.ts';
+import type { AdmissionReview, Pod } from '../app/admission/types.ts';
 import { CLUSTER_HEADING } from './results-file.ts';
 
 const NAMESPACE = 'pando-bench';
@@ -26,12 +31,75 @@ export interface RateResult {
   unlabelled: { p50Ms: number; p99Ms: number; failed: number };
   /** The API server's own mean webhook call time during the run (its histogram's sum / count). */
   apiserverMeanMs: number;
+  sockets: Sockets;
 }
 
+/** TCP connections from the API server to the webhook's port during a run, seen on the server side. */
+export interface Sockets {
+  /** Most established at one time (sampled every 20 ms). */
+  max: number;
+  /** Distinct client ports seen: a lower bound of the connections opened. */
+  distinct: number;
+}
+
+/** The rows: our webhook, the Go peers, and the bare ceiling server in three forms (issue 17 item 1). */
+export type ClusterRow = ServerId | 'ceiling-patch' | 'ceiling-h2';
+
 export interface ClusterResult {
-  server: ServerId;
+  server: ClusterRow;
+  /** Whether the server answers with a patch (the ceiling's first form does not). */
+  patches: boolean;
+  /** The protocol the server picks when offered h2 and http/1.1 by ALPN, as the API server offers them. */
+  alpn: string;
   rates: RateResult[];
-  burst: { pods: number; injected: number; failed: number; seconds: number; apiserverMeanMs: number };
+  burst: { pods: number; injected: number; failed: number; seconds: number; apiserverMeanMs: number; sockets: Sockets };
+}
+
+/** Established connections to `port` on 127.0.0.1 (server side), by client port, from /proc/net/tcp. */
+function clientPorts(port: number): string[] {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const found: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      const [, local, remote, state] = line.trim().split(/\s+/);
+      if (state === '01' && local?.endsWith(hex)) found.push(remote!);
+    }
+  }
+  return found;
+}
+
+function watchSockets(port: number): () => Sockets {
+  let max = 0;
+  const seen = new Set<string>();
+  const sample = () => {
+    const now = clientPorts(port);
+    max = Math.max(max, now.length);
+    for (const p of now) seen.add(p);
+  };
+  sample();
+  const timer = setInterval(sample, 20);
+  return () => {
+    clearInterval(timer);
+    sample();
+    return { max, distinct: seen.size };
+  };
+}
+
+/** What the server answers to an ALPN offer of h2 and http/1.1 (Go's HTTP/2-enabled client offers both). */
+function alpnOf(port: number, ca: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ALPNProtocols: ['h2', 'http/1.1'], rejectUnauthorized: false }, () => {
+      resolve(socket.alpnProtocol || 'none (HTTP/1.1)');
+      socket.end();
+    });
+    socket.on('error', (err) => resolve(`error: ${err.message}`));
+  });
 }
 
 function percentile(values: number[], p: number): number {
@@ -108,7 +176,7 @@ async function meanSince(api: Client, before: [number, number]): Promise<number>
   return count > before[1] ? ((sum - before[0]) / (count - before[1])) * 1000 : Number.NaN;
 }
 
-async function register(api: Client, files: Files, port: number): Promise<void> {
+async function register(api: Client, files: Files, port: number, tookEffect: (answer: { body: any }) => boolean): Promise<void> {
   await api.send('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${CONFIG}`);
   const created = await api.send('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
     apiVersion: 'admissionregistration.k8s.io/v1',
@@ -135,7 +203,7 @@ async function register(api: Client, files: Files, port: number): Promise<void> 
   let last = '';
   while (performance.now() < deadline) {
     const answer = await api.send('POST', `/api/v1/namespaces/${NAMESPACE}/pods?dryRun=All`, pod(true, 0));
-    if (injected(answer.body)) return;
+    if (tookEffect(answer)) return;
     last = `HTTP ${answer.status} ${JSON.stringify(answer.body).slice(0, 300)}`;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -143,7 +211,7 @@ async function register(api: Client, files: Files, port: number): Promise<void> 
 }
 
 /** Labelled and unlabelled dry-run creates, alternating, evenly spaced at `rate` per second. */
-async function paced(api: Client, rate: number, seconds: number): Promise<RateResult> {
+async function paced(api: Client, rate: number, seconds: number, port: number): Promise<RateResult> {
   const total = Math.max(2, Math.round(rate * seconds));
   const labelled: number[] = [];
   const unlabelled: number[] = [];
@@ -151,6 +219,7 @@ async function paced(api: Client, rate: number, seconds: number): Promise<RateRe
   let failedLabelled = 0;
   let failedUnlabelled = 0;
   const before = await webhookHistogram(api);
+  const sockets = watchSockets(port);
   const began = performance.now();
   const pending: Array<Promise<void>> = [];
   for (let i = 0; i < total; i++) {
@@ -177,26 +246,31 @@ async function paced(api: Client, rate: number, seconds: number): Promise<RateRe
     );
   }
   await Promise.all(pending);
+  const socketsSeen = sockets();
   return {
     rate,
     sent: total,
     labelled: { p50Ms: percentile(labelled, 50), p99Ms: percentile(labelled, 99), injected: injectedCount, failed: failedLabelled },
     unlabelled: { p50Ms: percentile(unlabelled, 50), p99Ms: percentile(unlabelled, 99), failed: failedUnlabelled },
     apiserverMeanMs: await meanSince(api, before),
+    sockets: socketsSeen,
   };
 }
 
-async function burst(api: Client, pods: number): Promise<ClusterResult['burst']> {
+async function burst(api: Client, pods: number, port: number): Promise<ClusterResult['burst']> {
   const before = await webhookHistogram(api);
+  const sockets = watchSockets(port);
   const began = performance.now();
   const answers = await Promise.all(Array.from({ length: pods }, (_, i) => api.send('POST', `/api/v1/namespaces/${NAMESPACE}/pods`, pod(true, i))));
   const seconds = (performance.now() - began) / 1000;
+  const socketsSeen = sockets();
   const result = {
     pods,
     injected: answers.filter((a) => a.status === 201 && injected(a.body)).length,
     failed: answers.filter((a) => a.status !== 201).length,
     seconds,
     apiserverMeanMs: await meanSince(api, before),
+    sockets: socketsSeen,
   };
   await api.send('DELETE', `/api/v1/namespaces/${NAMESPACE}/pods?gracePeriodSeconds=0`);
   return result;
@@ -215,21 +289,37 @@ export async function runCluster(files: Files, servers: readonly ServerId[], qui
     for (let i = 0; i < 100 && (await api.send('GET', `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/default`)).status !== 200; i++) {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    for (const server of servers.filter((s) => s !== 'ceiling')) {
-      const started = await start(server, files, probe, canPin());
+    // The ceiling first: its first form records a real review of the API server, from which our
+    // injection computes the fixed patch of the second and third forms (the patch our webhook sends).
+    const recorded = join(files.dir, 'recorded-review.json');
+    const patchFile = join(files.dir, 'ceiling-patch.json');
+    const rows: ClusterRow[] = [...(servers.includes('ceiling') ? (['ceiling', 'ceiling-patch', 'ceiling-h2'] as const) : []), ...servers.filter((s) => s !== 'ceiling')];
+    for (const row of rows) {
+      const server: ServerId = row === 'ceiling-patch' || row === 'ceiling-h2' ? 'ceiling' : row;
+      const patches = row !== 'ceiling';
+      if (row === 'ceiling-patch') writePatch(recorded, patchFile);
+      const env: Record<string, string> =
+        server !== 'ceiling'
+          ? {}
+          : { CEILING_ECHO_UID: '1', ...(patches ? { CEILING_PATCH_FILE: patchFile } : { CEILING_RECORD_FILE: recorded }), ...(row === 'ceiling-h2' ? { CEILING_HTTP2: '1' } : {}) };
+      if (row === 'ceiling') rmSync(recorded, { force: true });
+      const started = await start(server, files, probe, canPin(), { env });
+      const port = started.target.port;
       try {
-        await register(api, files, started.target.port);
+        // In effect once a labelled dry-run reaches this server: injected, or (no patch) recorded.
+        await register(api, files, port, (answer) => (patches ? injected(answer.body) : existsSync(recorded)));
+        const alpn = await alpnOf(port, files.ca);
         // Warm-up, not counted: the first reviews of a process pay for compiling its code.
-        await paced(api, 100, quick ? 0.5 : 3);
+        await paced(api, 100, quick ? 0.5 : 3, port);
         const rates: RateResult[] = [];
         for (const rate of [20, 100]) {
-          rates.push(await paced(api, rate, quick ? 1 : 10));
+          rates.push(await paced(api, rate, quick ? 1 : 10, port));
           const r = rates.at(-1)!;
-          log(`cluster ${server} ${rate}/s: labelled p50 ${r.labelled.p50Ms.toFixed(2)} p99 ${r.labelled.p99Ms.toFixed(2)} ms, unlabelled p50 ${r.unlabelled.p50Ms.toFixed(2)} p99 ${r.unlabelled.p99Ms.toFixed(2)} ms, API server mean ${r.apiserverMeanMs.toFixed(2)} ms`);
+          log(`cluster ${row} ${rate}/s: labelled p50 ${r.labelled.p50Ms.toFixed(2)} p99 ${r.labelled.p99Ms.toFixed(2)} ms, unlabelled p50 ${r.unlabelled.p50Ms.toFixed(2)} p99 ${r.unlabelled.p99Ms.toFixed(2)} ms, API server mean ${r.apiserverMeanMs.toFixed(2)} ms, sockets max ${r.sockets.max} distinct ${r.sockets.distinct}`);
         }
-        const b = await burst(api, quick ? 50 : 500);
-        log(`cluster ${server} burst: ${b.injected}/${b.pods} injected, ${b.failed} failed, ${b.seconds.toFixed(1)} s`);
-        results.push({ server, rates, burst: b });
+        const b = await burst(api, quick ? 50 : 500, port);
+        log(`cluster ${row} burst: ${b.injected}/${b.pods} injected, ${b.failed} failed, ${b.seconds.toFixed(1)} s, API server mean ${b.apiserverMeanMs.toFixed(2)} ms, ALPN ${alpn}, sockets max ${b.sockets.max} distinct ${b.sockets.distinct}`);
+        results.push({ server: row, patches, alpn, rates, burst: b });
       } finally {
         await api.send('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${CONFIG}`);
         await stop(started);
@@ -243,7 +333,30 @@ export async function runCluster(files: Files, servers: readonly ServerId[], qui
   return results;
 }
 
+/** The patch our injection computes for the review the API server sent the ceiling: the ceiling's fixed answer. */
+function writePatch(recorded: string, patchFile: string): void {
+  if (!existsSync(recorded)) throw new Error('bench: the ceiling recorded no review of the API server');
+  const sent = JSON.parse(readFileSync(recorded, 'utf8')) as AdmissionReview;
+  const outcome = review(sent.request!, generateLoads().plan);
+  if (outcome.patch.length === 0) throw new Error(`bench: the recorded review was not injected (${outcome.reason})`);
+  // The token volume's name is per pod: the ceiling puts each pod's own in place of the placeholder.
+  const volume = (sent.request!.object as Pod | undefined)?.spec?.volumes?.find((v) => v.name.startsWith('kube-api-access-'))?.name;
+  const text = JSON.stringify(outcome.patch);
+  writeFileSync(patchFile, volume ? text.replaceAll(volume, '__KUBE_API_ACCESS__') : text);
+}
+
 const ms = (v: number) => (Number.isNaN(v) ? '–' : v.toFixed(2));
+
+const ROW_NAMES: Record<ClusterRow, string> = {
+  ceiling: 'ceiling, allowed, no patch',
+  'ceiling-patch': 'ceiling, fixed patch',
+  'ceiling-h2': 'ceiling, fixed patch, HTTP/2',
+  webhook: 'webhook',
+  'go-peer': 'go-peer',
+  'go-typed': 'go-typed',
+};
+
+const sockets = (s: Sockets) => `${s.max} / ${s.distinct}`;
 
 export function renderCluster(results: ClusterResult[], loadAverage: { before: number; after: number }): string {
   const out = [
@@ -253,6 +366,8 @@ export function renderCluster(results: ClusterResult[], loadAverage: { before: n
     '',
     'Server-side dry-run pod CREATEs at a fixed rate, labelled (the webhook is called) and unlabelled (objectSelector: it is not) alternating, ' +
       'over a keep-alive client; the webhook by URL on 127.0.0.1, pinned to core 0; API server, etcd and client share the machine. ' +
+      'The ceiling rows are bench/ceiling.mjs (a bare Node HTTPS server, no parsing) as the webhook: allowed with no patch (the API server\'s own call path: encode, TLS, HTTP, decode), ' +
+      'with the fixed patch our injection computes for this pod (adds the patch apply), and the same over HTTP/2. ' +
       `Overhead = labelled - unlabelled. API server mean: its apiserver_admission_webhook_admission_duration_seconds sum/count over the run. Load average before/after: ${loadAverage.before} / ${loadAverage.after}.`,
     '',
     '| webhook | rate | labelled p50 / p99 (ms) | unlabelled p50 / p99 (ms) | overhead p50 / p99 (ms) | API server mean webhook call (ms) | injected |',
@@ -261,13 +376,25 @@ export function renderCluster(results: ClusterResult[], loadAverage: { before: n
   for (const r of results) {
     for (const x of r.rates) {
       out.push(
-        `| ${r.server} | ${x.rate}/s | ${ms(x.labelled.p50Ms)} / ${ms(x.labelled.p99Ms)} | ${ms(x.unlabelled.p50Ms)} / ${ms(x.unlabelled.p99Ms)} | ` +
-          `${ms(x.labelled.p50Ms - x.unlabelled.p50Ms)} / ${ms(x.labelled.p99Ms - x.unlabelled.p99Ms)} | ${ms(x.apiserverMeanMs)} | ${x.labelled.injected}/${Math.ceil(x.sent / 2)}${x.labelled.failed + x.unlabelled.failed ? ` (${x.labelled.failed + x.unlabelled.failed} failed)` : ''} |`,
+        `| ${ROW_NAMES[r.server]} | ${x.rate}/s | ${ms(x.labelled.p50Ms)} / ${ms(x.labelled.p99Ms)} | ${ms(x.unlabelled.p50Ms)} / ${ms(x.unlabelled.p99Ms)} | ` +
+          `${ms(x.labelled.p50Ms - x.unlabelled.p50Ms)} / ${ms(x.labelled.p99Ms - x.unlabelled.p99Ms)} | ${ms(x.apiserverMeanMs)} | ${r.patches ? `${x.labelled.injected}/${Math.ceil(x.sent / 2)}` : 'no patch'}${x.labelled.failed + x.unlabelled.failed ? ` (${x.labelled.failed + x.unlabelled.failed} failed)` : ''} |`,
       );
     }
   }
-  out.push('', '| webhook | burst of real CREATEs at once | injected | failed | seconds | API server mean webhook call (ms) |', '| --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of results) out.push(`| ${r.server} | ${r.burst.pods} | ${r.burst.injected} | ${r.burst.failed} | ${r.burst.seconds.toFixed(1)} | ${ms(r.burst.apiserverMeanMs)} |`);
+  out.push(
+    '',
+    'Transport: the protocol each server picks when offered h2 and http/1.1 by ALPN (the API server\'s webhook client offers both), and the TCP connections from the API server counted on the server side ' +
+      '(/proc/net/tcp every 20 ms: most at one time / distinct client ports seen, a lower bound of the connections opened).',
+    '',
+    '| webhook | ALPN | connections at 100/s | burst of real CREATEs at once | injected | failed | seconds | API server mean webhook call (ms) | connections in the burst |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const r of results) {
+    const at100 = r.rates.find((x) => x.rate === 100);
+    out.push(
+      `| ${ROW_NAMES[r.server]} | ${r.alpn} | ${at100 ? sockets(at100.sockets) : '–'} | ${r.burst.pods} | ${r.patches ? r.burst.injected : 'no patch'} | ${r.burst.failed} | ${r.burst.seconds.toFixed(1)} | ${ms(r.burst.apiserverMeanMs)} | ${sockets(r.burst.sockets)} |`,
+    );
+  }
   out.push('');
   return out.join('\n');
 }

@@ -549,8 +549,8 @@ async function clusterMain(servers: readonly ServerId[], plan: ReturnType<typeof
     log(`done: bench/results/${name}.{md,json}${complete ? ' and its section of bench/RESULTS.md' : ''}`);
     // Correctness, not timings: every labelled pod gets the sidecar, every create succeeds.
     const missed = results.flatMap((r) => [
-      ...r.rates.filter((x) => x.labelled.injected < Math.ceil(x.sent / 2) || x.labelled.failed + x.unlabelled.failed > 0).map((x) => `${r.server} at ${x.rate}/s`),
-      ...(r.burst.injected < r.burst.pods ? [`${r.server} burst`] : []),
+      ...r.rates.filter((x) => (r.patches && x.labelled.injected < Math.ceil(x.sent / 2)) || x.labelled.failed + x.unlabelled.failed > 0).map((x) => `${r.server} at ${x.rate}/s`),
+      ...((r.patches && r.burst.injected < r.burst.pods) || r.burst.failed > 0 ? [`${r.server} burst`] : []),
     ]);
     if (missed.length > 0) throw new Error(`bench: pods not injected or not created: ${missed.join(', ')}`);
   } finally {

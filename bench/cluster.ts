@@ -31,6 +31,8 @@ export interface RateResult {
   unlabelled: { p50Ms: number; p99Ms: number; failed: number };
   /** The API server's own mean webhook call time during the run (its histogram's sum / count). */
   apiserverMeanMs: number;
+  /** Of which the HTTP exchange, as the API server's rest client times it (mean, ms). */
+  restMeanMs: number;
   sockets: Sockets;
 }
 
@@ -42,8 +44,12 @@ export interface Sockets {
   distinct: number;
 }
 
-/** The rows: our webhook, the Go peers, and the bare ceiling server in three forms (issue 17 item 1). */
-export type ClusterRow = ServerId | 'ceiling-patch' | 'ceiling-h2';
+/**
+ * The rows: our webhook, the Go peers, the bare ceiling server in three forms, and the map+diff Go
+ * peer with its HTTP/2 server turned off (GODEBUG=http2server=0), so the transport is compared on
+ * the same server (issue 17 item 1).
+ */
+export type ClusterRow = ServerId | 'ceiling-patch' | 'ceiling-h2' | 'go-peer-h1';
 
 export interface ClusterResult {
   server: ClusterRow;
@@ -52,7 +58,17 @@ export interface ClusterResult {
   /** The protocol the server picks when offered h2 and http/1.1 by ALPN, as the API server offers them. */
   alpn: string;
   rates: RateResult[];
-  burst: { pods: number; injected: number; failed: number; seconds: number; apiserverMeanMs: number; sockets: Sockets };
+  burst: { pods: number; injected: number; failed: number; seconds: number; apiserverMeanMs: number; restMeanMs: number; sockets: Sockets; serverCpuMs: number };
+}
+
+/** CPU time (user + system) of a process so far, ms, from /proc/PID/stat (clock ticks of 10 ms). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** Established connections to `port` on 127.0.0.1 (server side), by client port, from /proc/net/tcp. */
@@ -157,23 +173,42 @@ function pod(labelled: boolean, i: number) {
 
 const injected = (body: any) => Array.isArray(body?.spec?.initContainers) && body.spec.initContainers.some((c: { name?: string }) => c.name === SIDECAR_NAME);
 
-/** The API server's webhook histogram for our configuration: [sum seconds, count]. */
-async function webhookHistogram(api: Client): Promise<[number, number]> {
-  const text = String((await api.send('GET', '/metrics')).body);
-  let sum = 0;
-  let count = 0;
-  for (const line of text.split('\n')) {
-    if (!line.includes(`name="${WEBHOOK}"`) || !line.includes('type="admit"')) continue;
-    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (line.startsWith('apiserver_admission_webhook_admission_duration_seconds_sum')) sum += value;
-    if (line.startsWith('apiserver_admission_webhook_admission_duration_seconds_count')) count += value;
-  }
-  return [sum, count];
+/** Sum (seconds) and count of two API server histograms (each series summed), read from its /metrics. */
+interface Histograms {
+  /** apiserver_admission_webhook_admission_duration_seconds of our configuration: the whole call. */
+  webhook: [number, number];
+  /** rest_client_request_duration_seconds for the webhook's host:port: the HTTP exchange inside it. */
+  rest: [number, number];
 }
 
-async function meanSince(api: Client, before: [number, number]): Promise<number> {
-  const [sum, count] = await webhookHistogram(api);
-  return count > before[1] ? ((sum - before[0]) / (count - before[1])) * 1000 : Number.NaN;
+/**
+ * The whole call is timed around callAttrMutatingHook (staging/src/k8s.io/apiserver/pkg/admission/
+ * plugin/webhook/mutating/dispatcher.go, v1.37.2): building and encoding the review, the HTTP
+ * exchange, decoding and checking the answer, applying the patch. The rest client's latency
+ * (staging/src/k8s.io/client-go/rest/request.go, Request.request) times only the exchange: dial and
+ * TLS handshake when a new connection is needed, sending, waiting, reading the answer.
+ */
+async function histograms(api: Client, port: number): Promise<Histograms> {
+  const text = String((await api.send('GET', '/metrics')).body);
+  const out: Histograms = { webhook: [0, 0], rest: [0, 0] };
+  const host = `host="127.0.0.1:${port}"`;
+  for (const line of text.split('\n')) {
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.includes(`name="${WEBHOOK}"`) && line.includes('type="admit"')) {
+      if (line.startsWith('apiserver_admission_webhook_admission_duration_seconds_sum')) out.webhook[0] += value;
+      if (line.startsWith('apiserver_admission_webhook_admission_duration_seconds_count')) out.webhook[1] += value;
+    } else if (line.includes(host) && line.includes('verb="POST"')) {
+      if (line.startsWith('rest_client_request_duration_seconds_sum')) out.rest[0] += value;
+      if (line.startsWith('rest_client_request_duration_seconds_count')) out.rest[1] += value;
+    }
+  }
+  return out;
+}
+
+async function meansSince(api: Client, port: number, before: Histograms): Promise<{ apiserverMeanMs: number; restMeanMs: number }> {
+  const now = await histograms(api, port);
+  const mean = (a: [number, number], b: [number, number]) => (a[1] > b[1] ? ((a[0] - b[0]) / (a[1] - b[1])) * 1000 : Number.NaN);
+  return { apiserverMeanMs: mean(now.webhook, before.webhook), restMeanMs: mean(now.rest, before.rest) };
 }
 
 async function register(api: Client, files: Files, port: number, tookEffect: (answer: { body: any }) => boolean): Promise<void> {
@@ -218,7 +253,7 @@ async function paced(api: Client, rate: number, seconds: number, port: number): 
   let injectedCount = 0;
   let failedLabelled = 0;
   let failedUnlabelled = 0;
-  const before = await webhookHistogram(api);
+  const before = await histograms(api, port);
   const sockets = watchSockets(port);
   const began = performance.now();
   const pending: Array<Promise<void>> = [];
@@ -252,25 +287,28 @@ async function paced(api: Client, rate: number, seconds: number, port: number): 
     sent: total,
     labelled: { p50Ms: percentile(labelled, 50), p99Ms: percentile(labelled, 99), injected: injectedCount, failed: failedLabelled },
     unlabelled: { p50Ms: percentile(unlabelled, 50), p99Ms: percentile(unlabelled, 99), failed: failedUnlabelled },
-    apiserverMeanMs: await meanSince(api, before),
+    ...(await meansSince(api, port, before)),
     sockets: socketsSeen,
   };
 }
 
-async function burst(api: Client, pods: number, port: number): Promise<ClusterResult['burst']> {
-  const before = await webhookHistogram(api);
+async function burst(api: Client, pods: number, port: number, pid: number | undefined): Promise<ClusterResult['burst']> {
+  const before = await histograms(api, port);
+  const cpuBefore = cpuMs(pid);
   const sockets = watchSockets(port);
   const began = performance.now();
   const answers = await Promise.all(Array.from({ length: pods }, (_, i) => api.send('POST', `/api/v1/namespaces/${NAMESPACE}/pods`, pod(true, i))));
   const seconds = (performance.now() - began) / 1000;
   const socketsSeen = sockets();
+  const serverCpuMs = cpuMs(pid) - cpuBefore;
   const result = {
     pods,
     injected: answers.filter((a) => a.status === 201 && injected(a.body)).length,
     failed: answers.filter((a) => a.status !== 201).length,
     seconds,
-    apiserverMeanMs: await meanSince(api, before),
+    ...(await meansSince(api, port, before)),
     sockets: socketsSeen,
+    serverCpuMs,
   };
   await api.send('DELETE', `/api/v1/namespaces/${NAMESPACE}/pods?gracePeriodSeconds=0`);
   return result;
@@ -293,14 +331,20 @@ export async function runCluster(files: Files, servers: readonly ServerId[], qui
     // injection computes the fixed patch of the second and third forms (the patch our webhook sends).
     const recorded = join(files.dir, 'recorded-review.json');
     const patchFile = join(files.dir, 'ceiling-patch.json');
-    const rows: ClusterRow[] = [...(servers.includes('ceiling') ? (['ceiling', 'ceiling-patch', 'ceiling-h2'] as const) : []), ...servers.filter((s) => s !== 'ceiling')];
+    const rows: ClusterRow[] = [
+      ...(servers.includes('ceiling') ? (['ceiling', 'ceiling-patch', 'ceiling-h2'] as const) : []),
+      ...servers.filter((s) => s !== 'ceiling'),
+      ...(servers.includes('go-peer') ? (['go-peer-h1'] as const) : []),
+    ];
     for (const row of rows) {
-      const server: ServerId = row === 'ceiling-patch' || row === 'ceiling-h2' ? 'ceiling' : row;
+      const server: ServerId = row === 'ceiling-patch' || row === 'ceiling-h2' ? 'ceiling' : row === 'go-peer-h1' ? 'go-peer' : row;
       const patches = row !== 'ceiling';
       if (row === 'ceiling-patch') writePatch(recorded, patchFile);
       const env: Record<string, string> =
         server !== 'ceiling'
-          ? {}
+          ? row === 'go-peer-h1'
+            ? { GODEBUG: 'http2server=0' }
+            : {}
           : { CEILING_ECHO_UID: '1', ...(patches ? { CEILING_PATCH_FILE: patchFile } : { CEILING_RECORD_FILE: recorded }), ...(row === 'ceiling-h2' ? { CEILING_HTTP2: '1' } : {}) };
       if (row === 'ceiling') rmSync(recorded, { force: true });
       const started = await start(server, files, probe, canPin(), { env });
@@ -315,10 +359,10 @@ export async function runCluster(files: Files, servers: readonly ServerId[], qui
         for (const rate of [20, 100]) {
           rates.push(await paced(api, rate, quick ? 1 : 10, port));
           const r = rates.at(-1)!;
-          log(`cluster ${row} ${rate}/s: labelled p50 ${r.labelled.p50Ms.toFixed(2)} p99 ${r.labelled.p99Ms.toFixed(2)} ms, unlabelled p50 ${r.unlabelled.p50Ms.toFixed(2)} p99 ${r.unlabelled.p99Ms.toFixed(2)} ms, API server mean ${r.apiserverMeanMs.toFixed(2)} ms, sockets max ${r.sockets.max} distinct ${r.sockets.distinct}`);
+          log(`cluster ${row} ${rate}/s: labelled p50 ${r.labelled.p50Ms.toFixed(2)} p99 ${r.labelled.p99Ms.toFixed(2)} ms, unlabelled p50 ${r.unlabelled.p50Ms.toFixed(2)} p99 ${r.unlabelled.p99Ms.toFixed(2)} ms, API server mean ${r.apiserverMeanMs.toFixed(2)} ms (HTTP ${r.restMeanMs.toFixed(2)}), sockets max ${r.sockets.max} distinct ${r.sockets.distinct}`);
         }
-        const b = await burst(api, quick ? 50 : 500, port);
-        log(`cluster ${row} burst: ${b.injected}/${b.pods} injected, ${b.failed} failed, ${b.seconds.toFixed(1)} s, API server mean ${b.apiserverMeanMs.toFixed(2)} ms, ALPN ${alpn}, sockets max ${b.sockets.max} distinct ${b.sockets.distinct}`);
+        const b = await burst(api, quick ? 50 : 500, port, started.child.pid);
+        log(`cluster ${row} burst: ${b.injected}/${b.pods} injected, ${b.failed} failed, ${b.seconds.toFixed(1)} s, API server mean ${b.apiserverMeanMs.toFixed(2)} ms (HTTP ${b.restMeanMs.toFixed(2)}), ALPN ${alpn}, sockets max ${b.sockets.max} distinct ${b.sockets.distinct}, server CPU ${b.serverCpuMs} ms`);
         results.push({ server: row, patches, alpn, rates, burst: b });
       } finally {
         await api.send('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${CONFIG}`);
@@ -354,6 +398,7 @@ const ROW_NAMES: Record<ClusterRow, string> = {
   webhook: 'webhook',
   'go-peer': 'go-peer',
   'go-typed': 'go-typed',
+  'go-peer-h1': 'go-peer, HTTP/2 off',
 };
 
 const sockets = (s: Sockets) => `${s.max} / ${s.distinct}`;
@@ -367,17 +412,17 @@ export function renderCluster(results: ClusterResult[], loadAverage: { before: n
     'Server-side dry-run pod CREATEs at a fixed rate, labelled (the webhook is called) and unlabelled (objectSelector: it is not) alternating, ' +
       'over a keep-alive client; the webhook by URL on 127.0.0.1, pinned to core 0; API server, etcd and client share the machine. ' +
       'The ceiling rows are bench/ceiling.mjs (a bare Node HTTPS server, no parsing) as the webhook: allowed with no patch (the API server\'s own call path: encode, TLS, HTTP, decode), ' +
-      'with the fixed patch our injection computes for this pod (adds the patch apply), and the same over HTTP/2. ' +
-      `Overhead = labelled - unlabelled. API server mean: its apiserver_admission_webhook_admission_duration_seconds sum/count over the run. Load average before/after: ${loadAverage.before} / ${loadAverage.after}.`,
+      'with the fixed patch our injection computes for this pod (adds the patch apply), and the same over HTTP/2 (node:http2, HTTP/1.1 fallback); go-peer, HTTP/2 off is the map+diff Go peer with GODEBUG=http2server=0. ' +
+      `Overhead = labelled - unlabelled. API server mean: its apiserver_admission_webhook_admission_duration_seconds sum/count over the run (the whole call: encode, HTTP, decode, patch apply); HTTP exchange: its rest_client_request_duration_seconds for the webhook's host:port (connect and TLS when needed, send, wait, read). Load average before/after: ${loadAverage.before} / ${loadAverage.after}.`,
     '',
-    '| webhook | rate | labelled p50 / p99 (ms) | unlabelled p50 / p99 (ms) | overhead p50 / p99 (ms) | API server mean webhook call (ms) | injected |',
-    '| --- | ---: | --- | --- | --- | ---: | ---: |',
+    '| webhook | rate | labelled p50 / p99 (ms) | unlabelled p50 / p99 (ms) | overhead p50 / p99 (ms) | API server mean webhook call (ms) | of which HTTP exchange (ms) | injected |',
+    '| --- | ---: | --- | --- | --- | ---: | ---: | ---: |',
   ];
   for (const r of results) {
     for (const x of r.rates) {
       out.push(
         `| ${ROW_NAMES[r.server]} | ${x.rate}/s | ${ms(x.labelled.p50Ms)} / ${ms(x.labelled.p99Ms)} | ${ms(x.unlabelled.p50Ms)} / ${ms(x.unlabelled.p99Ms)} | ` +
-          `${ms(x.labelled.p50Ms - x.unlabelled.p50Ms)} / ${ms(x.labelled.p99Ms - x.unlabelled.p99Ms)} | ${ms(x.apiserverMeanMs)} | ${r.patches ? `${x.labelled.injected}/${Math.ceil(x.sent / 2)}` : 'no patch'}${x.labelled.failed + x.unlabelled.failed ? ` (${x.labelled.failed + x.unlabelled.failed} failed)` : ''} |`,
+          `${ms(x.labelled.p50Ms - x.unlabelled.p50Ms)} / ${ms(x.labelled.p99Ms - x.unlabelled.p99Ms)} | ${ms(x.apiserverMeanMs)} | ${ms(x.restMeanMs)} | ${r.patches ? `${x.labelled.injected}/${Math.ceil(x.sent / 2)}` : 'no patch'}${x.labelled.failed + x.unlabelled.failed ? ` (${x.labelled.failed + x.unlabelled.failed} failed)` : ''} |`,
       );
     }
   }
@@ -386,13 +431,13 @@ export function renderCluster(results: ClusterResult[], loadAverage: { before: n
     'Transport: the protocol each server picks when offered h2 and http/1.1 by ALPN (the API server\'s webhook client offers both), and the TCP connections from the API server counted on the server side ' +
       '(/proc/net/tcp every 20 ms: most at one time / distinct client ports seen, a lower bound of the connections opened).',
     '',
-    '| webhook | ALPN | connections at 100/s | burst of real CREATEs at once | injected | failed | seconds | API server mean webhook call (ms) | connections in the burst |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| webhook | ALPN | connections at 100/s | burst of real CREATEs at once | injected | failed | seconds | API server mean webhook call (ms) | of which HTTP exchange (ms) | connections in the burst | server CPU in the burst (ms) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const r of results) {
     const at100 = r.rates.find((x) => x.rate === 100);
     out.push(
-      `| ${ROW_NAMES[r.server]} | ${r.alpn} | ${at100 ? sockets(at100.sockets) : '–'} | ${r.burst.pods} | ${r.patches ? r.burst.injected : 'no patch'} | ${r.burst.failed} | ${r.burst.seconds.toFixed(1)} | ${ms(r.burst.apiserverMeanMs)} | ${sockets(r.burst.sockets)} |`,
+      `| ${ROW_NAMES[r.server]} | ${r.alpn} | ${at100 ? sockets(at100.sockets) : '–'} | ${r.burst.pods} | ${r.patches ? r.burst.injected : 'no patch'} | ${r.burst.failed} | ${r.burst.seconds.toFixed(1)} | ${ms(r.burst.apiserverMeanMs)} | ${ms(r.burst.restMeanMs)} | ${sockets(r.burst.sockets)} | ${Number.isNaN(r.burst.serverCpuMs) ? '–' : r.burst.serverCpuMs} |`,
     );
   }
   out.push('');

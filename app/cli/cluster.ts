@@ -89,6 +89,12 @@ export function deploymentInjectionEnv(deployment: V1Deployment): InjectionEnv {
   return pickInjectionEnv(values);
 }
 
+/** The sidecar's image pull Secret names the webhook Deployment's env gives (sidecar.imagePullSecrets). */
+export function sidecarPullSecretNames(deployment: V1Deployment | null | undefined): string[] {
+  const value = deployment ? deploymentInjectionEnv(deployment)[ENV.sidecarPullSecrets] : undefined;
+  return (value ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+}
+
 export async function readWebhookDeployment(kc: KubeConfig, namespace: string): Promise<V1Deployment | undefined> {
   try {
     return await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: CHART.deployment, namespace });

@@ -17,7 +17,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { ANNOTATION_CONFIG_HASH, ANNOTATION_STATUS, ANNOTATION_VERSION, ENV, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, PATH_READYZ, SIDECAR_SERVICE_ACCOUNT, STATUS_INJECTED } from '../contract.ts';
-import { CHART, kubeError, loadKubeConfig, readWebhookDeployment, statusOf, webhookContainer } from './cluster.ts';
+import { CHART, kubeError, loadKubeConfig, readWebhookDeployment, sidecarPullSecretNames, statusOf, webhookContainer } from './cluster.ts';
 import { kubeReadinessFetcher } from '../namespaces.ts';
 import type { NamespaceReadiness } from '../inject/decide.ts';
 import { splitPem } from './certificates.ts';
@@ -236,8 +236,7 @@ async function readinessOf(kc: KubeConfig, facts: DoctorFacts): Promise<Map<stri
   const env = facts.deployment ? webhookContainer(facts.deployment)?.env ?? [] : [];
   if (!env.some((e) => e.name === ENV.namespaceCheck && e.value === 'true')) return readiness;
   // The sidecar's pull Secrets the webhook checks, as the Deployment's env names them.
-  const pullSecrets = (env.find((e) => e.name === ENV.sidecarPullSecrets)?.value ?? '').split(',').map((n) => n.trim()).filter(Boolean);
-  const fetch = kubeReadinessFetcher(kc, pullSecrets);
+  const fetch = kubeReadinessFetcher(kc, sidecarPullSecretNames(facts.deployment));
   const namespaces = new Set(facts.pods.filter((p) => p.metadata?.annotations?.[ANNOTATION_STATUS] !== STATUS_INJECTED).map((p) => p.metadata?.namespace ?? ''));
   for (const namespace of namespaces) {
     if (!namespace) continue;

@@ -7,7 +7,7 @@
 import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
 import { ENV, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
 import { namespaceSetupObjects, readPullSecrets, type CopiedSecret } from '../setup/namespace-objects.ts';
-import { CHART, deploymentInjectionEnv, kubeError, loadKubeConfig, readWebhookDeployment, statusOf } from './cluster.ts';
+import { CHART, kubeError, loadKubeConfig, readWebhookDeployment, sidecarPullSecretNames, statusOf } from './cluster.ts';
 import { CliError, mark, paint, type Style } from './output.ts';
 
 export const FIELD_MANAGER = 'pando';
@@ -85,7 +85,7 @@ async function applyOne(api: KubernetesObjectApi, object: KubernetesObject, dryR
  */
 export async function releasePullSecrets(kc: KubeConfig, releaseNamespace: string): Promise<CopiedSecret[]> {
   const deployment = await readWebhookDeployment(kc, releaseNamespace);
-  const names = (deployment ? deploymentInjectionEnv(deployment)[ENV.sidecarPullSecrets] ?? '' : '').split(',').map((n) => n.trim()).filter(Boolean);
+  const names = sidecarPullSecretNames(deployment);
   try {
     return await readPullSecrets(kc, releaseNamespace, names);
   } catch (err) {

@@ -8,12 +8,12 @@ import { Registry } from 'prom-client';
 import { loadConfig, type Config } from './config.ts';
 import { ENV, PATH_MUTATE } from './contract.ts';
 import { ConfigError, ERRORS } from './errors.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
-import { buildMetricsServer, buildServer } from './server.ts';
-import { trackConnections } from './drain.ts';
-import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls.ts';
+import { createMetrics, type Metrics } from './server/metrics.ts';
+import { buildMetricsServer, buildServer } from './server/server.ts';
+import { trackConnections } from './server/drain.ts';
+import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls/serving.ts';
 import { packageVersion } from './version.ts';
-import { statusOf } from './kube-errors.ts';
+import { statusOf } from './kube/errors.ts';
 
 
 // The Kubernetes client, X.509 generation and the features that use them are imported only when the
@@ -28,8 +28,8 @@ async function loadKubeConfig(): Promise<KubeConfig> {
 }
 
 async function throwAwayCert(config: Config) {
-  const { issueServingCert } = await import('./certs.ts');
-  const { loadOrCreateDevCa } = await import('./dev-ca.ts');
+  const { issueServingCert } = await import('./tls/certs.ts');
+  const { loadOrCreateDevCa } = await import('./tls/dev-ca.ts');
   const now = new Date();
   const dev = await loadOrCreateDevCa(now);
   const leaf = await issueServingCert(dev.ca, ['127.0.0.1', 'localhost', '::1'], now, 1);
@@ -37,7 +37,7 @@ async function throwAwayCert(config: Config) {
 }
 
 async function readinessCache(config: Config, metrics: Metrics, logger: Logger) {
-  const { createReadinessCache, kubeReadinessFetcher } = await import('./namespaces.ts');
+  const { createReadinessCache, kubeReadinessFetcher } = await import('./kube/namespaces.ts');
   const fetch = kubeReadinessFetcher(await loadKubeConfig(), config.sidecar.imagePullSecrets);
   return createReadinessCache({
     fetch: (namespace) => {
@@ -55,7 +55,7 @@ async function readinessCache(config: Config, metrics: Metrics, logger: Logger) 
 /** The ownerReferences of what this webhook creates (its Deployment), when it creates anything. */
 async function runtimeOwner(config: Config, logger: Logger): Promise<V1OwnerReference[]> {
   if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto && !config.watchdog)) return [];
-  const { deploymentOwner } = await import('./owner.ts');
+  const { deploymentOwner } = await import('./kube/owner.ts');
   const { ownerReferences, reason } = await deploymentOwner(await loadKubeConfig(), config.namespace, config.ownerDeployment);
   if (reason) logger.warn({ reason }, 'objects this webhook creates get no owner: helm uninstall will leave them');
   return ownerReferences;
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     : undefined;
   const owner = await runtimeOwner(config, logger);
   const selfSigned = config.selfSigned
-    ? (await import('./selfsigned/manager.ts')).createSelfSignedManager(await loadKubeConfig(), {
+    ? (await import('./tls/selfsigned/manager.ts')).createSelfSignedManager(await loadKubeConfig(), {
         ownerReferences: owner,
         namespace: config.namespace,
         secretName: config.selfSigned.secretName,

@@ -6,9 +6,9 @@
 import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import { allowed, patched } from '../app/admission/codec.ts';
-import { createMetrics } from '../app/metrics.ts';
+import { createMetrics } from '../app/server/metrics.ts';
 import { review } from '../app/inject/review.ts';
-import { buildServer } from '../app/server.ts';
+import { buildServer } from '../app/server/server.ts';
 import { benchConfig, generateLoads } from './reviews.ts';
 
 const ROUNDS = 7;

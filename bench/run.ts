@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import { createCa, issueServingCert } from '../app/certs.ts';
+import { createCa, issueServingCert } from '../app/tls/certs.ts';
 import { ENV } from '../app/contract.ts';
 import { post, pacedLatency, throughput, type LatencyResult, type Target, type ThroughputResult } from './load.ts';
 import { renderCluster, runCluster } from './cluster.ts';

@@ -50,7 +50,7 @@ export class WebhookRbac extends Construct {
     if (accountAnnotations !== undefined) this.serviceAccount.addJsonPatch(JsonPatch.add('/metadata/annotations', accountAnnotations));
 
     // Only what app/ calls (issue 19 item 3): no events (nothing records one), no patch of the TLS
-    // Secret (app/selfsigned/manager.ts reads, creates and replaces it with its resourceVersion).
+    // Secret (app/tls/selfsigned/manager.ts reads, creates and replaces it with its resourceVersion).
     const namespaced: (Rule | undefined)[] = [
       selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'update'], resourceNames: [NAMES.tlsSecret] }),
       // The first replica creates the TLS Secret; create cannot be limited to a name (the

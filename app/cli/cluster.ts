@@ -5,7 +5,7 @@ import { AppsV1Api, KubeConfig, type V1Container, type V1Deployment } from '@kub
 import { ENV } from '../contract.ts';
 import { CliError } from './output.ts';
 import { pickInjectionEnv, type InjectionEnv } from './settings.ts';
-import { statusOf } from '../kube-errors.ts';
+import { statusOf } from '../kube/errors.ts';
 
 export { statusOf };
 

@@ -13,7 +13,7 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import { loadConfig } from '../config.ts';
-import { devCaCertFile } from '../dev-ca.ts';
+import { devCaCertFile } from '../tls/dev-ca.ts';
 import {
   ANNOTATION_CONFIG_HASH,
   ANNOTATION_VERSION,

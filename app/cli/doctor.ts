@@ -18,7 +18,7 @@ import {
 } from '@kubernetes/client-node';
 import { ANNOTATION_CONFIG_HASH, ANNOTATION_STATUS, ANNOTATION_VERSION, ENV, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, PATH_READYZ, SIDECAR_SERVICE_ACCOUNT, STATUS_INJECTED } from '../contract.ts';
 import { CHART, kubeError, loadKubeConfig, readWebhookDeployment, sidecarPullSecretNames, statusOf, webhookContainer } from './cluster.ts';
-import { kubeReadinessFetcher } from '../namespaces.ts';
+import { kubeReadinessFetcher } from '../kube/namespaces.ts';
 import type { NamespaceReadiness } from '../inject/decide.ts';
 import { splitPem } from './certificates.ts';
 import { evaluate, findWebhook, type Check, type DoctorFacts, type InjectionProbe, type NamespaceFacts, type PodOwner, type ReadyzProbe, type Served } from './doctor-checks.ts';
@@ -227,7 +227,7 @@ async function resolveOwners(kc: KubeConfig, pods: V1Pod[]): Promise<Map<string,
 }
 
 /**
- * The webhook's own readiness lookup (app/namespaces.ts) for each namespace with a labelled pod
+ * The webhook's own readiness lookup (app/kube/namespaces.ts) for each namespace with a labelled pod
  * without the sidecar, when the webhook checks namespaces: doctor then classifies the pods exactly
  * as the webhook and its watchdog do. A failed lookup leaves the namespace unknown.
  */

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments, stringify } from 'yaml';
-import { kubeReadinessFetcher } from '../namespaces.ts';
+import { kubeReadinessFetcher } from '../kube/namespaces.ts';
 import type { NamespaceReadiness } from '../inject/decide.ts';
 import { planInjection } from '../inject/sidecar.ts';
 import { CHART, deploymentInjectionEnv, kubeError, loadKubeConfig, readWebhookDeployment } from './cluster.ts';

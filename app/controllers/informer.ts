@@ -5,7 +5,7 @@
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import { slimPod, type SlimPod } from '../pods/classify.ts';
-import { statusOf } from '../kube-errors.ts';
+import { statusOf } from '../kube/errors.ts';
 import { ListItemSplitter } from './json-items.ts';
 import type { ControllerLog } from './loop.ts';
 

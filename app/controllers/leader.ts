@@ -1,7 +1,7 @@
 // Leader election on a coordination.k8s.io Lease, shared by the in-cluster controllers
 // (namespace setup, watchdog): one replica acts, the others stand by until its Lease expires.
 import { KubernetesObjectApi, type KubeConfig, type KubernetesObject, type V1OwnerReference } from '@kubernetes/client-node';
-import { statusOf } from '../kube-errors.ts';
+import { statusOf } from '../kube/errors.ts';
 
 /** What leader election needs of the Lease; `write` resolves false on a conflict (someone else wrote first). */
 export interface LeaseRecord {
@@ -59,7 +59,7 @@ export async function release(store: LeaseStore, identity: string): Promise<bool
   return store.write({ ...current, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date(0)) });
 }
 
-/** The Lease `leaseName` in the webhook's namespace, through the API server; created with `ownerReferences` (app/owner.ts). */
+/** The Lease `leaseName` in the webhook's namespace, through the API server; created with `ownerReferences` (app/kube/owner.ts). */
 export function kubeLeaseStore(kc: KubeConfig, namespace: string, leaseName: string, ownerReferences: V1OwnerReference[] = []): LeaseStore {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const ref = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: leaseName, namespace } };

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1OwnerReference } from '@kubernetes/client-node';
 import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
-import { statusOf } from '../kube-errors.ts';
+import { statusOf } from '../kube/errors.ts';
 import { namespaceSetupObjects, readPullSecrets, type CopiedSecret } from '../setup/namespace-objects.ts';
 import { startInformer, type Informer } from './informer.ts';
 import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
@@ -37,7 +37,7 @@ export interface NamespaceSetupOptions {
   intervalMs?: number;
   /** The release's license Secret and key to copy (license.existingSecret). @default pando-license, license-key */
   licenseSecret?: { name: string; key: string };
-  /** Owner of the Lease (the webhook's Deployment, app/owner.ts). @default none */
+  /** Owner of the Lease (the webhook's Deployment, app/kube/owner.ts). @default none */
   ownerReferences?: V1OwnerReference[];
   /** The sidecar's image pull Secrets, copied from the release namespace with the license. @default [] */
   pullSecrets?: readonly string[];

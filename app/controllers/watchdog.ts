@@ -10,7 +10,7 @@ import { EVENT_SIDECAR_MISSING, EVENT_SIDECAR_RESTART, LABEL_PROTECT } from '../
 import type { InjectionPlan } from '../inject/sidecar.ts';
 import { POD_STATES, classifyWithReadiness, isLive, type Classification, type PodState, type ReadinessSource, type SlimPod } from '../pods/classify.ts';
 import { restartCommand } from '../pods/owners.ts';
-import { statusOf } from '../kube-errors.ts';
+import { statusOf } from '../kube/errors.ts';
 import { RestartBudget, isHealable, kubeRestarter, workloadKey, workloadResolver, type Workload, type WorkloadRestarter } from './heal.ts';
 import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
 import { startPodInformer, type Informer, type PodEvents } from './informer.ts';
@@ -285,7 +285,7 @@ export interface WatchdogOptions {
   leaseDurationSeconds?: number;
   /** Lease renewal. @default 5000 */
   intervalMs?: number;
-  /** Owner of the Lease (the webhook's Deployment, app/owner.ts). @default none */
+  /** Owner of the Lease (the webhook's Deployment, app/kube/owner.ts). @default none */
   ownerReferences?: V1OwnerReference[];
 }
 

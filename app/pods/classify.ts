@@ -8,7 +8,7 @@ import { DOMAIN, LABEL_PROTECT, SIDECAR_NAME } from '../contract.ts';
 import { decide, type NamespaceReadiness, type ReviewContext } from '../inject/decide.ts';
 import type { Reason } from '../inject/reasons.ts';
 import type { InjectionPlan } from '../inject/sidecar.ts';
-import type { NamespaceLookup } from '../namespaces.ts';
+import type { NamespaceLookup } from '../kube/namespaces.ts';
 import { NODE_OS_LABEL } from '../inject/os.ts';
 
 export const POD_STATES = ['protected', 'stale', 'unprotected', 'skipped'] as const;
@@ -125,20 +125,20 @@ export function slimPod(raw: any): SlimPod {
   };
 }
 
-/** Where a namespace's readiness comes from (app/namespaces.ts's cache, shared with the server). */
+/** Where a namespace's readiness comes from (app/kube/namespaces.ts's cache, shared with the server). */
 export interface ReadinessSource {
   get(namespace: string): Promise<NamespaceLookup>;
 }
 
 /**
  * classifyPod with the namespace's readiness looked up exactly when the server looks it up: only
- * for a pod that would otherwise be injected (app/server.ts's safeReview).
+ * for a pod that would otherwise be injected (app/server/server.ts's safeReview).
  */
 export async function classifyWithReadiness(pod: Pod, plan: InjectionPlan, readiness: ReadinessSource | undefined): Promise<Classification> {
   const first = classifyPod(pod, plan);
   const namespace = pod.metadata?.namespace;
   if (!readiness || !namespace || (first.state !== 'unprotected' && first.state !== 'stale')) return first;
   const lookup = await readiness.get(namespace);
-  // As app/server.ts's safeReview: a failed lookup is the webhook's namespace-check-failed skip.
+  // As app/server/server.ts's safeReview: a failed lookup is the webhook's namespace-check-failed skip.
   return classifyPod(pod, plan, lookup.ok ? { namespace: lookup.facts } : { namespaceLookupFailed: lookup.reason });
 }

@@ -7,14 +7,14 @@ import { webcrypto } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import * as x509 from '@peculiar/x509';
 import type { V1Deployment, V1MutatingWebhookConfiguration, V1Pod } from '@kubernetes/client-node';
-import { createCa, issueServingCert, type IssuedCert } from '../../app/certs.ts';
+import { createCa, issueServingCert, type IssuedCert } from '../../app/tls/certs.ts';
 import { verifyChain } from '../../app/cli/certificates.ts';
 import { evaluate, restartCommand, selectorMatches, type Check, type DoctorFacts } from '../../app/cli/doctor-checks.ts';
 import { formatChecks, parseWarnings } from '../../app/cli/doctor.ts';
 import { CliError, formatError, jsonSafe, PLAIN, terminalSafe } from '../../app/cli/output.ts';
 import { namespaceSetupObjects } from '../../app/setup/namespace-objects.ts';
 import { loadConfig } from '../../app/config.ts';
-import { devCaCertFile } from '../../app/dev-ca.ts';
+import { devCaCertFile } from '../../app/tls/dev-ca.ts';
 import { LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { planInjection } from '../../app/inject/sidecar.ts';
 import { classifyPod, slimPod } from '../../app/pods/classify.ts';
@@ -343,7 +343,7 @@ const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as con
 
 /** An intermediate CA signed by `root`, as cert-manager's CA issuers or a corporate PKI make them. */
 async function intermediateCa(root: IssuedCert): Promise<{ certPem: string; keyPem: string }> {
-  // app/certs.ts has set node's WebCrypto as @peculiar/x509's provider.
+  // app/tls/certs.ts has set node's WebCrypto as @peculiar/x509's provider.
   const rootCert = new x509.X509Certificate(root.certPem);
   const rootKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(root.keyPem), ALGORITHM, false, ['sign']);
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;

@@ -1,10 +1,10 @@
 // Certificates of the e2e control plane. The CA and serving certificates come from the product's
-// own app/certs.ts; only the client certificate (which the product never needs) is spelled here.
+// own app/tls/certs.ts; only the client certificate (which the product never needs) is spelled here.
 // @peculiar/x509 needs the Reflect metadata API loaded before it.
 import 'reflect-metadata';
 import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { createCa, issueServingCert, type KeyPairPem } from '../../app/certs.ts';
+import { createCa, issueServingCert, type KeyPairPem } from '../../app/tls/certs.ts';
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 60 * 60 * 1000;

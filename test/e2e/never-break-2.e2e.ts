@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STATUS, LABEL_PROTECT, LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_NAME, SIDECAR_NAME, SIDECAR_SERVICE_ACCOUNT, STATUS_INJECTED } from '../../app/contract.ts';
-import { kubeReadinessFetcher } from '../../app/namespaces.ts';
+import { kubeReadinessFetcher } from '../../app/kube/namespaces.ts';
 import { REPO_ROOT, type Cluster } from '../cluster/harness.ts';
 import { serviceAccountKubeconfig } from './chart-render.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';

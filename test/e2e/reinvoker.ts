@@ -1,7 +1,7 @@
 // A second mutating webhook for the reinvocation scenario: an HTTPS server on 127.0.0.1 that adds a
 // container and an annotation to pods, as another injector (a mesh proxy, a log shipper) would.
 import { createServer, type Server } from 'node:https';
-import type { KeyPairPem } from '../../app/certs.ts';
+import type { KeyPairPem } from '../../app/tls/certs.ts';
 
 export const REINVOKER_CONTAINER = 'e2e-helper';
 export const REINVOKER_ANNOTATION = 'e2e.pandocore.xyz/helper';

@@ -12,7 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { ENV } from '../../app/contract.ts';
-import { ANNOTATION_ROTATE } from '../../app/selfsigned/manager.ts';
+import { ANNOTATION_ROTATE } from '../../app/tls/selfsigned/manager.ts';
 import { startCluster, type Cluster } from '../cluster/harness.ts';
 import { applyObjects, deleteObjects, RBAC_KINDS, renderChart, serviceAccountKubeconfig, webhookEnvFromObjects, webhookServiceAccount } from './chart-render.ts';
 import { RELEASE_NAMESPACE, setupProtectedNamespace } from './product.ts';

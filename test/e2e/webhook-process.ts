@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createCa, issueServingCert, type KeyPairPem } from '../../app/certs.ts';
+import { createCa, issueServingCert, type KeyPairPem } from '../../app/tls/certs.ts';
 import { ENV, PATH_METRICS, PATH_MUTATE, PATH_READYZ } from '../../app/contract.ts';
 import { REPO_ROOT } from '../cluster/harness.ts';
 

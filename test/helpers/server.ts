@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import type { Config } from '../../app/config.ts';
-import { createMetrics, type Metrics } from '../../app/metrics.ts';
-import { buildServer, type ServerDeps } from '../../app/server.ts';
+import { createMetrics, type Metrics } from '../../app/server/metrics.ts';
+import { buildServer, type ServerDeps } from '../../app/server/server.ts';
 import { configFor } from './golden.ts';
 
 export function testServer(env: Record<string, string> = {}, deps: Partial<ServerDeps> = {}) {

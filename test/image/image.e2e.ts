@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import jsonpatch from 'fast-json-patch';
-import { createCa, issueServingCert, type KeyPairPem } from '../../app/certs.ts';
+import { createCa, issueServingCert, type KeyPairPem } from '../../app/tls/certs.ts';
 import { LABEL_PROTECT, PATH_HEALTHZ, PATH_MUTATE, SIDECAR_NAME } from '../../app/contract.ts';
 import { pullImage, startWebhookFromImage, type ImageWebhook, type PulledImage } from '../../scripts/image/run-from-image.ts';
 

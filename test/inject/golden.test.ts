@@ -8,9 +8,9 @@ import { describe, it, after } from 'node:test';
 import { Pod as PodModel } from 'kubernetes-models/v1/Pod';
 import { Registry } from 'prom-client';
 import type { AdmissionReview } from '../../app/admission/types.ts';
-import { createMetrics } from '../../app/metrics.ts';
-import { createReadinessCache } from '../../app/namespaces.ts';
-import { buildServer } from '../../app/server.ts';
+import { createMetrics } from '../../app/server/metrics.ts';
+import { createReadinessCache } from '../../app/kube/namespaces.ts';
+import { buildServer } from '../../app/server/server.ts';
 import {
   EXPECTATION_FILES,
   INPUT_FILES,

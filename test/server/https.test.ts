@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import type { AddressInfo } from 'node:net';
-import { createCa, issueServingCert, type IssuedCert } from '../../app/certs.ts';
-import { createCertReloader, secureContextOptions, type ServingPair } from '../../app/tls.ts';
+import { createCa, issueServingCert, type IssuedCert } from '../../app/tls/certs.ts';
+import { createCertReloader, secureContextOptions, type ServingPair } from '../../app/tls/serving.ts';
 import { decodePatch } from '../helpers/golden.ts';
 import { labelledPod, podReview, testServer } from '../helpers/server.ts';
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { describe, it } from 'node:test';
-import { createReviewGate, type ReviewGate } from '../../app/review-gate.ts';
+import { createReviewGate, type ReviewGate } from '../../app/server/review-gate.ts';
 import { labelledPod, podReview, testServer } from '../helpers/server.ts';
 
 describe('review gate', () => {

@@ -11,10 +11,10 @@ import { describe, it } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import { pino } from 'pino';
-import { createCa } from '../../app/certs.ts';
-import { createSelfSignedManager, type SecretProblem } from '../../app/selfsigned/manager.ts';
-import { issuedBy } from '../../app/selfsigned/rotation.ts';
-import type { ServingPair } from '../../app/tls.ts';
+import { createCa } from '../../../app/tls/certs.ts';
+import { createSelfSignedManager, type SecretProblem } from '../../../app/tls/selfsigned/manager.ts';
+import { issuedBy } from '../../../app/tls/selfsigned/rotation.ts';
+import type { ServingPair } from '../../../app/tls/serving.ts';
 
 const SECRET_PATH = '/api/v1/namespaces/pando-system/secrets';
 const CONFIG_PATH = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pando-webhook';

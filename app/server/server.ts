@@ -5,16 +5,16 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { SecureContextOptions } from 'node:tls';
-import { allowed, decodeReview, patched } from './admission/codec.ts';
-import type { AdmissionRequest, AdmissionReview, Pod } from './admission/types.ts';
-import type { Config } from './config.ts';
-import { PATH_HEALTHZ, PATH_METRICS, PATH_MUTATE, PATH_READYZ } from './contract.ts';
-import { ERRORS, errorBody, type ErrorSpec } from './errors.ts';
-import { warning } from './inject/reasons.ts';
-import { decide, type ReviewContext } from './inject/decide.ts';
-import { review, type Outcome } from './inject/review.ts';
-import type { ReadinessCache } from './namespaces.ts';
-import { planInjection, type InjectionPlan } from './inject/sidecar.ts';
+import { allowed, decodeReview, patched } from '../admission/codec.ts';
+import type { AdmissionRequest, AdmissionReview, Pod } from '../admission/types.ts';
+import type { Config } from '../config.ts';
+import { PATH_HEALTHZ, PATH_METRICS, PATH_MUTATE, PATH_READYZ } from '../contract.ts';
+import { ERRORS, errorBody, type ErrorSpec } from '../errors.ts';
+import { warning } from '../inject/reasons.ts';
+import { decide, type ReviewContext } from '../inject/decide.ts';
+import { review, type Outcome } from '../inject/review.ts';
+import type { ReadinessCache } from '../kube/namespaces.ts';
+import { planInjection, type InjectionPlan } from '../inject/sidecar.ts';
 import { createReviewGate, type ReviewGate } from './review-gate.ts';
 import { OTHER, kindLabel, operationLabel, type Metrics } from './metrics.ts';
 

@@ -6,7 +6,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
-import type { TlsFiles } from './config.ts';
+import type { TlsFiles } from '../config.ts';
 
 export interface ServingPair {
   readonly certPem: string;

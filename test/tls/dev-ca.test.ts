@@ -8,9 +8,9 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DEV_CA_DAYS, loadOrCreateDevCa } from '../app/dev-ca.ts';
+import { DEV_CA_DAYS, loadOrCreateDevCa } from '../../app/tls/dev-ca.ts';
 
-const MAIN = join(import.meta.dirname, '..', 'app', 'main.ts');
+const MAIN = join(import.meta.dirname, '..', '..', 'app', 'main.ts');
 const DAY_MS = 24 * 60 * 60 * 1000;
 const scratch = mkdtempSync(join(tmpdir(), 'pando-dev-ca-test-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -3,9 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ReadinessCache } from '../app/namespaces.ts';
-import { kindLabel, operationLabel } from '../app/metrics.ts';
-import { labelledPod, podReview, testServer } from './helpers/server.ts';
+import type { ReadinessCache } from '../../app/kube/namespaces.ts';
+import { kindLabel, operationLabel } from '../../app/server/metrics.ts';
+import { labelledPod, podReview, testServer } from '../helpers/server.ts';
 
 const FORGED = 500;
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseQuantity } from '../app/inject/quantity.ts';
-import type { NamespaceReadiness } from '../app/inject/decide.ts';
-import { createReadinessCache, LOOKUP_ERRORS } from '../app/namespaces.ts';
-import { labelledPod, podReview, testServer } from './helpers/server.ts';
+import { parseQuantity } from '../../app/inject/quantity.ts';
+import type { NamespaceReadiness } from '../../app/inject/decide.ts';
+import { createReadinessCache, LOOKUP_ERRORS } from '../../app/kube/namespaces.ts';
+import { labelledPod, podReview, testServer } from '../helpers/server.ts';
 
 const READY: NamespaceReadiness = { serviceAccount: true, licenseSecret: true };
 const BARE: NamespaceReadiness = { serviceAccount: false, licenseSecret: false };

@@ -8,10 +8,10 @@
 // list or watch of Secrets, and the Secrets' content is dropped unread.
 
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { LICENSE_SECRET_NAME, SIDECAR_SERVICE_ACCOUNT } from './contract.ts';
-import type { NamespaceReadiness } from './inject/decide.ts';
-import type { LimitRangeFacts } from './inject/limit-range.ts';
-import { statusOf } from './kube-errors.ts';
+import { LICENSE_SECRET_NAME, SIDECAR_SERVICE_ACCOUNT } from '../contract.ts';
+import type { NamespaceReadiness } from '../inject/decide.ts';
+import type { LimitRangeFacts } from '../inject/limit-range.ts';
+import { statusOf } from './errors.ts';
 
 export type ReadinessFetcher = (namespace: string) => Promise<NamespaceReadiness>;
 

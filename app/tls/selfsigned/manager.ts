@@ -15,8 +15,8 @@ import {
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { DOMAIN } from '../contract.ts';
-import { parseServingPair, type ServingPair } from '../tls.ts';
+import { DOMAIN } from '../../contract.ts';
+import { parseServingPair, type ServingPair } from '../serving.ts';
 import {
   chooseLeaf,
   issuedBy,
@@ -65,7 +65,7 @@ export interface SelfSignedOptions {
   /** This replica's name (the pod name), recorded with the CA it serves. */
   replica: string;
   now?: () => Date;
-  /** Set on the Secret whenever it is written (the webhook's Deployment, app/owner.ts). */
+  /** Set on the Secret whenever it is written (the webhook's Deployment, app/kube/owner.ts). */
   ownerReferences?: V1OwnerReference[];
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { bundleTrusts, decodeSecret, encodeSecret, readStored } from '../../app/selfsigned/manager.ts';
+import { bundleTrusts, decodeSecret, encodeSecret, readStored } from '../../../app/tls/selfsigned/manager.ts';
 import {
   caFingerprint,
   chooseLeaf,
@@ -15,8 +15,8 @@ import {
   recoveredState,
   type RotationPolicy,
   type TlsState,
-} from '../../app/selfsigned/rotation.ts';
-import { expiryWarning, parseServingPair } from '../../app/tls.ts';
+} from '../../../app/tls/selfsigned/rotation.ts';
+import { expiryWarning, parseServingPair } from '../../../app/tls/serving.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -7,8 +7,10 @@ import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import { allowed, patched } from '../app/admission/codec.ts';
 import { createMetrics } from '../app/server/metrics.ts';
-import { review } from '../app/inject/review.ts';
-import { buildServer } from '../app/server/server.ts';
+import { decideWith } from '../app/inject/decide.ts';
+import { review, type Outcome } from '../app/inject/review.ts';
+import { createReadinessCache } from '../app/kube/namespaces.ts';
+import { buildServer, reviewAdmission } from '../app/server/server.ts';
 import { benchConfig, generateLoads } from './reviews.ts';
 
 const ROUNDS = 7;
@@ -56,3 +58,39 @@ for (const load of loads) {
   process.stdout.write(`${load.id.padEnd(22)} ${parse.toFixed(1).padStart(10)} ${core.toFixed(1).padStart(13)} ${route.toFixed(1).padStart(24)}\n`);
 }
 await app.close();
+
+// One decision per review (issue 26 item 2), side by side in this run: a typical CREATE in a
+// namespace that is checked (its facts cached, as after the first pod), through the path the server
+// takes now (decide once, finish the pending decision with the lookup) and through the call
+// sequence it took before (decide to learn whether to look up, then review() deciding again with
+// the facts). CPU time of this process (user + system) per review, answer encoding included; the
+// two take turns, best of 7 rounds each.
+{
+  const load = loads.find((l) => l.id === 'typical-create')!;
+  const request = (JSON.parse(load.body.toString('utf8')) as { request: Parameters<typeof review>[0] }).request;
+  const readiness = createReadinessCache({ fetch: async () => ({ serviceAccount: true, licenseSecret: true }) });
+  const encode = (outcome: Outcome) =>
+    outcome.patch.length > 0 ? patched(request.uid, outcome.patch, outcome.warnings, { reason: outcome.reason }) : allowed(request.uid, outcome.warnings, { reason: outcome.reason });
+  const paths: Record<string, () => Promise<unknown>> = {
+    'decided twice (before)': async () => {
+      if (decideWith(request, plan).action !== 'inject') return encode(review(request, plan));
+      const lookup = await readiness.get(request.namespace!);
+      if (!lookup.ok) throw new Error('bench: the cached lookup failed');
+      return encode(review(request, plan, { namespace: lookup.facts }));
+    },
+    'decided once (now)': async () => encode(await reviewAdmission(request, plan, readiness)),
+  };
+  for (const path of Object.values(paths)) if (JSON.stringify(await path()) !== JSON.stringify(await paths['decided once (now)']!())) throw new Error('bench: the two paths answer differently');
+  const iterations = 4000;
+  const cpu: Record<string, number> = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, path] of round % 2 === 0 ? Object.entries(paths) : Object.entries(paths).reverse()) {
+      const start = process.cpuUsage();
+      for (let i = 0; i < iterations; i++) await path();
+      const used = process.cpuUsage(start);
+      cpu[name] = Math.min(cpu[name] ?? Number.POSITIVE_INFINITY, (used.user + used.system) / iterations);
+    }
+  }
+  process.stdout.write(`\n${load.id} in a checked namespace (facts cached), core + lookup + encode, µs CPU per review, best of ${ROUNDS}:\n`);
+  for (const [name, micros] of Object.entries(cpu)) process.stdout.write(`  ${name.padEnd(24)} ${micros.toFixed(1).padStart(7)}\n`);
+}

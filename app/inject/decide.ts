@@ -1,4 +1,5 @@
-// (AdmissionRequest, InjectionPlan) -> Decision. Pure: no I/O, no clock, no logger.
+// (AdmissionRequest, InjectionPlan) -> Decision, or a decision pending the namespace's facts.
+// Pure: no I/O, no clock, no logger.
 
 import type { AdmissionRequest, Container, Pod } from '../admission/types.ts';
 import {
@@ -213,7 +214,32 @@ function planFor(pod: Pod, namespace: string, plan: InjectionPlan, context: Revi
   return { ok: true, adjustments: { resources: fit.resources, ...(podResources ? { podResources } : {}) }, warnings };
 }
 
-export function decide(request: AdmissionRequest, plan: InjectionPlan, context: ReviewContext = {}): Decision {
+/**
+ * The namespace's facts are needed to finish this decision: the caller looks them up and calls
+ * resolve(). Everything that does not depend on them (kind, operation, label, namespace, mode, the
+ * sidecars already there, the pod's own fit) is decided already and is not decided again.
+ */
+export interface PendingDecision {
+  action: 'needs-namespace';
+  namespace: string;
+  /** The decision with the lookup's answer ({} when the namespace is not checked). */
+  resolve(context: ReviewContext): Decision;
+}
+
+/** Whether the namespace's facts could change a plan made without them. */
+function factsMatter(pod: Pod, context: ReviewContext): boolean {
+  return (
+    context.namespaceLookupFailed !== undefined ||
+    missingSetup(pod, context.namespace).length > 0 ||
+    (context.namespace?.limitRanges?.length ?? 0) > 0
+  );
+}
+
+/**
+ * Decides a review once. A pod that would be injected without knowing its namespace comes back
+ * pending: only then is the (cached) namespace lookup worth its cost. Any other answer is final.
+ */
+export function decide(request: AdmissionRequest, plan: InjectionPlan): Decision | PendingDecision {
   if (!isPodRequest(request)) {
     const kind = request.kind?.kind ?? 'unknown kind';
     return skip('not-a-pod', `${kind}${request.subResource ? `/${request.subResource}` : ''} is not a pod`);
@@ -249,24 +275,37 @@ export function decide(request: AdmissionRequest, plan: InjectionPlan, context: 
   const mode = modeOf(object, plan, warnings);
   const sidecars = findSidecars(object);
   const status = object.metadata?.annotations?.[ANNOTATION_STATUS];
-  if (status !== STATUS_INJECTED) {
-    if (sidecars.length > 0) {
-      const sentence = `pod already has a container named ${SIDECAR_NAME} that PandoCore did not inject; left as is`;
-      return skip('unmanaged-sidecar', sentence, [...warnings, warning(sentence)]);
-    }
-    const planned = planFor(object, namespace, plan, context);
-    if (!planned.ok) return planned.skip;
-    warnings.push(...planned.warnings);
-    return { action: 'inject', reason: 'injected', message: `sidecar ${plan.version} injected (${mode})`, warnings, pod: object, mode, adjustments: planned.adjustments };
+  const reinject = status === STATUS_INJECTED;
+  if (!reinject && sidecars.length > 0) {
+    const sentence = `pod already has a container named ${SIDECAR_NAME} that PandoCore did not inject; left as is`;
+    return skip('unmanaged-sidecar', sentence, [...warnings, warning(sentence)]);
   }
-  if (isCurrent(object, sidecars, plan, mode)) {
+  if (reinject && isCurrent(object, sidecars, plan, mode)) {
     return skip('already-injected', `sidecar ${plan.version} already injected`, warnings);
   }
-  const planned = planFor(object, namespace, plan, context);
-  if (!planned.ok) return planned.skip;
-  warnings.push(...planned.warnings);
+  // The plan without the namespace's facts: a pod it refuses is refused whatever they are.
+  const factless = planFor(object, namespace, plan, {});
+  if (!factless.ok) return factless.skip;
   const old = object.metadata?.annotations?.[ANNOTATION_VERSION] ?? 'unknown';
-  const sentence = `replaced sidecar ${quote(old, 20)} with ${plan.version} (config ${plan.configHash})`;
-  warnings.push(warning(sentence));
-  return { action: 'inject', reason: 'reinjected', message: sentence, warnings, pod: object, mode, adjustments: planned.adjustments };
+  return {
+    action: 'needs-namespace',
+    namespace,
+    resolve(context: ReviewContext): Decision {
+      const planned = factsMatter(object, context) ? planFor(object, namespace, plan, context) : factless;
+      if (!planned.ok) return planned.skip;
+      const all = [...warnings, ...planned.warnings];
+      if (!reinject) {
+        return { action: 'inject', reason: 'injected', message: `sidecar ${plan.version} injected (${mode})`, warnings: all, pod: object, mode, adjustments: planned.adjustments };
+      }
+      const sentence = `replaced sidecar ${quote(old, 20)} with ${plan.version} (config ${plan.configHash})`;
+      all.push(warning(sentence));
+      return { action: 'inject', reason: 'reinjected', message: sentence, warnings: all, pod: object, mode, adjustments: planned.adjustments };
+    },
+  };
+}
+
+/** decide() with the namespace's facts at hand ({}: not checked), for callers that look them up first. */
+export function decideWith(request: AdmissionRequest, plan: InjectionPlan, context: ReviewContext = {}): Decision {
+  const decision = decide(request, plan);
+  return decision.action === 'needs-namespace' ? decision.resolve(context) : decision;
 }

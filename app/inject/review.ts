@@ -2,7 +2,7 @@
 
 import type { Operation } from 'fast-json-patch';
 import type { AdmissionRequest } from '../admission/types.ts';
-import { decide, type ReviewContext } from './decide.ts';
+import { decideWith, type Decision, type ReviewContext } from './decide.ts';
 import { mutate } from './mutate.ts';
 import type { Reason } from './reasons.ts';
 import type { InjectionPlan } from './sidecar.ts';
@@ -19,8 +19,8 @@ export interface Outcome {
   mode?: Mode;
 }
 
-export function review(request: AdmissionRequest, plan: InjectionPlan, context: ReviewContext = {}): Outcome {
-  const decision = decide(request, plan, context);
+/** A decision's outcome: the skip as is, or the injection's patch. */
+export function outcomeOf(decision: Decision, plan: InjectionPlan): Outcome {
   if (decision.action === 'skip') {
     return { reason: decision.reason, message: decision.message, patch: [], warnings: decision.warnings };
   }
@@ -32,4 +32,9 @@ export function review(request: AdmissionRequest, plan: InjectionPlan, context: 
     warnings: [...decision.warnings, ...mutation.warnings],
     mode: decision.mode,
   };
+}
+
+/** The review with the namespace's facts at hand ({}: not checked). */
+export function review(request: AdmissionRequest, plan: InjectionPlan, context: ReviewContext = {}): Outcome {
+  return outcomeOf(decideWith(request, plan, context), plan);
 }

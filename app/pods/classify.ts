@@ -5,7 +5,7 @@
 
 import type { AdmissionRequest, Container, Pod } from '../admission/types.ts';
 import { DOMAIN, LABEL_PROTECT, SIDECAR_NAME } from '../contract.ts';
-import { decide, type NamespaceReadiness, type ReviewContext } from '../inject/decide.ts';
+import { decideWith, type NamespaceReadiness, type ReviewContext } from '../inject/decide.ts';
 import type { Reason } from '../inject/reasons.ts';
 import type { InjectionPlan } from '../inject/sidecar.ts';
 import type { NamespaceLookup } from '../kube/namespaces.ts';
@@ -40,7 +40,7 @@ export function classifyPod(pod: Pod, plan: InjectionPlan, context: ReviewContex
     ...(namespace ? { namespace } : {}),
     object: pod,
   } as AdmissionRequest;
-  const decision = decide(request, plan, context);
+  const decision = decideWith(request, plan, context);
   if (decision.action === 'inject') {
     return { state: decision.reason === 'reinjected' ? 'stale' : 'unprotected', reason: decision.reason, message: decision.message };
   }

@@ -11,8 +11,8 @@ import type { Config } from '../config.ts';
 import { PATH_HEALTHZ, PATH_METRICS, PATH_MUTATE, PATH_READYZ } from '../contract.ts';
 import { ERRORS, errorBody, type ErrorSpec } from '../errors.ts';
 import { warning } from '../inject/reasons.ts';
-import { decide, type ReviewContext } from '../inject/decide.ts';
-import { review, type Outcome } from '../inject/review.ts';
+import { decide } from '../inject/decide.ts';
+import { outcomeOf, type Outcome } from '../inject/review.ts';
 import type { ReadinessCache } from '../kube/namespaces.ts';
 import { planInjection, type InjectionPlan } from '../inject/sidecar.ts';
 import { createReviewGate, type ReviewGate } from './review-gate.ts';
@@ -103,17 +103,19 @@ function failOpen(err: unknown): SafeOutcome {
 }
 
 /**
- * The review, synchronous unless the namespace's readiness has to be looked up: a review with
- * nothing to wait for does not pay for promises and microtask turns.
+ * The review, decided once: synchronous unless the decision is pending the namespace's readiness,
+ * which is then looked up and handed to it. A review with nothing to wait for does not pay for
+ * promises and microtask turns. Exported for the test that counts decisions per review.
  */
-function safeReview(request: AdmissionRequest, plan: InjectionPlan, readiness: ReadinessCache | undefined): SafeOutcome | Promise<SafeOutcome> {
+export function reviewAdmission(request: AdmissionRequest, plan: InjectionPlan, readiness: ReadinessCache | undefined): SafeOutcome | Promise<SafeOutcome> {
   try {
-    // Only a pod that would be injected costs a (cached) namespace lookup.
-    if (!readiness || !request.namespace || decide(request, plan).action !== 'inject') return review(request, plan, {});
+    const decision = decide(request, plan);
+    if (decision.action !== 'needs-namespace') return outcomeOf(decision, plan);
+    if (!readiness || !request.namespace) return outcomeOf(decision.resolve({}), plan);
     return readiness
       .get(request.namespace)
       .then((lookup): SafeOutcome => ({
-        ...review(request, plan, lookup.ok ? { namespace: lookup.facts } : { namespaceLookupFailed: lookup.reason }),
+        ...outcomeOf(decision.resolve(lookup.ok ? { namespace: lookup.facts } : { namespaceLookupFailed: lookup.reason }), plan),
         namespaceSetUp: lookup.ok && (lookup.facts.serviceAccount || lookup.facts.licenseSecret),
       }))
       .catch(failOpen);
@@ -209,7 +211,7 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
       }
       const admission = decoded.request;
       // A synchronous handler's return value is sent as a returned promise's value would be.
-      const result = safeReview(admission, plan, deps.readiness);
+      const result = reviewAdmission(admission, plan, deps.readiness);
       return result instanceof Promise ? result.then((outcome) => answerFor(request, admission, outcome, started)) : answerFor(request, admission, result, started);
     },
   );

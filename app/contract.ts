@@ -95,6 +95,10 @@ export const ENV = {
   watchdogResyncSeconds: 'PANDO_WATCHDOG_RESYNC_SECONDS',
 } as const;
 
+/** Leases in the webhook's namespace that elect the one replica running a controller; the chart's RBAC names them. */
+export const LEASE_NAMESPACE_SETUP = 'pando-webhook-namespace-setup';
+export const LEASE_WATCHDOG = 'pando-webhook-watchdog';
+
 /** Event reasons the watchdog records. */
 export const EVENT_SIDECAR_MISSING = 'SidecarMissing';
 export const EVENT_SIDECAR_RESTART = 'SidecarRestart';

@@ -5,7 +5,7 @@
 // StatefulSets and DaemonSets (the rollout-restart stamp; get reads an earlier stamp).
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
-import { WATCHDOG_LEASE_NAME } from '../app/controllers/watchdog.ts';
+import { LEASE_WATCHDOG } from '../app/contract.ts';
 import { NAMES, type PandoContext } from './context.ts';
 
 export interface WatchdogRbacProps {
@@ -52,7 +52,7 @@ export class WatchdogRbac extends Construct {
         kind: 'Role',
         metadata: { name: WATCHDOG_RBAC_NAME, namespace: ctx.namespace, labels },
         rules: [
-          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [WATCHDOG_LEASE_NAME] },
+          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_WATCHDOG] },
           // The first leader creates the Lease; create cannot be limited to a name.
           { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
         ],

@@ -3,8 +3,7 @@
 // mode's Secret create is the only unnamed write, in the release namespace only.
 import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
-import { LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
-import { LEASE_NAME } from '../app/controllers/namespace-setup.ts';
+import { LEASE_NAMESPACE_SETUP, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
 import { present } from './binding.ts';
 import { NAMES, type PandoContext } from './context.ts';
 import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
@@ -57,7 +56,7 @@ export class WebhookRbac extends Construct {
       // ValidatingAdmissionPolicy of secret-admission-policy.ts limits what it may create).
       selfSigned({ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }),
       // namespaceSetup.auto: leader election on one Lease, and the license to copy.
-      setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAME] }),
+      setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAMESPACE_SETUP] }),
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
       readsLicense({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [licenseSource(ctx).name] }),
       // Its own Deployment, read once: the owner of the TLS Secret and the Lease it creates, so the

@@ -10,13 +10,12 @@
 // Off by default; the chart grants its RBAC only when on.
 import { createHash } from 'node:crypto';
 import { CoreV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1OwnerReference } from '@kubernetes/client-node';
-import { LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
+import { LABEL_PROTECT_NAMESPACE, LEASE_NAMESPACE_SETUP, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME } from '../contract.ts';
 import { statusOf } from '../kube/errors.ts';
 import { namespaceSetupObjects, readPullSecrets, type CopiedSecret } from '../setup/namespace-objects.ts';
 import { startInformer, type Informer } from './informer.ts';
 import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
 
-export const LEASE_NAME = 'pando-webhook-namespace-setup';
 export const FIELD_MANAGER = 'pando-webhook';
 const MANAGED_BY = 'app.kubernetes.io/managed-by';
 
@@ -163,7 +162,7 @@ export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop 
 
   return startLeaderLoop({
     name: 'namespace setup',
-    lease: { kubeConfig: options.kubeConfig, namespace: options.namespace, name: LEASE_NAME, ownerReferences: options.ownerReferences },
+    lease: { kubeConfig: options.kubeConfig, namespace: options.namespace, name: LEASE_NAMESPACE_SETUP, ownerReferences: options.ownerReferences },
     identity: options.identity,
     log,
     leaseDurationSeconds: options.leaseDurationSeconds ?? 15,

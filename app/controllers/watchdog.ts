@@ -6,7 +6,7 @@
 import { CoreV1Api, type KubeConfig, type CoreV1Event, type V1OwnerReference } from '@kubernetes/client-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { WatchdogConfig } from '../config.ts';
-import { EVENT_SIDECAR_MISSING, EVENT_SIDECAR_RESTART, LABEL_PROTECT } from '../contract.ts';
+import { EVENT_SIDECAR_MISSING, EVENT_SIDECAR_RESTART, LABEL_PROTECT, LEASE_WATCHDOG } from '../contract.ts';
 import type { InjectionPlan } from '../inject/sidecar.ts';
 import { POD_STATES, classifyWithReadiness, isLive, type Classification, type PodState, type ReadinessSource, type SlimPod } from '../pods/classify.ts';
 import { restartCommand } from '../pods/owners.ts';
@@ -15,7 +15,6 @@ import { RestartBudget, isHealable, kubeRestarter, workloadKey, workloadResolver
 import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
 import { startPodInformer, type Informer, type PodEvents } from './informer.ts';
 
-export const WATCHDOG_LEASE_NAME = 'pando-webhook-watchdog';
 const COMPONENT = 'pando-webhook';
 /** Owners an Event can name (other controllers' kinds are reported on the pod only). */
 const WORKLOAD_API_VERSIONS: Record<string, string> = { Deployment: 'apps/v1', StatefulSet: 'apps/v1', DaemonSet: 'apps/v1', ReplicaSet: 'apps/v1', Job: 'batch/v1' };
@@ -327,7 +326,7 @@ export function startWatchdog(options: WatchdogOptions): LeaderLoop {
   };
   return startLeaderLoop({
     name: 'watchdog',
-    lease: { kubeConfig: options.kubeConfig, namespace: options.namespace, name: WATCHDOG_LEASE_NAME, ownerReferences: options.ownerReferences },
+    lease: { kubeConfig: options.kubeConfig, namespace: options.namespace, name: LEASE_WATCHDOG, ownerReferences: options.ownerReferences },
     identity: options.identity,
     log: options.log,
     leaseDurationSeconds: options.leaseDurationSeconds ?? 15,

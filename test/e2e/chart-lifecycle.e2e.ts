@@ -15,8 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import { ENV, LABEL_INJECTION, LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
-import { LEASE_NAME } from '../../app/controllers/namespace-setup.ts';
+import { ENV, LABEL_INJECTION, LABEL_PROTECT_NAMESPACE, LEASE_NAMESPACE_SETUP, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { startCluster, type Cluster } from '../cluster/harness.ts';
 import { serviceAccountKubeconfig } from './chart-render.ts';
 import { RELEASE, RELEASE_NAMESPACE, chartSource, helm, webhookEnvFromChart } from './product.ts';
@@ -174,7 +173,7 @@ test('helm uninstall (self-signed mode) leaves no Secret, Lease or ClusterRole o
   const owner = { kind: 'Deployment', name: 'pando-webhook', uid: deployment.metadata?.uid };
   const ownerOf = (refs: { kind: string; name: string; uid: string }[] | undefined) => refs?.map((r) => ({ kind: r.kind, name: r.name, uid: r.uid }));
   assert.deepEqual(ownerOf(tls.metadata?.ownerReferences), [owner], 'the TLS Secret is owned by the Deployment');
-  const lease = await cluster.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_NAME, namespace: RELEASE_NAMESPACE });
+  const lease = await cluster.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_NAMESPACE_SETUP, namespace: RELEASE_NAMESPACE });
   assert.deepEqual(ownerOf(lease.metadata?.ownerReferences), [owner], 'the Lease is owned by the Deployment');
 
   // In a cluster the webhook pods end with their Deployment; here the local process stands in for them.

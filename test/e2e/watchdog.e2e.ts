@@ -16,9 +16,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, CoreV1Api, CoordinationV1Api, type V1Deployment } from '@kubernetes/client-node';
-import { ENV, LABEL_PROTECT } from '../../app/contract.ts';
+import { ENV, LABEL_PROTECT, LEASE_WATCHDOG } from '../../app/contract.ts';
 import { RESTARTED_AT_ANNOTATION } from '../../app/controllers/heal.ts';
-import { WATCHDOG_LEASE_NAME } from '../../app/controllers/watchdog.ts';
 import { evaluate } from '../../app/cli/doctor-checks.ts';
 import { gatherFacts } from '../../app/cli/doctor.ts';
 import type { Cluster } from '../cluster/harness.ts';
@@ -221,7 +220,7 @@ test('two replicas: only the Lease holder reports and heals; when it stops, the 
   await apps().createNamespacedDeployment({ namespace: ns, body: deployment('pair', 2) });
   await waitUntil('2 pods', 60_000, async () => (await podsOf(ns)).length === 2);
   const a = await start({ [ENV.podName]: 'replica-a' }, port);
-  await waitUntil('replica-a to lead', 10_000, async () => (await cluster.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: WATCHDOG_LEASE_NAME, namespace: RELEASE_NAMESPACE })).spec?.holderIdentity === 'replica-a');
+  await waitUntil('replica-a to lead', 10_000, async () => (await cluster.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_WATCHDOG, namespace: RELEASE_NAMESPACE })).spec?.holderIdentity === 'replica-a');
   const b = await start({ [ENV.podName]: 'replica-b' });
   await waitUntil('replica-a restarts the Deployment', 15_000, async () => (await a.metric('pandocore_watchdog_restarts_total')) === 1);
   await sleep(6_000);
@@ -229,7 +228,7 @@ test('two replicas: only the Lease holder reports and heals; when it stops, the 
   assert.equal(await b.metric('pandocore_pods', { state: 'unprotected' }), 0, 'the stand-by exports no pod gauges');
   const stoppedAt = Date.now();
   await a.stop();
-  await waitUntil('replica-b to lead', 20_000, async () => (await cluster.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: WATCHDOG_LEASE_NAME, namespace: RELEASE_NAMESPACE })).spec?.holderIdentity === 'replica-b');
+  await waitUntil('replica-b to lead', 20_000, async () => (await cluster.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_WATCHDOG, namespace: RELEASE_NAMESPACE })).spec?.holderIdentity === 'replica-b');
   const tookOver = Date.now() - stoppedAt;
   console.log(`# replica-b took over ${tookOver} ms after replica-a stopped`);
   // A clean stop gives the Lease up: the stand-by takes it at its next round (every 5 s), not after 15 s.

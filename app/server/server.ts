@@ -158,13 +158,11 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
   // AdmissionReviews are JSON; fastify's built-in text/plain parser would let other bodies through.
   app.removeContentTypeParser('text/plain');
 
+  // /readyz fails from here on. A review still arriving on a kept-alive connection is answered
+  // with `connection: close` by fastify itself (test/server/closing.test.ts), and, earlier, during
+  // main.ts's drain delay, by server/drain.ts.
   app.addHook('preClose', async () => {
     closing = true;
-  });
-  app.addHook('onRequest', (_request, reply, done) => {
-    // While draining, tell the API server to open its next connection to another replica.
-    if (closing) reply.header('connection', 'close');
-    done();
   });
 
   app.setNotFoundHandler((request, reply) => {

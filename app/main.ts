@@ -3,6 +3,7 @@
 import type { Server as HttpsServer } from 'node:https';
 import { hostname } from 'node:os';
 import type { KubeConfig, V1OwnerReference } from '@kubernetes/client-node';
+import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig, type Config } from './config.ts';
@@ -10,10 +11,11 @@ import { ENV, PATH_MUTATE } from './contract.ts';
 import { ConfigError, ERRORS } from './errors.ts';
 import { createMetrics, type Metrics } from './server/metrics.ts';
 import { buildMetricsServer, buildServer } from './server/server.ts';
-import { trackConnections } from './server/drain.ts';
+import { trackConnections, type ConnectionTracker } from './server/drain.ts';
 import { createCertReloader, expiryWarning, isValidAt, parseServingPair, secureContextOptions, type ServingPair } from './tls/serving.ts';
 import { packageVersion } from './version.ts';
 import { statusOf } from './kube/errors.ts';
+import type { ReadinessCache } from './kube/namespaces.ts';
 
 
 // The Kubernetes client, X.509 generation and the features that use them are imported only when the
@@ -61,10 +63,10 @@ async function runtimeOwner(config: Config, logger: Logger): Promise<V1OwnerRefe
   return ownerReferences;
 }
 
-async function main(): Promise<void> {
-  let config: Config;
+/** The configuration from the environment; a bad value exits 2 with its error code. */
+function configOrExit(): Config {
   try {
-    config = loadConfig(process.env);
+    return loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`pando-webhook: ${err.code}: invalid configuration: ${err.message}\n`);
@@ -72,21 +74,31 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const version = packageVersion();
-  const logger = pino({ level: config.logLevel, base: { service: 'pando-webhook', version } });
-  const registry = new Registry();
-  const metrics = createMetrics(registry, { version, sidecarVersion: config.sidecar.version });
+}
 
-  let stopping = false;
+/** The serving certificate, from whichever source the configuration names. */
+interface ServingCertificates {
+  /** The pair served now; undefined until one loads. */
+  pair(): ServingPair | undefined;
+  /** Self-signed: whether the caBundle read back trusts the served leaf; otherwise always true. */
+  trusted(): boolean;
+  /** Serves each new pair on this server from now on, and starts reloading or rotating. */
+  start(app: FastifyInstance): Promise<void>;
+  stop(): void;
+  /** Neither files nor self-signed: a throw-away certificate from the development CA. */
+  devCa?: { file: string; reused: boolean };
+}
+
+/** cert-manager's files (reloaded when they change), the self-signed CA, or the development CA. */
+async function servingCertificates(config: Config, metrics: Metrics, logger: Logger, owner: V1OwnerReference[]): Promise<ServingCertificates> {
+  let app: FastifyInstance | undefined;
   // Self-signed: ready only while the caBundle read back trusts the served leaf.
   let bundleTrusted = !config.selfSigned;
   let pair: ServingPair | undefined;
-  let devCaFile: string | undefined;
-  let devCaReused = false;
   const serve = (next: ServingPair) => {
     pair = next;
     metrics.certExpiry.set(next.notAfter.getTime() / 1000);
-    (app.server as unknown as HttpsServer).setSecureContext(secureContextOptions(next));
+    (app!.server as unknown as HttpsServer).setSecureContext(secureContextOptions(next));
     logger.info({ fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() }, 'serving certificate loaded');
   };
   const reloader = config.tls
@@ -96,7 +108,6 @@ async function main(): Promise<void> {
         onError: (error) => logger.error({ code: ERRORS.TLS_LOAD_FAILED.code, reason: error.message }, ERRORS.TLS_LOAD_FAILED.message),
       })
     : undefined;
-  const owner = await runtimeOwner(config, logger);
   const selfSigned = config.selfSigned
     ? (await import('./tls/selfsigned/manager.ts')).createSelfSignedManager(await loadKubeConfig(), {
         ownerReferences: owner,
@@ -120,43 +131,48 @@ async function main(): Promise<void> {
         onRecovery: (reason) => metrics.tlsSecretRecoveries.inc({ reason }),
       })
     : undefined;
+  let devCa: ServingCertificates['devCa'];
   if (!reloader && !selfSigned) {
     const dev = await throwAwayCert(config);
     pair = dev.pair;
-    devCaFile = dev.caFile;
-    devCaReused = dev.reused;
+    devCa = { file: dev.caFile, reused: dev.reused };
     metrics.certExpiry.set(pair.notAfter.getTime() / 1000);
   }
+  return {
+    pair: () => pair,
+    trusted: () => bundleTrusted,
+    devCa,
+    async start(server) {
+      app = server;
+      reloader?.reload();
+      reloader?.start();
+      if (selfSigned) {
+        // Unready until the first pass has a certificate; the interval keeps retrying.
+        await selfSigned.reconcile().catch((err: unknown) => logger.error({ code: ERRORS.TLS_LOAD_FAILED.code, reason: (err as Error).message }, 'self-signed certificate not ready yet'));
+        selfSigned.start();
+      }
+      const expiryCheck = setInterval(() => {
+        const warning = pair && expiryWarning(pair, new Date());
+        if (warning) logger.warn({ code: 'PANDO_TLS_EXPIRING' }, warning);
+      }, 3_600_000);
+      expiryCheck.unref();
+    },
+    stop() {
+      reloader?.stop();
+      selfSigned?.stop();
+    },
+  };
+}
 
-  // One readiness cache for the server and the watchdog: both judge a pod the same way.
-  const readiness = config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined;
-  const app = buildServer(config, {
-    metrics,
-    logger,
-    readiness,
-    // Without a pair yet, the server starts with an empty context and stays unready until one loads.
-    tls: pair ? secureContextOptions(pair) : {},
-    isReady: () => !stopping && bundleTrusted && isValidAt(pair, new Date()),
-  });
-  reloader?.reload();
-  reloader?.start();
-  if (selfSigned) {
-    // Unready until the first pass has a certificate; the interval keeps retrying.
-    await selfSigned.reconcile().catch((err: unknown) => logger.error({ code: ERRORS.TLS_LOAD_FAILED.code, reason: (err as Error).message }, 'self-signed certificate not ready yet'));
-    selfSigned.start();
-  }
-  const expiryCheck = setInterval(() => {
-    const warning = pair && expiryWarning(pair, new Date());
-    if (warning) logger.warn({ code: 'PANDO_TLS_EXPIRING' }, warning);
-  }, 3_600_000);
-  expiryCheck.unref();
-  const metricsApp = buildMetricsServer(registry);
+interface Controllers {
+  namespaceSetup?: { stop(): Promise<unknown> | unknown };
+  licenseCopy?: { stop(): Promise<unknown> | unknown };
+  watchdog?: { stop(): Promise<unknown> | unknown };
+}
 
-  const webhookConnections = trackConnections(app.server);
-  const metricsConnections = trackConnections(metricsApp.server);
-  await app.listen({ host: config.host, port: config.port });
-  await metricsApp.listen({ host: config.host, port: config.metricsPort });
-  logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
+/** The in-cluster loops the configuration turns on (each elects its leader on its own Lease). */
+async function startControllers(config: Config, deps: { logger: Logger; registry: Registry; readiness: ReadinessCache | undefined; owner: V1OwnerReference[] }): Promise<Controllers> {
+  const { logger, registry, readiness, owner } = deps;
   const namespaceSetup = config.namespaceSetupAuto
     ? (await import('./controllers/namespace-setup.ts')).startNamespaceSetup({
         kubeConfig: await loadKubeConfig(),
@@ -192,15 +208,38 @@ async function main(): Promise<void> {
         log: logger,
       })
     : undefined;
-  if (devCaFile) {
-    const example = `curl --cacert ${devCaFile} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;
-    const kept = devCaReused ? 'the development CA of an earlier start, kept while valid' : 'a new development CA, kept for later starts';
-    process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a certificate for 127.0.0.1 from ${kept} (${devCaFile}; webhook.caBundle: base64 -w0 ${devCaFile}).\nTry:\n  ${example}\n\n`);
-  }
+  return { namespaceSetup, licenseCopy, watchdog };
+}
 
+/** Without a certificate of its own: where the development CA is and a review to try. */
+function printDevCaHint(config: Config, devCa: ServingCertificates['devCa']): void {
+  if (!devCa) return;
+  const example = `curl --cacert ${devCa.file} -H 'content-type: application/json' --data @test/testdata/golden/minimal-pod/input.json https://127.0.0.1:${config.port}${PATH_MUTATE}`;
+  const kept = devCa.reused ? 'the development CA of an earlier start, kept while valid' : 'a new development CA, kept for later starts';
+  process.stdout.write(`\nNo ${ENV.tlsCertFile} given: serving a certificate for 127.0.0.1 from ${kept} (${devCa.file}; webhook.caBundle: base64 -w0 ${devCa.file}).\nTry:\n  ${example}\n\n`);
+}
+
+interface Running {
+  config: Config;
+  logger: Logger;
+  app: FastifyInstance;
+  metricsApp: FastifyInstance;
+  webhookConnections: ConnectionTracker;
+  metricsConnections: ConnectionTracker;
+  certificates: ServingCertificates;
+  controllers: Controllers;
+  /** Called once, when the first signal arrives: from then on /readyz fails. */
+  onStopping: () => void;
+}
+
+/** SIGTERM and SIGINT: unready at once, answer for the drain delay, then close and exit. */
+function exitOnSignals(running: Running): void {
+  const { config, logger, app, metricsApp, webhookConnections, metricsConnections, certificates, controllers } = running;
+  let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    running.onStopping();
     webhookConnections.startDraining();
     metricsConnections.startDraining();
     const force = setTimeout(() => {
@@ -208,11 +247,10 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
-    reloader?.stop();
-    selfSigned?.stop();
-    void licenseCopy?.stop();
+    certificates.stop();
+    void controllers.licenseCopy?.stop();
     // The controllers give their Leases up (so another replica takes over at once); the exit below waits for that.
-    const controllersStopped = Promise.all([namespaceSetup?.stop(), watchdog?.stop()]).catch(() => undefined);
+    const controllersStopped = Promise.all([controllers.namespaceSetup?.stop(), controllers.watchdog?.stop()]).catch(() => undefined);
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');
@@ -238,6 +276,52 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function main(): Promise<void> {
+  const config = configOrExit();
+  const version = packageVersion();
+  const logger = pino({ level: config.logLevel, base: { service: 'pando-webhook', version } });
+  const registry = new Registry();
+  const metrics = createMetrics(registry, { version, sidecarVersion: config.sidecar.version });
+  const owner = await runtimeOwner(config, logger);
+  const certificates = await servingCertificates(config, metrics, logger, owner);
+
+  // One readiness cache for the server and the watchdog: both judge a pod the same way.
+  const readiness = config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined;
+  let stopping = false;
+  const initialPair = certificates.pair();
+  const app = buildServer(config, {
+    metrics,
+    logger,
+    readiness,
+    // Without a pair yet, the server starts with an empty context and stays unready until one loads.
+    tls: initialPair ? secureContextOptions(initialPair) : {},
+    isReady: () => !stopping && certificates.trusted() && isValidAt(certificates.pair(), new Date()),
+  });
+  await certificates.start(app);
+  const metricsApp = buildMetricsServer(registry);
+
+  const webhookConnections = trackConnections(app.server);
+  const metricsConnections = trackConnections(metricsApp.server);
+  await app.listen({ host: config.host, port: config.port });
+  await metricsApp.listen({ host: config.host, port: config.metricsPort });
+  logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
+  const controllers = await startControllers(config, { logger, registry, readiness, owner });
+  printDevCaHint(config, certificates.devCa);
+  exitOnSignals({
+    config,
+    logger,
+    app,
+    metricsApp,
+    webhookConnections,
+    metricsConnections,
+    certificates,
+    controllers,
+    onStopping: () => {
+      stopping = true;
+    },
+  });
 }
 
 main().catch((err: unknown) => {

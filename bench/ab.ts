@@ -7,7 +7,7 @@
 
 import { resolve } from 'node:path';
 import { throughput } from './load.ts';
-import { CLOCK_TICKS_PER_SECOND, canPin, cpuTicks, prepareFiles, quiesce, rssMiB, start, stop, type Started } from './run.ts';
+import { CLOCK_TICKS_PER_SECOND, canPin, cpuTicks, prepareFiles, quiesce, rssMiB, start, stop, type Started } from './harness.ts';
 import { generateLoads } from './reviews.ts';
 
 const argv = process.argv.slice(2);

@@ -10,10 +10,8 @@
 //   each `__KUBE_API_ACCESS__` in it becomes the pod's own token volume name (the ServiceAccount
 //   admission plugin names it per pod: `kube-api-access-` and a random suffix), found by a byte search.
 // - CEILING_RECORD_FILE=FILE: writes the first server-side dry-run review it gets to FILE (once).
-// - CEILING_HTTP2=1: serves HTTP/2 (ALPN h2) with HTTP/1.1 fallback, as Go's net/http TLS servers do.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
-import { createSecureServer } from 'node:http2';
 
 const [port, certFile, keyFile] = process.argv.slice(2);
 const echoUid = process.env.CEILING_ECHO_UID === '1';
@@ -57,12 +55,13 @@ const handler = (req, res) => {
   });
 };
 
+// HTTP/1.1 only: node:https announces http/1.1 in ALPN (its default), as the webhook's server does.
 const tls = { cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2' };
-const server = process.env.CEILING_HTTP2 === '1' ? createSecureServer({ ...tls, allowHTTP1: true }, handler) : createServer(tls, handler);
-if (process.env.CEILING_HTTP2 !== '1') server.keepAliveTimeout = 95_000;
+const server = createServer(tls, handler);
+server.keepAliveTimeout = 95_000;
 server.listen(Number(port), '127.0.0.1');
 process.on('SIGTERM', () => {
   server.close(() => process.exit(0));
-  // HTTP/2 sessions the client keeps open would hold close() back.
+  // Keep-alive connections the client holds open would hold close() back.
   setTimeout(() => process.exit(0), 200).unref();
 });

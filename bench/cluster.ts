@@ -1,28 +1,33 @@
 // npm run bench -- --cluster (issue 17 item 1): the admission overhead as users feel it, measured at
 // the API server of the e2e control plane (test/cluster/harness.ts; build it first with
-// `bash test/cluster/build.sh`). For each webhook (ours, the Go peers) registered by URL on
-// 127.0.0.1: server-side dry-run pod CREATEs at a fixed rate, labelled (the webhook is called) and
+// `bash test/cluster/build.sh`). For each webhook (ours, the Go peers, the ceilings) registered by
+// URL under a host name that resolves to 127.0.0.1 (bench/hosts.ts), so that the API server offers
+// it only HTTP/1.1, as it does to every Service webhook; each server reports the protocol of every
+// connection it accepted, and the run fails unless all are http/1.1. Server-side dry-run pod CREATEs at a fixed rate, labelled (the webhook is called) and
 // unlabelled (objectSelector: it is not) interleaved, so the difference is the webhook's share;
 // then a burst of real CREATEs at once, each checked for the sidecar. Each webhook is warmed up first. Client-side p50/p99 and the
 // API server's own apiserver_admission_webhook_admission_duration_seconds (sum/count over the run).
 
-import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { connect } from 'node:tls';
 import { startCluster, type Cluster } from '../test/cluster/harness.ts';
 import { SIDECAR_NAME, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
-import { canPin, start, stop, type Files, type ServerId } from './run.ts';
+import { ROOT, RESULTS_DIR, canPin, loadAverage, log, prepareFiles, start, stop, writeGoConfig, type Files, type ServerId } from './harness.ts';
 import { generateLoads } from './reviews.ts';
 import { review } from '../app/inject/review.ts';
 import type { AdmissionReview, Pod } from '../app/admission/types.ts';
-import { CLUSTER_HEADING } from './results-file.ts';
+import { CLUSTER_HEADING, writeSection } from './results-file.ts';
+import { addHostsEntry } from './hosts.ts';
 
 const NAMESPACE = 'pando-bench';
 const CONFIG = 'pando-bench';
 const WEBHOOK = 'bench.pandocore.xyz';
 const LABEL = { 'pandocore.xyz/protect': 'true' };
+/** Not `localhost` nor an IP literal: the API server's isLocalHost() is false for it (bench/hosts.ts). */
+export const WEBHOOK_HOST = 'webhook.pando-bench.test';
+const ALPN_PRELOAD = join(ROOT, 'bench', 'alpn-report.mjs');
 
 export interface RateResult {
   rate: number;
@@ -44,19 +49,15 @@ export interface Sockets {
   distinct: number;
 }
 
-/**
- * The rows: our webhook, the Go peers, the bare ceiling server in three forms, and the map+diff Go
- * peer with its HTTP/2 server turned off (GODEBUG=http2server=0), so the transport is compared on
- * the same server (issue 17 item 1).
- */
-export type ClusterRow = ServerId | 'ceiling-patch' | 'ceiling-h2' | 'go-peer-h1';
+/** The rows: our webhook, the Go peers, and the bare ceiling server in two forms. */
+export type ClusterRow = ServerId | 'ceiling-patch';
 
 export interface ClusterResult {
   server: ClusterRow;
   /** Whether the server answers with a patch (the ceiling's first form does not). */
   patches: boolean;
-  /** The protocol the server picks when offered h2 and http/1.1 by ALPN, as the API server offers them. */
-  alpn: string;
+  /** The ALPN protocol of each connection the server accepted from the API server, as the server saw it: count by protocol. */
+  alpn: Record<string, number>;
   rates: RateResult[];
   burst: { pods: number; injected: number; failed: number; seconds: number; apiserverMeanMs: number; restMeanMs: number; sockets: Sockets; serverCpuMs: number };
 }
@@ -107,16 +108,18 @@ function watchSockets(port: number): () => Sockets {
   };
 }
 
-/** What the server answers to an ALPN offer of h2 and http/1.1 (Go's HTTP/2-enabled client offers both). */
-function alpnOf(port: number, ca: string): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ALPNProtocols: ['h2', 'http/1.1'], rejectUnauthorized: false }, () => {
-      resolve(socket.alpnProtocol || 'none (HTTP/1.1)');
-      socket.end();
-    });
-    socket.on('error', (err) => resolve(`error: ${err.message}`));
-  });
+/** The protocols a server reported (bench/alpn-report.mjs, the Go peers' ALPN_REPORT_FILE), counted. */
+function alpnReport(file: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  for (const line of text.split('\n')) if (line !== '') counts[line] = (counts[line] ?? 0) + 1;
+  return counts;
 }
+
+const alpnText = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .map(([protocol, n]) => `${protocol} ×${n}`)
+    .join(', ') || 'no connection';
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -191,7 +194,7 @@ interface Histograms {
 async function histograms(api: Client, port: number): Promise<Histograms> {
   const text = String((await api.send('GET', '/metrics')).body);
   const out: Histograms = { webhook: [0, 0], rest: [0, 0] };
-  const host = `host="127.0.0.1:${port}"`;
+  const host = `host="${WEBHOOK_HOST}:${port}"`;
   for (const line of text.split('\n')) {
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (line.includes(`name="${WEBHOOK}"`) && line.includes('type="admit"')) {
@@ -221,7 +224,7 @@ async function register(api: Client, files: Files, port: number, tookEffect: (an
       {
         name: WEBHOOK,
         admissionReviewVersions: ['v1'],
-        clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(files.ca).toString('base64') },
+        clientConfig: { url: `https://${WEBHOOK_HOST}:${port}/mutate`, caBundle: Buffer.from(files.ca).toString('base64') },
         rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
         namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NAMESPACE } },
         objectSelector: { matchLabels: LABEL },
@@ -331,28 +334,25 @@ export async function runCluster(files: Files, servers: readonly ServerId[], qui
     // injection computes the fixed patch of the second and third forms (the patch our webhook sends).
     const recorded = join(files.dir, 'recorded-review.json');
     const patchFile = join(files.dir, 'ceiling-patch.json');
-    const rows: ClusterRow[] = [
-      ...(servers.includes('ceiling') ? (['ceiling', 'ceiling-patch', 'ceiling-h2'] as const) : []),
-      ...servers.filter((s) => s !== 'ceiling'),
-      ...(servers.includes('go-peer') ? (['go-peer-h1'] as const) : []),
-    ];
+    const rows: ClusterRow[] = [...(servers.includes('ceiling') ? (['ceiling', 'ceiling-patch'] as const) : []), ...servers.filter((s) => s !== 'ceiling')];
     for (const row of rows) {
-      const server: ServerId = row === 'ceiling-patch' || row === 'ceiling-h2' ? 'ceiling' : row === 'go-peer-h1' ? 'go-peer' : row;
+      const server: ServerId = row === 'ceiling-patch' ? 'ceiling' : row;
       const patches = row !== 'ceiling';
       if (row === 'ceiling-patch') writePatch(recorded, patchFile);
-      const env: Record<string, string> =
-        server !== 'ceiling'
-          ? row === 'go-peer-h1'
-            ? { GODEBUG: 'http2server=0' }
-            : {}
-          : { CEILING_ECHO_UID: '1', ...(patches ? { CEILING_PATCH_FILE: patchFile } : { CEILING_RECORD_FILE: recorded }), ...(row === 'ceiling-h2' ? { CEILING_HTTP2: '1' } : {}) };
+      const alpnFile = join(files.dir, `alpn-${row}.txt`);
+      const env: Record<string, string> = {
+        ALPN_REPORT_FILE: alpnFile,
+        ...(server === 'webhook' || server === 'ceiling' ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${ALPN_PRELOAD}`.trim() } : {}),
+        ...(server === 'ceiling' ? { CEILING_ECHO_UID: '1', ...(patches ? { CEILING_PATCH_FILE: patchFile } : { CEILING_RECORD_FILE: recorded }) } : {}),
+      };
       if (row === 'ceiling') rmSync(recorded, { force: true });
       const started = await start(server, files, probe, canPin(), { env });
       const port = started.target.port;
+      // The harness's own probe connections are not the API server's.
+      rmSync(alpnFile, { force: true });
       try {
         // In effect once a labelled dry-run reaches this server: injected, or (no patch) recorded.
         await register(api, files, port, (answer) => (patches ? injected(answer.body) : existsSync(recorded)));
-        const alpn = await alpnOf(port, files.ca);
         // Warm-up, not counted: the first reviews of a process pay for compiling its code.
         await paced(api, 100, quick ? 0.5 : 3, port);
         const rates: RateResult[] = [];
@@ -362,7 +362,8 @@ export async function runCluster(files: Files, servers: readonly ServerId[], qui
           log(`cluster ${row} ${rate}/s: labelled p50 ${r.labelled.p50Ms.toFixed(2)} p99 ${r.labelled.p99Ms.toFixed(2)} ms, unlabelled p50 ${r.unlabelled.p50Ms.toFixed(2)} p99 ${r.unlabelled.p99Ms.toFixed(2)} ms, API server mean ${r.apiserverMeanMs.toFixed(2)} ms (HTTP ${r.restMeanMs.toFixed(2)}), sockets max ${r.sockets.max} distinct ${r.sockets.distinct}`);
         }
         const b = await burst(api, quick ? 50 : 500, port, started.child.pid);
-        log(`cluster ${row} burst: ${b.injected}/${b.pods} injected, ${b.failed} failed, ${b.seconds.toFixed(1)} s, API server mean ${b.apiserverMeanMs.toFixed(2)} ms (HTTP ${b.restMeanMs.toFixed(2)}), ALPN ${alpn}, sockets max ${b.sockets.max} distinct ${b.sockets.distinct}, server CPU ${b.serverCpuMs} ms`);
+        const alpn = alpnReport(alpnFile);
+        log(`cluster ${row} burst: ${b.injected}/${b.pods} injected, ${b.failed} failed, ${b.seconds.toFixed(1)} s, API server mean ${b.apiserverMeanMs.toFixed(2)} ms (HTTP ${b.restMeanMs.toFixed(2)}), ALPN ${alpnText(alpn)}, sockets max ${b.sockets.max} distinct ${b.sockets.distinct}, server CPU ${b.serverCpuMs} ms`);
         results.push({ server: row, patches, alpn, rates, burst: b });
       } finally {
         await api.send('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${CONFIG}`);
@@ -394,11 +395,9 @@ const ms = (v: number) => (Number.isNaN(v) ? '–' : v.toFixed(2));
 const ROW_NAMES: Record<ClusterRow, string> = {
   ceiling: 'ceiling, allowed, no patch',
   'ceiling-patch': 'ceiling, fixed patch',
-  'ceiling-h2': 'ceiling, fixed patch, HTTP/2',
   webhook: 'webhook',
   'go-peer': 'go-peer',
   'go-typed': 'go-typed',
-  'go-peer-h1': 'go-peer, HTTP/2 off',
 };
 
 const sockets = (s: Sockets) => `${s.max} / ${s.distinct}`;
@@ -410,9 +409,9 @@ export function renderCluster(results: ClusterResult[], loadAverage: { before: n
     `Generated by \`npm run bench -- --cluster\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC.`,
     '',
     'Server-side dry-run pod CREATEs at a fixed rate, labelled (the webhook is called) and unlabelled (objectSelector: it is not) alternating, ' +
-      'over a keep-alive client; the webhook by URL on 127.0.0.1, pinned to core 0; API server, etcd and client share the machine. ' +
+      `over a keep-alive client; each webhook by URL under ${WEBHOOK_HOST} (a hosts entry for 127.0.0.1: not localhost nor a loopback IP, so the API server offers only HTTP/1.1 in ALPN, as to a Service webhook), pinned to core 0; API server, etcd and client share the machine. ` +
       'The ceiling rows are bench/ceiling.mjs (a bare Node HTTPS server, no parsing) as the webhook: allowed with no patch (the API server\'s own call path: encode, TLS, HTTP, decode), ' +
-      'with the fixed patch our injection computes for this pod (adds the patch apply), and the same over HTTP/2 (node:http2, HTTP/1.1 fallback); go-peer, HTTP/2 off is the map+diff Go peer with GODEBUG=http2server=0. ' +
+      'and with the fixed patch our injection computes for this pod (adds the patch apply). ' +
       `Overhead = labelled - unlabelled. API server mean: its apiserver_admission_webhook_admission_duration_seconds sum/count over the run (the whole call: encode, HTTP, decode, patch apply); HTTP exchange: its rest_client_request_duration_seconds for the webhook's host:port (connect and TLS when needed, send, wait, read). Load average before/after: ${loadAverage.before} / ${loadAverage.after}.`,
     '',
     '| webhook | rate | labelled p50 / p99 (ms) | unlabelled p50 / p99 (ms) | overhead p50 / p99 (ms) | API server mean webhook call (ms) | of which HTTP exchange (ms) | injected |',
@@ -428,7 +427,7 @@ export function renderCluster(results: ClusterResult[], loadAverage: { before: n
   }
   out.push(
     '',
-    'Transport: the protocol each server picks when offered h2 and http/1.1 by ALPN (the API server\'s webhook client offers both), and the TCP connections from the API server counted on the server side ' +
+    'Transport: the ALPN protocol of every connection each server accepted from the API server, as the server reported it (the run fails unless all are http/1.1), and the TCP connections from the API server counted on the server side ' +
       '(/proc/net/tcp every 20 ms: most at one time / distinct client ports seen, a lower bound of the connections opened).',
     '',
     '| webhook | ALPN | connections at 100/s | burst of real CREATEs at once | injected | failed | seconds | API server mean webhook call (ms) | of which HTTP exchange (ms) | connections in the burst | server CPU in the burst (ms) |',
@@ -437,9 +436,41 @@ export function renderCluster(results: ClusterResult[], loadAverage: { before: n
   for (const r of results) {
     const at100 = r.rates.find((x) => x.rate === 100);
     out.push(
-      `| ${ROW_NAMES[r.server]} | ${r.alpn} | ${at100 ? sockets(at100.sockets) : '–'} | ${r.burst.pods} | ${r.patches ? r.burst.injected : 'no patch'} | ${r.burst.failed} | ${r.burst.seconds.toFixed(1)} | ${ms(r.burst.apiserverMeanMs)} | ${ms(r.burst.restMeanMs)} | ${sockets(r.burst.sockets)} | ${Number.isNaN(r.burst.serverCpuMs) ? '–' : r.burst.serverCpuMs} |`,
+      `| ${ROW_NAMES[r.server]} | ${alpnText(r.alpn)} | ${at100 ? sockets(at100.sockets) : '–'} | ${r.burst.pods} | ${r.patches ? r.burst.injected : 'no patch'} | ${r.burst.failed} | ${r.burst.seconds.toFixed(1)} | ${ms(r.burst.apiserverMeanMs)} | ${ms(r.burst.restMeanMs)} | ${sockets(r.burst.sockets)} | ${Number.isNaN(r.burst.serverCpuMs) ? '–' : r.burst.serverCpuMs} |`,
     );
   }
   out.push('');
   return out.join('\n');
+}
+
+/** --cluster: the admission overhead at the e2e control plane's API server (bench/cluster.ts). */
+export async function clusterMain(servers: readonly ServerId[], plan: ReturnType<typeof generateLoads>['plan'], quick: boolean) {
+  const files = await prepareFiles([WEBHOOK_HOST]);
+  writeGoConfig(files, plan);
+  const hosts = addHostsEntry(WEBHOOK_HOST);
+  try {
+    const before = loadAverage();
+    const results = await runCluster(files, servers, quick, log);
+    const markdown = `${renderCluster(results, { before, after: loadAverage() })}`;
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-cluster${quick ? '-quick' : ''}`;
+    writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
+    writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+    const complete = !quick && ['webhook', 'go-peer', 'go-typed'].every((s) => servers.includes(s as ServerId));
+    if (complete) writeSection(CLUSTER_HEADING, markdown);
+    process.stdout.write(`\n${markdown}\n`);
+    log(`done: bench/results/${name}.{md,json}${complete ? ' and its section of bench/RESULTS.md' : ''}`);
+    // Correctness, not timings: every labelled pod gets the sidecar, every create succeeds.
+    const missed = results.flatMap((r) => [
+      ...r.rates.filter((x) => (r.patches && x.labelled.injected < Math.ceil(x.sent / 2)) || x.labelled.failed + x.unlabelled.failed > 0).map((x) => `${r.server} at ${x.rate}/s`),
+      ...((r.patches && r.burst.injected < r.burst.pods) || r.burst.failed > 0 ? [`${r.server} burst`] : []),
+    ]);
+    if (missed.length > 0) throw new Error(`bench: pods not injected or not created: ${missed.join(', ')}`);
+    // The production protocol, or the figures say nothing about a cluster.
+    const otherProtocol = results.filter((r) => Object.keys(r.alpn).length === 0 || Object.keys(r.alpn).some((p) => p !== 'http/1.1'));
+    if (otherProtocol.length > 0) throw new Error(`bench: the API server did not speak http/1.1 to ${otherProtocol.map((r) => `${r.server} (${alpnText(r.alpn)})`).join(', ')}`);
+  } finally {
+    hosts.remove();
+    rmSync(files.dir, { recursive: true, force: true });
+  }
 }

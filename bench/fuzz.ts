@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import { canPin, prepareFiles, rssMiB, start, stop, type Files, type Started } from './run.ts';
+import { canPin, prepareFiles, rssMiB, start, stop, type Files, type Started } from './harness.ts';
 import { generateLoads } from './reviews.ts';
 import { FUZZ_AT_SCALE_HEADING, writeSection } from './results-file.ts';
 import { post, type Target } from './load.ts';

@@ -10,7 +10,7 @@ import { Agent } from 'node:https';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ENV } from '../app/contract.ts';
-import { canPin, cpuTicks, CLOCK_TICKS_PER_SECOND, prepareFiles, start, stop, type Files } from './run.ts';
+import { canPin, cpuTicks, CLOCK_TICKS_PER_SECOND, prepareFiles, start, stop, type Files } from './harness.ts';
 import { generateLoads, sizedCreate } from './reviews.ts';
 import { post, type Target } from './load.ts';
 

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderMarkdown } from './report.ts';
-import type { Run } from './run.ts';
+import type { Run } from './report.ts';
 
 const [file] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 if (!file) {

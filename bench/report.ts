@@ -1,7 +1,29 @@
 // The markdown of a benchmark run: throughput, latency, memory and cold start side by side, the
 // issue's targets with the measured figure, and the webhook's top costs from its CPU profile.
 
-import type { LoadResult, Run, ServerId, ServerResult } from './run.ts';
+import type { FuzzResult } from './fuzz.ts';
+import type { LoadResult, ServerId, ServerResult, Settings } from './harness.ts';
+import type { OverloadResult } from './overload.ts';
+import type { ProfileEntry } from './profile.ts';
+
+/** One run of `npm run bench`, as written to bench/results/NAME.json and rendered here. */
+export interface Run {
+  date: string;
+  settings: Settings;
+  machine: { cpu: string; cores: number; memoryGiB: number; kernel: string };
+  /** 1-minute load average of the machine before and after the measurements: others' work shows here. */
+  loadAverage: { before: number; after: number };
+  versions: Record<string, string>;
+  /** parseMicros: JSON.parse of the review alone, in the harness process (best of several rounds). */
+  loads: Array<{ id: string; bytes: number; patched: boolean; parseMicros: number }>;
+  servers: ServerResult[];
+  profile: { load: string; seconds: number; top: ProfileEntry[] } | null;
+  /** The burst of 3 MiB reviews in a memory cgroup (bench/overload.ts). */
+  overload: OverloadResult[] | null;
+  /** Generated and byte-mutated reviews, every answer checked (bench/fuzz.ts). */
+  fuzz: FuzzResult | null;
+}
+
 
 const NAMES: Record<ServerId, string> = { ceiling: 'ceiling (bare Node HTTPS)', webhook: 'webhook', 'go-peer': 'Go peer (map + diff)', 'go-typed': 'Go peer, typed (k8s.io/api + hand-built patch)' };
 const SHORT: Record<ServerId, string> = { ceiling: 'ceiling', webhook: 'webhook', 'go-peer': 'Go peer', 'go-typed': 'Go typed' };

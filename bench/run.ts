@@ -7,86 +7,47 @@
 // everything, the table to bench/RESULTS.md). Asserts that each server answers each load correctly,
 // never anything about timings.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import { createCa, issueServingCert } from '../app/tls/certs.ts';
-import { ENV } from '../app/contract.ts';
-import { post, pacedLatency, throughput, type LatencyResult, type Target, type ThroughputResult } from './load.ts';
-import { renderCluster, runCluster } from './cluster.ts';
-import { CLUSTER_HEADING, writeFullRun, writeSection } from './results-file.ts';
-import { renderFuzz, runFuzz, type FuzzResult } from './fuzz.ts';
-import { overloadRuns, renderOverload, type OverloadResult } from './overload.ts';
-import { summariseProfile, type ProfileEntry } from './profile.ts';
-import { renderMarkdown } from './report.ts';
-import { BENCH_ENV, benchConfig, generateLoads, type Load, type Size } from './reviews.ts';
-
-const ROOT = join(import.meta.dirname, '..');
-const RESULTS_DIR = join(ROOT, 'bench', 'results');
-let WEBHOOK_MAIN = join(ROOT, 'build', 'app', 'main.js');
-const GO_PEER = join(ROOT, '.tools', 'bin', 'pando-go-peer');
-const GO_PEER_TYPED = join(ROOT, '.tools', 'bin', 'pando-go-peer-typed');
-const NODE = process.execPath;
-
-export type ServerId = 'ceiling' | 'webhook' | 'go-peer' | 'go-typed';
-export const SERVERS: readonly ServerId[] = ['ceiling', 'webhook', 'go-peer', 'go-typed'];
-
-export interface Settings {
-  quick: boolean;
-  connections: number;
-  warmupSeconds: number;
-  throughputSeconds: number;
-  latencySeconds: Record<Size, number>;
-  /** Paced at the same rate before each latency run, not counted. */
-  latencyWarmupSeconds: number;
-  /** Fixed rate of the latency runs, per pod size. */
-  latencyRate: Record<Size, number>;
-  coldStarts: number;
-  profileSeconds: number;
-  pinned: boolean;
-}
-
-export interface LoadResult {
-  load: string;
-  bytes: number;
-  throughput: ThroughputResult;
-  /** Server CPU time (user + system) during the throughput run, per answered review. */
-  cpuMicrosPerReview: number;
-  latency: LatencyResult;
-  /** Largest RSS seen during the throughput run (warm-up included), MiB. */
-  rssMiB: number;
-}
-
-export interface ServerResult {
-  server: ServerId;
-  /** Each cold start (process start to first successful review), ms. */
-  coldStartsMs: number[];
-  idleRssMiB: number;
-  tls: string;
-  loads: LoadResult[];
-}
-
-export interface Run {
-  date: string;
-  settings: Settings;
-  machine: { cpu: string; cores: number; memoryGiB: number; kernel: string };
-  /** 1-minute load average of the machine before and after the measurements: others' work shows here. */
-  loadAverage: { before: number; after: number };
-  versions: Record<string, string>;
-  /** parseMicros: JSON.parse of the review alone, in the harness process (best of several rounds). */
-  loads: Array<{ id: string; bytes: number; patched: boolean; parseMicros: number }>;
-  servers: ServerResult[];
-  profile: { load: string; seconds: number; top: ProfileEntry[] } | null;
-  /** The burst of 3 MiB reviews in a memory cgroup (bench/overload.ts). */
-  overload: OverloadResult[] | null;
-  /** Generated and byte-mutated reviews, every answer checked (bench/fuzz.ts). */
-  fuzz: FuzzResult | null;
-}
+import { pacedLatency, post, throughput, type Target } from './load.ts';
+import { clusterMain } from './cluster.ts';
+import { writeFullRun } from './results-file.ts';
+import { renderFuzz, runFuzz } from './fuzz.ts';
+import { overloadRuns, renderOverload } from './overload.ts';
+import { summariseProfile } from './profile.ts';
+import { renderMarkdown, type Run } from './report.ts';
+import { generateLoads, type Load } from './reviews.ts';
+import {
+  CLOCK_TICKS_PER_SECOND,
+  RESULTS_DIR,
+  ROOT,
+  SERVERS,
+  buildGoPeer,
+  canPin,
+  cpuTicks,
+  goBinary,
+  loadAverage,
+  log,
+  prepareFiles,
+  quiesce,
+  rssMiB,
+  sleep,
+  start,
+  stop,
+  useWebhookMain,
+  writeGoConfig,
+  type Files,
+  type LoadResult,
+  type ServerId,
+  type ServerResult,
+  type Settings,
+  type Started,
+} from './harness.ts';
 
 function parseArgs(argv: string[]) {
   const quick = argv.includes('--quick');
@@ -96,212 +57,6 @@ function parseArgs(argv: string[]) {
   // --webhook-main=PATH runs another build of the webhook (e.g. the previous commit's) for an A/B.
   const webhookMain = value('webhook-main');
   return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile'), webhookMain, cluster: argv.includes('--cluster') };
-}
-
-function log(message: string) {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-export function canPin(): boolean {
-  if (cpus().length < 2 || !existsSync('/usr/bin/taskset')) return false;
-  // The load generator (this process and its threads) on core 1; servers are started on core 0.
-  return spawnSync('/usr/bin/taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' }).status === 0;
-}
-
-function goBinary(): string | undefined {
-  const onPath = spawnSync('sh', ['-c', 'command -v go'], { encoding: 'utf8' }).stdout.trim();
-  if (onPath) return onPath;
-  return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined;
-}
-
-function buildGoPeer() {
-  const result = spawnSync('bash', [join(ROOT, 'bench', 'go-peer', 'build.sh')], { stdio: ['ignore', 2, 'inherit'] });
-  if (result.status !== 0) throw new Error('bench: building the Go peer failed (see above)');
-}
-
-export function rssMiB(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
-    return kb / 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-// USER_HZ: the unit of utime and stime in /proc/PID/stat; 100 on every Linux architecture we run on.
-export const CLOCK_TICKS_PER_SECOND = 100;
-
-export function cpuTicks(pid: number): number {
-  try {
-    // utime and stime: fields 14 and 15, after the parenthesised command name.
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/**
- * Waits until the server stops using CPU: autocannon closes its connections when its time is up,
- * but a server still works through the reviews it had already read (seconds' worth for 1 MiB
- * reviews), which would land in the next measurement.
- */
-export async function quiesce(pid: number): Promise<void> {
-  const deadline = performance.now() + 30_000;
-  let last = cpuTicks(pid);
-  while (performance.now() < deadline) {
-    await sleep(100);
-    const now = cpuTicks(pid);
-    if (!(now - last > 1)) return;
-    last = now;
-  }
-}
-
-export interface Files {
-  dir: string;
-  cert: string;
-  key: string;
-  ca: string;
-  goConfig: string;
-}
-
-export async function prepareFiles(): Promise<Files> {
-  const dir = mkdtempSync(join(tmpdir(), 'pando-bench-'));
-  const now = new Date();
-  const ca = await createCa('pando bench CA', now, 1);
-  const leaf = await issueServingCert(ca, ['127.0.0.1'], now, 1);
-  const files = { dir, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), ca: ca.certPem, goConfig: join(dir, 'go-peer.json') };
-  writeFileSync(files.cert, leaf.certPem);
-  writeFileSync(files.key, leaf.keyPem, { mode: 0o600 });
-  return files;
-}
-
-function writeGoConfig(files: Files, plan: ReturnType<typeof generateLoads>['plan']) {
-  const config = benchConfig();
-  writeFileSync(
-    files.goConfig,
-    JSON.stringify({
-      image: config.sidecar.image,
-      version: plan.version,
-      configHash: plan.configHash,
-      native: plan.native,
-      defaultMode: plan.defaultMode,
-      namespace: plan.ownNamespace,
-      excludedNamespaces: [...plan.excludedNamespaces],
-      requests: plan.resources.requests,
-      limits: plan.resources.limits,
-      runAsUser: config.sidecar.runAsUser,
-    }),
-  );
-}
-
-export interface Started {
-  child: ChildProcess;
-  target: Target;
-  coldStartMs: number;
-  stderr: () => string;
-}
-
-/** The node flags of the image's ENTRYPOINT: the webhook is measured as the image runs it. */
-export function imageNodeFlags(): string[] {
-  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Containerfile'), 'utf8'))?.[1];
-  return entrypoint ? (JSON.parse(entrypoint) as string[]).filter((arg) => arg.startsWith('--')) : [];
-}
-
-function command(server: ServerId, port: number, metricsPort: number, files: Files, nodeFlags: string[], webhookMain: string) {
-  switch (server) {
-    case 'webhook':
-      return {
-        file: NODE,
-        args: [...imageNodeFlags(), ...nodeFlags, webhookMain],
-        env: {
-          ...process.env,
-          ...BENCH_ENV,
-          [ENV.host]: '127.0.0.1',
-          [ENV.port]: String(port),
-          [ENV.metricsPort]: String(metricsPort),
-          [ENV.tlsCertFile]: files.cert,
-          [ENV.tlsKeyFile]: files.key,
-        },
-      };
-    case 'ceiling':
-      return { file: NODE, args: [...nodeFlags, join(ROOT, 'bench', 'ceiling.mjs'), String(port), files.cert, files.key], env: process.env };
-    case 'go-peer':
-    case 'go-typed':
-      return { file: server === 'go-peer' ? GO_PEER : GO_PEER_TYPED, args: [`-addr=127.0.0.1:${port}`, `-cert=${files.cert}`, `-key=${files.key}`, `-config=${files.goConfig}`], env: process.env };
-  }
-}
-
-export interface StartOptions {
-  nodeFlags?: string[];
-  webhookMain?: string;
-  /** More environment for the server. */
-  env?: Record<string, string>;
-  /** A cgroup's `cgroup.procs`: the server starts inside it, so every page it touches is charged. */
-  cgroupProcs?: string;
-}
-
-/** Starts a server on core 0 and waits for its first successful review. */
-export async function start(server: ServerId, files: Files, probe: Load, pinned: boolean, options: StartOptions = {}): Promise<Started> {
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const command_ = command(server, port, metricsPort, files, options.nodeFlags ?? [], options.webhookMain ?? WEBHOOK_MAIN);
-  const env = { ...command_.env, ...options.env };
-  const target = { port, ca: files.ca };
-  const argv = [...(pinned ? ['/usr/bin/taskset', '-c', '0'] : []), command_.file, ...command_.args];
-  // A process moved into a cgroup later keeps its earlier pages uncharged: a shell joins first, then execs.
-  const [file, ...args] = options.cgroupProcs ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', options.cgroupProcs, ...argv] : argv;
-  const began = performance.now();
-  // Logs go nowhere, as cheaply as the kernel allows; stderr is kept for error messages.
-  const child = spawn(file!, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString('utf8')).slice(-4000);
-  });
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-  });
-  const deadline = began + 20_000;
-  for (;;) {
-    if (exited) throw new Error(`bench: ${server} exited before answering: ${stderr.trim()}`);
-    if (performance.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`bench: ${server} did not answer within 20 s: ${stderr.trim()}`);
-    }
-    try {
-      const answer = await post(target, probe.body);
-      if (answer.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    await sleep(2);
-  }
-  return { child, target, coldStartMs: performance.now() - began, stderr: () => stderr };
-}
-
-export async function stop(started: Started): Promise<void> {
-  const { child } = started;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** The server's answer to each load must be right: the patch yields the injected pod, or no patch. */
@@ -446,14 +201,6 @@ function versions(): Record<string, string> {
   };
 }
 
-function loadAverage(): number {
-  try {
-    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
-  } catch {
-    return Number.NaN;
-  }
-}
-
 function machine() {
   const kernel = (() => {
     try {
@@ -481,8 +228,8 @@ async function main() {
     profileSeconds: args.quick ? 1 : 8,
     pinned: canPin(),
   };
-  if (args.webhookMain) WEBHOOK_MAIN = resolve(args.webhookMain);
-  if (!existsSync(WEBHOOK_MAIN)) throw new Error('bench: build/app/main.js is missing: run `npm run build` first (npm run bench does)');
+  const webhookMain = args.webhookMain ? useWebhookMain(resolve(args.webhookMain)) : join(ROOT, 'build', 'app', 'main.js');
+  if (!existsSync(webhookMain)) throw new Error('bench: build/app/main.js is missing: run `npm run build` first (npm run bench does)');
   if (args.servers.includes('go-peer') || args.servers.includes('go-typed')) buildGoPeer();
   log(settings.pinned ? 'servers pinned to core 0, load generator to core 1' : 'taskset unavailable or one core: not pinned');
 
@@ -526,33 +273,6 @@ async function main() {
     if (complete) writeFullRun(markdown);
     process.stdout.write(`\n${markdown}\n`);
     log(`done in ${((performance.now() - began) / 1000).toFixed(1)} s: bench/results/${name}.{md,json}${complete ? ' and bench/RESULTS.md' : ''}`);
-  } finally {
-    rmSync(files.dir, { recursive: true, force: true });
-  }
-}
-
-/** --cluster: the admission overhead at the e2e control plane's API server (bench/cluster.ts). */
-async function clusterMain(servers: readonly ServerId[], plan: ReturnType<typeof generateLoads>['plan'], quick: boolean) {
-  const files = await prepareFiles();
-  writeGoConfig(files, plan);
-  try {
-    const before = loadAverage();
-    const results = await runCluster(files, servers, quick, log);
-    const markdown = `${renderCluster(results, { before, after: loadAverage() })}`;
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-cluster${quick ? '-quick' : ''}`;
-    writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
-    writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
-    const complete = !quick && ['webhook', 'go-peer', 'go-typed'].every((s) => servers.includes(s as ServerId));
-    if (complete) writeSection(CLUSTER_HEADING, markdown);
-    process.stdout.write(`\n${markdown}\n`);
-    log(`done: bench/results/${name}.{md,json}${complete ? ' and its section of bench/RESULTS.md' : ''}`);
-    // Correctness, not timings: every labelled pod gets the sidecar, every create succeeds.
-    const missed = results.flatMap((r) => [
-      ...r.rates.filter((x) => (r.patches && x.labelled.injected < Math.ceil(x.sent / 2)) || x.labelled.failed + x.unlabelled.failed > 0).map((x) => `${r.server} at ${x.rate}/s`),
-      ...((r.patches && r.burst.injected < r.burst.pods) || r.burst.failed > 0 ? [`${r.server} burst`] : []),
-    ]);
-    if (missed.length > 0) throw new Error(`bench: pods not injected or not created: ${missed.join(', ')}`);
   } finally {
     rmSync(files.dir, { recursive: true, force: true });
   }

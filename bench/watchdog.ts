@@ -23,7 +23,7 @@ import { mutate } from '../app/inject/mutate.ts';
 import { planInjection } from '../app/inject/sidecar.ts';
 import { KUBECONFIG_PATH, REPO_ROOT, startCluster } from '../test/cluster/harness.ts';
 import { cgroupFile, makeCgroup, oomKills } from './overload.ts';
-import { imageNodeFlags } from './run.ts';
+import { imageNodeFlags } from './harness.ts';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);

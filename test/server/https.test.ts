@@ -130,6 +130,31 @@ describe('HTTPS on 127.0.0.1', () => {
     }
   });
 
+  it('speaks HTTP/1.1 only: an ALPN offer of h2 alone gets no h2, h2 and http/1.1 gets http/1.1', async () => {
+    // As kubebuilder's scaffolding since CVE-2023-44487 (HTTP/2 rapid reset): NextProtos http/1.1.
+    // node:https (fastify's server) announces http/1.1 by default; a switch to node:http2 with
+    // allowHTTP1 would answer h2 here and fail.
+    const { app } = testServer({}, { tls: { cert: first.certPem, key: first.keyPem } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const offer = (protocols: string[]) =>
+      new Promise<string>((resolve) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: ca.certPem, ALPNProtocols: protocols }, () => {
+          resolve(`negotiated ${socket.alpnProtocol || 'nothing'}`);
+          socket.end();
+        });
+        socket.on('error', (err) => resolve(`refused: ${err.message}`));
+      });
+    try {
+      const h2Only = await offer(['h2']);
+      assert.doesNotMatch(h2Only, /negotiated h2/);
+      assert.match(h2Only, /refused: .*no application protocol/);
+      assert.equal(await offer(['h2', 'http/1.1']), 'negotiated http/1.1');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('a key that does not match the certificate is rejected with a reason, and the old pair stays', async () => {
     const certFile = join(dir, 'm.crt');
     const keyFile = join(dir, 'm.key');

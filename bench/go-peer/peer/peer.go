@@ -4,6 +4,7 @@
 package peer
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -111,5 +113,25 @@ func Main(name string, build func(InjectionConfig) (http.HandlerFunc, error)) {
 		_, _ = io.WriteString(rw, `{"status":"ok"}`)
 	})
 	server := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 95 * time.Second}
+	// ALPN_REPORT_FILE (the cluster benchmark): one line per TLS connection with the protocol it
+	// negotiated, as bench/alpn-report.mjs writes for the Node servers. net/http adds h2 and
+	// http/1.1 to NextProtos as without a TLSConfig.
+	if report := os.Getenv("ALPN_REPORT_FILE"); report != "" {
+		var mu sync.Mutex
+		server.TLSConfig = &tls.Config{VerifyConnection: func(state tls.ConnectionState) error {
+			protocol := state.NegotiatedProtocol
+			if protocol == "" {
+				protocol = "none"
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			f, err := os.OpenFile(report, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+			if err == nil {
+				_, _ = f.WriteString(protocol + "\n")
+				_ = f.Close()
+			}
+			return nil
+		}}
+	}
 	fail(1, server.ListenAndServeTLS(*certFile, *keyFile))
 }

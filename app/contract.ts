@@ -93,6 +93,8 @@ export const ENV = {
   watchdogRestartsPerMinute: 'PANDO_WATCHDOG_RESTARTS_PER_MINUTE',
   watchdogCooldownSeconds: 'PANDO_WATCHDOG_WORKLOAD_COOLDOWN_SECONDS',
   watchdogResyncSeconds: 'PANDO_WATCHDOG_RESYNC_SECONDS',
+  webhookNamespaceSelector: 'PANDO_WEBHOOK_NAMESPACE_SELECTOR',
+  webhookObjectSelector: 'PANDO_WEBHOOK_OBJECT_SELECTOR',
 } as const;
 
 /** Event reasons the watchdog records. */

@@ -37,9 +37,9 @@ async function throwAwayCert(config: Config) {
 }
 
 async function readinessCache(config: Config, metrics: Metrics, logger: Logger) {
-  const { createReadinessCache, kubeReadinessFetcher } = await import('./kube/namespaces.ts');
+  const { readinessCaches, kubeReadinessFetcher } = await import('./kube/namespaces.ts');
   const fetch = kubeReadinessFetcher(await loadKubeConfig(), config.sidecar.imagePullSecrets);
-  return createReadinessCache({
+  return readinessCaches({
     fetch: (namespace) => {
       metrics.namespaceLookups.inc();
       return fetch(namespace);
@@ -128,8 +128,10 @@ async function main(): Promise<void> {
     metrics.certExpiry.set(pair.notAfter.getTime() / 1000);
   }
 
-  // One readiness cache for the server and the watchdog: both judge a pod the same way.
-  const readiness = config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined;
+  // The same lookup for the server and the watchdog (both judge a pod the same way), each with its
+  // own rate limit, so the watchdog never uses up the webhook's lookups (issue 23 item 3).
+  const caches = config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined;
+  const readiness = caches?.server;
   const app = buildServer(config, {
     metrics,
     logger,
@@ -186,7 +188,7 @@ async function main(): Promise<void> {
         identity: config.podName || hostname(),
         plan: (await import('./inject/sidecar.ts')).planInjection(config),
         config: config.watchdog,
-        readiness,
+        readiness: caches?.watchdog,
         registry,
         ownerReferences: owner,
         log: logger,

@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { describe, test } from 'node:test';
 import { ENV, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, PATH_HEALTHZ, PATH_READYZ, SIDECAR_CLUSTER_ROLE } from '../../app/contract.ts';
 import { CHART_DIR, NAMESPACE, ROOT, byKey, find, helm, helmTemplate, helmTemplateRaw, parseObjects, plainSynth, type K8sObject } from './render.ts';
+import { loadConfig } from '../../app/config.ts';
 
 const LICENSE = 'test-license-0123';
 const base = { licenseKey: LICENSE };
@@ -315,6 +316,7 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
   ];
   const HEAL = { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['get', 'patch'] };
   const LEASE = [
@@ -337,6 +339,20 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     deepStrictEqual([heal.env[ENV.watchdogHeal], heal.env[ENV.watchdogRestartsPerMinute]], ['restart', '3']);
     deepStrictEqual(watchdogRules({ watchdog: { restartStale: true } }).cluster, [...REPORT, HEAL]);
     deepStrictEqual(watchdogRules({ watchdog: { heal: 'restart', restartStale: true } }).cluster, [...REPORT, HEAL]);
+  });
+
+  test('the watchdog gets the webhook configuration\'s own namespaceSelector and objectSelector (issue 23 item 2)', () => {
+    for (const values of [{}, { excludedNamespaces: ['kube-system', 'batch'], webhook: { namespaceSelector: { matchLabels: { tier: 'apps' }, matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }] } } }]) {
+      const r = watchdogRules(values);
+      const hook = find(r.objs, 'MutatingWebhookConfiguration', 'pando-webhook').webhooks[0];
+      const rendered = JSON.parse(r.env[ENV.webhookNamespaceSelector]!);
+      deepStrictEqual(rendered.matchExpressions, hook.namespaceSelector.matchExpressions);
+      deepStrictEqual(rendered.matchLabels, hook.namespaceSelector.matchLabels ?? {});
+      deepStrictEqual(JSON.parse(r.env[ENV.webhookObjectSelector]!), hook.objectSelector);
+      // And the webhook parses what the chart renders.
+      const config = loadConfig({ ...r.env, PANDO_NAMESPACE: NAMESPACE });
+      deepStrictEqual(config.watchdog?.namespaceSelector, { matchLabels: rendered.matchLabels, matchExpressions: rendered.matchExpressions });
+    }
   });
 
   test('off: no watchdog RBAC at all, whatever heal says', () => {

@@ -54,7 +54,7 @@ async function readinessCache(config: Config, metrics: Metrics, logger: Logger) 
 
 /** The ownerReferences of what this webhook creates (its Deployment), when it creates anything. */
 async function runtimeOwner(config: Config, logger: Logger): Promise<V1OwnerReference[]> {
-  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto && !config.watchdog)) return [];
+  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto && !config.watchdog && config.licenseCopyNamespaces.length === 0)) return [];
   const { deploymentOwner } = await import('./kube/owner.ts');
   const { ownerReferences, reason } = await deploymentOwner(await loadKubeConfig(), config.namespace, config.ownerDeployment);
   if (reason) logger.warn({ reason }, 'objects this webhook creates get no owner: helm uninstall will leave them');
@@ -178,6 +178,8 @@ async function main(): Promise<void> {
         namespace: config.namespace,
         namespaces: config.licenseCopyNamespaces,
         source: config.licenseSecret,
+        identity: config.podName || hostname(),
+        ownerReferences: owner,
         log: logger,
       })
     : undefined;
@@ -212,9 +214,8 @@ async function main(): Promise<void> {
     force.unref();
     reloader?.stop();
     selfSigned?.stop();
-    void licenseCopy?.stop();
     // The controllers give their Leases up (so another replica takes over at once); the exit below waits for that.
-    const controllersStopped = Promise.all([namespaceSetup?.stop(), watchdog?.stop()]).catch(() => undefined);
+    const controllersStopped = Promise.all([namespaceSetup?.stop(), licenseCopy?.stop(), watchdog?.stop()]).catch(() => undefined);
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');

@@ -38,10 +38,8 @@ describe('chart: lint and render', () => {
   });
 
   test('cert-manager objects are present if and only if tls.certManager', () => {
-    // cert-manager mode needs no Role in its namespace (nothing to write there).
-    const withoutRole = [...DEFAULT_KINDS];
-    for (const kind of ['Role', 'RoleBinding']) withoutRole.splice(withoutRole.indexOf(kind), 1);
-    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...withoutRole, ...CERT_MANAGER_KINDS].sort());
+    // cert-manager mode keeps the Role (get of its own Deployment: the watchdog Lease's owner).
+    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...DEFAULT_KINDS, ...CERT_MANAGER_KINDS].sort());
     ok(!helmTemplate(base).some((o) => o.apiVersion.startsWith('cert-manager.io/')));
   });
 });
@@ -189,7 +187,10 @@ describe('chart: requirements', () => {
     ok(mwc.every((r: any) => JSON.stringify(r.resourceNames) === '["pando-webhook"]'));
     ok(!rules.some((r) => r.verbs.includes('*') || r.resources.includes('*')));
     const cm = helmTemplate({ ...base, tls: { certManager: true } });
-    ok(!cm.some((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook'), 'cert-manager mode needs no Secret access in its namespace');
+    // cert-manager mode: no Secret access in its namespace; only its own Deployment, read for the
+    // owner of the watchdog's Lease (issue 23: without it the Lease had no owner and survived uninstall).
+    deepStrictEqual(cm.find((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook')?.rules, [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: ['pando-webhook'] }]);
+    ok(!helmTemplate({ ...base, tls: { certManager: true }, watchdog: { enabled: false } }).some((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook'), 'cert-manager mode without the watchdog needs no Role');
     equal(find(objects, 'ClusterRole', SIDECAR_CLUSTER_ROLE).metadata.name, SIDECAR_CLUSTER_ROLE);
   });
 
@@ -353,6 +354,15 @@ describe('chart: watchdog RBAC, per combination of values', () => {
       const config = loadConfig({ ...r.env, PANDO_NAMESPACE: NAMESPACE });
       deepStrictEqual(config.watchdog?.namespaceSelector, { matchLabels: rendered.matchLabels, matchExpressions: rendered.matchExpressions });
     }
+  });
+
+  test('license copy (protectedNamespaces with license.existingSecret): its own Lease and list/watch of namespaces, nothing without it (issue 23 item 10)', () => {
+    const copy = helmTemplate({ license: { existingSecret: { name: 'vault-license', key: 'key' } }, protectedNamespaces: ['a', 'b'] });
+    deepStrictEqual(find(copy, 'ClusterRole', 'pando-webhook-license-copy').rules, [{ apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] }]);
+    const role = find(copy, 'Role', 'pando-webhook').rules;
+    ok(role.some((r: any) => r.resources.includes('leases') && JSON.stringify(r.resourceNames) === '["pando-webhook-license-copy"]'), JSON.stringify(role));
+    equal(env(copy)[ENV.licenseCopyNamespaces], 'a,b');
+    ok(!helmTemplate(base).some((o) => o.metadata.name === 'pando-webhook-license-copy' && o.kind.startsWith('ClusterRole')), 'no copy, no namespace watch');
   });
 
   test('off: no watchdog RBAC at all, whatever heal says', () => {

@@ -27,7 +27,7 @@ const LICENSE = 'e2e-license-existing-secret-7f3a';
 const USER_SECRET = 'vault-pando-license';
 const USER_KEY = 'token';
 const TLS_SECRET = 'pando-webhook-tls';
-const OUR_CLUSTER_ROLES = ['pando-webhook', 'pando-webhook-namespace-setup', SIDECAR_CLUSTER_ROLE];
+const OUR_CLUSTER_ROLES = ['pando-webhook', 'pando-webhook-namespace-setup', 'pando-webhook-license-copy', SIDECAR_CLUSTER_ROLE];
 
 let cluster: Cluster;
 let port: number;

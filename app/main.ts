@@ -170,6 +170,7 @@ async function main(): Promise<void> {
         licenseSecret: config.licenseSecret,
         ownerReferences: owner,
         pullSecrets: config.sidecar.imagePullSecrets,
+        protectedNamespaces: config.licenseCopyNamespaces,
       })
     : undefined;
   const licenseCopy = config.licenseCopyNamespaces.length > 0

@@ -136,6 +136,9 @@ export class WebhookRbac extends Construct {
         rules: [
           // list + watch: it applies when a namespace starts to qualify, not on a timer.
           { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
+          // list (by our managed-by label): after a leader change, find the setups in namespaces that no
+          // longer qualify (issue 23 item 7); ServiceAccounts only, never Secrets.
+          { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['list'] },
           // delete: what it created goes when the namespace's label does (only objects it labelled).
           { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'patch', 'delete'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'patch', 'delete'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },

@@ -4,6 +4,7 @@
 
 import { ENV, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, MODES, type Mode } from './contract.ts';
 import { ConfigError } from './errors.ts';
+import { builtInNamespaceSelector, DEFAULT_OBJECT_SELECTOR, SELECTOR_OPERATORS, type LabelSelector } from './pods/selection.ts';
 
 export interface ResourceList {
   readonly cpu: string;
@@ -65,6 +66,13 @@ export interface WatchdogConfig {
   readonly workloadCooldownMs: number;
   /** How often every known pod is classified again (namespace readiness may have changed). */
   readonly resyncMs: number;
+  /**
+   * The webhook configuration's namespaceSelector and objectSelector as the chart renders them
+   * (PANDO_WEBHOOK_NAMESPACE_SELECTOR, PANDO_WEBHOOK_OBJECT_SELECTOR): pods they leave out are never
+   * reviewed, so the watchdog skips them. Unset: the chart's built-in exclusions and our label.
+   */
+  readonly namespaceSelector?: LabelSelector;
+  readonly objectSelector?: LabelSelector;
 }
 
 export interface Config {
@@ -191,6 +199,36 @@ function namespaceList(env: Env, name: string): string[] {
     if (!DNS1123_LABEL.test(ns)) throw new ConfigError(name, `"${ns}" is not a valid namespace name`);
   }
   return names;
+}
+
+/** A metav1.LabelSelector as JSON (the chart's toJson of the webhook's selector); unset: undefined. */
+function labelSelectorJson(env: Env, name: string): LabelSelector | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError(name, 'is not JSON (a label selector: {"matchLabels": {...}, "matchExpressions": [...]})');
+  }
+  const bad = (why: string) => new ConfigError(name, `is not a label selector: ${why}`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad('not an object');
+  const { matchLabels, matchExpressions, ...rest } = parsed as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) throw bad(`unknown field ${Object.keys(rest)[0]}`);
+  const selector: LabelSelector = {};
+  if (matchLabels !== undefined && matchLabels !== null) {
+    if (typeof matchLabels !== 'object' || Array.isArray(matchLabels) || Object.values(matchLabels).some((v) => typeof v !== 'string')) throw bad('matchLabels must map strings to strings');
+    selector.matchLabels = { ...(matchLabels as Record<string, string>) };
+  }
+  if (matchExpressions !== undefined && matchExpressions !== null) {
+    if (!Array.isArray(matchExpressions)) throw bad('matchExpressions must be a list');
+    selector.matchExpressions = matchExpressions.map((e: any, i) => {
+      if (typeof e?.key !== 'string' || !(SELECTOR_OPERATORS as readonly string[]).includes(e?.operator)) throw bad(`matchExpressions[${i}] needs a key and an operator (${SELECTOR_OPERATORS.join(', ')})`);
+      if (e.values !== undefined && e.values !== null && (!Array.isArray(e.values) || e.values.some((v: unknown) => typeof v !== 'string'))) throw bad(`matchExpressions[${i}].values must be strings`);
+      return { key: e.key, operator: e.operator, ...(Array.isArray(e.values) ? { values: [...e.values] } : {}) };
+    });
+  }
+  return selector;
 }
 
 // A Kubernetes label selector as the API server parses it: key=value, key!=value, key, !key,
@@ -332,6 +370,8 @@ export function loadConfig(env: Env): Config {
           restartsPerMinute: positiveInt(env, ENV.watchdogRestartsPerMinute, 5, 1000),
           workloadCooldownMs: positiveInt(env, ENV.watchdogCooldownSeconds, 600, 86400) * 1000,
           resyncMs: positiveInt(env, ENV.watchdogResyncSeconds, 60, 3600) * 1000,
+          namespaceSelector: labelSelectorJson(env, ENV.webhookNamespaceSelector) ?? builtInNamespaceSelector(namespaceList(env, ENV.excludedNamespaces), namespace),
+          objectSelector: labelSelectorJson(env, ENV.webhookObjectSelector) ?? DEFAULT_OBJECT_SELECTOR,
         })
       : null,
     sidecar: Object.freeze({

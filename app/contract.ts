@@ -93,11 +93,14 @@ export const ENV = {
   watchdogRestartsPerMinute: 'PANDO_WATCHDOG_RESTARTS_PER_MINUTE',
   watchdogCooldownSeconds: 'PANDO_WATCHDOG_WORKLOAD_COOLDOWN_SECONDS',
   watchdogResyncSeconds: 'PANDO_WATCHDOG_RESYNC_SECONDS',
+  webhookNamespaceSelector: 'PANDO_WEBHOOK_NAMESPACE_SELECTOR',
+  webhookObjectSelector: 'PANDO_WEBHOOK_OBJECT_SELECTOR',
 } as const;
 
 /** Leases in the webhook's namespace that elect the one replica running a controller; the chart's RBAC names them. */
 export const LEASE_NAMESPACE_SETUP = 'pando-webhook-namespace-setup';
 export const LEASE_WATCHDOG = 'pando-webhook-watchdog';
+export const LEASE_LICENSE_COPY = 'pando-webhook-license-copy';
 
 /** Event reasons the watchdog records. */
 export const EVENT_SIDECAR_MISSING = 'SidecarMissing';

@@ -39,9 +39,9 @@ async function throwAwayCert(config: Config) {
 }
 
 async function readinessCache(config: Config, metrics: Metrics, logger: Logger) {
-  const { createReadinessCache, kubeReadinessFetcher } = await import('./kube/namespaces.ts');
+  const { readinessCaches, kubeReadinessFetcher } = await import('./kube/namespaces.ts');
   const fetch = kubeReadinessFetcher(await loadKubeConfig(), config.sidecar.imagePullSecrets);
-  return createReadinessCache({
+  return readinessCaches({
     fetch: (namespace) => {
       metrics.namespaceLookups.inc();
       return fetch(namespace);
@@ -56,7 +56,7 @@ async function readinessCache(config: Config, metrics: Metrics, logger: Logger) 
 
 /** The ownerReferences of what this webhook creates (its Deployment), when it creates anything. */
 async function runtimeOwner(config: Config, logger: Logger): Promise<V1OwnerReference[]> {
-  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto && !config.watchdog)) return [];
+  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto && !config.watchdog && config.licenseCopyNamespaces.length === 0)) return [];
   const { deploymentOwner } = await import('./kube/owner.ts');
   const { ownerReferences, reason } = await deploymentOwner(await loadKubeConfig(), config.namespace, config.ownerDeployment);
   if (reason) logger.warn({ reason }, 'objects this webhook creates get no owner: helm uninstall will leave them');
@@ -184,6 +184,7 @@ async function startControllers(config: Config, deps: { logger: Logger; registry
         licenseSecret: config.licenseSecret,
         ownerReferences: owner,
         pullSecrets: config.sidecar.imagePullSecrets,
+        protectedNamespaces: config.licenseCopyNamespaces,
       })
     : undefined;
   const licenseCopy = config.licenseCopyNamespaces.length > 0
@@ -192,6 +193,8 @@ async function startControllers(config: Config, deps: { logger: Logger; registry
         namespace: config.namespace,
         namespaces: config.licenseCopyNamespaces,
         source: config.licenseSecret,
+        identity: config.podName || hostname(),
+        ownerReferences: owner,
         log: logger,
       })
     : undefined;
@@ -248,9 +251,8 @@ function exitOnSignals(running: Running): void {
     }, config.shutdownTimeoutMs);
     force.unref();
     certificates.stop();
-    void controllers.licenseCopy?.stop();
     // The controllers give their Leases up (so another replica takes over at once); the exit below waits for that.
-    const controllersStopped = Promise.all([controllers.namespaceSetup?.stop(), controllers.watchdog?.stop()]).catch(() => undefined);
+    const controllersStopped = Promise.all([controllers.namespaceSetup?.stop(), controllers.licenseCopy?.stop(), controllers.watchdog?.stop()]).catch(() => undefined);
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');
@@ -287,8 +289,10 @@ async function main(): Promise<void> {
   const owner = await runtimeOwner(config, logger);
   const certificates = await servingCertificates(config, metrics, logger, owner);
 
-  // One readiness cache for the server and the watchdog: both judge a pod the same way.
-  const readiness = config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined;
+  // The same lookup for the server and the watchdog (both judge a pod the same way), each with its
+  // own rate limit, so the watchdog never uses up the webhook's lookups (issue 23 item 3).
+  const caches = config.namespaceCheck ? await readinessCache(config, metrics, logger) : undefined;
+  const readiness = caches?.server;
   let stopping = false;
   const initialPair = certificates.pair();
   const app = buildServer(config, {
@@ -307,7 +311,7 @@ async function main(): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
   await metricsApp.listen({ host: config.host, port: config.metricsPort });
   logger.info({ port: config.port, metricsPort: config.metricsPort, sidecarVersion: config.sidecar.version }, 'pando-webhook listening');
-  const controllers = await startControllers(config, { logger, registry, readiness, owner });
+  const controllers = await startControllers(config, { logger, registry, readiness: caches?.watchdog, owner });
   printDevCaHint(config, certificates.devCa);
   exitOnSignals({
     config,

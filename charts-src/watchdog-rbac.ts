@@ -1,7 +1,7 @@
 // The watchdog's RBAC (watchdog.enabled), apart from the webhook's own so it comes and goes with
 // the value: list/watch of pods cluster-wide (labelled ones only, by selector; RBAC cannot narrow
 // by label), create of Events where it reports, get of ReplicaSets to find their Deployment, and
-// its Lease. Only with watchdog.heal=restart or restartStale: get and patch of Deployments,
+// get of namespaces (their labels, for the webhook's namespaceSelector), and its Lease. Only with watchdog.heal=restart or restartStale: get and patch of Deployments,
 // StatefulSets and DaemonSets (the rollout-restart stamp; get reads an earlier stamp).
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
@@ -33,6 +33,9 @@ export class WatchdogRbac extends Construct {
           // report is a conflict, never an update.
           { apiGroups: [''], resources: ['events'], verbs: ['create'] },
           { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get'] },
+          // A namespace's labels, read once per namespace per pass: the webhook's namespaceSelector
+          // decides whether its pods are ever sent to the webhook (opted out: skipped, never healed).
+          { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
           b.when('or (eq $.Values.watchdog.heal "restart") $.Values.watchdog.restartStale', heals, {
             apiGroups: ['apps'],
             resources: ['deployments', 'statefulsets', 'daemonsets'],

@@ -12,6 +12,47 @@ import { INJECTION_OPT_OUT_VALUE } from './values.ts';
 
 export const CA_INJECTOR_ANNOTATION = 'cert-manager.io/inject-ca-from';
 
+/** The webhook's objectSelector: only pods labelled for injection are sent. */
+export const OBJECT_SELECTOR = { matchLabels: { [LABEL_PROTECT]: 'true' } };
+
+function builtInParts(ctx: PandoContext) {
+  const { values: v } = ctx;
+  const excludedExpr = 'uniq (concat $.Values.excludedNamespaces (list $.Release.Namespace))';
+  const builtIn = [
+    { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...new Set([...v.excludedNamespaces, ctx.namespace])] },
+    { key: LABEL_INJECTION, operator: 'NotIn', values: [INJECTION_OPT_OUT_VALUE] },
+  ];
+  // toYaml writes dict keys sorted, as the plain objects compare (key order does not matter).
+  const builtInExpr = `list (dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (${excludedExpr})) (dict "key" "${LABEL_INJECTION}" "operator" "NotIn" "values" (list "${INJECTION_OPT_OUT_VALUE}"))`;
+  const expressionsExpr = `concat (${builtInExpr}) ($.Values.webhook.namespaceSelector.matchExpressions | default list)`;
+  return { expressionsExpr, expressions: [...builtIn, ...(v.webhook.namespaceSelector.matchExpressions ?? [])], matchLabels: v.webhook.namespaceSelector.matchLabels ?? {} };
+}
+
+/**
+ * The webhook's namespaceSelector as JSON, for the watchdog's env (PANDO_WEBHOOK_NAMESPACE_SELECTOR):
+ * the same expressions the webhook configuration renders, so the watchdog skips exactly the pods
+ * the API server never sends (issue 23 item 2).
+ */
+export function namespaceSelectorJson(ctx: PandoContext): string {
+  const { expressionsExpr, expressions, matchLabels } = builtInParts(ctx);
+  return ctx.b.str(
+    `toJson (dict "matchExpressions" (${expressionsExpr}) "matchLabels" ($.Values.webhook.namespaceSelector.matchLabels | default dict))`,
+    sortedJson({ matchExpressions: expressions, matchLabels }),
+  );
+}
+
+/** The objectSelector as JSON (PANDO_WEBHOOK_OBJECT_SELECTOR). */
+export function objectSelectorJson(): string {
+  return sortedJson(OBJECT_SELECTOR);
+}
+
+/** Keys sorted as Go's encoding/json sorts them (helm's toJson), so both outputs agree. */
+export function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
+}
+
 export interface WebhookConfigurationProps {
   readonly ctx: PandoContext;
 }
@@ -46,14 +87,8 @@ export class WebhookConfiguration extends Construct {
         ...(v.webhook.caBundle ? { caBundle: v.webhook.caBundle } : {}),
       },
     );
-    const excludedExpr = 'uniq (concat $.Values.excludedNamespaces (list $.Release.Namespace))';
-    const builtIn = [
-      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...new Set([...v.excludedNamespaces, ctx.namespace])] },
-      { key: LABEL_INJECTION, operator: 'NotIn', values: [INJECTION_OPT_OUT_VALUE] },
-    ];
-    // toYaml writes dict keys sorted, as the plain objects compare (key order does not matter).
-    const builtInExpr = `list (dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (${excludedExpr})) (dict "key" "${LABEL_INJECTION}" "operator" "NotIn" "values" (list "${INJECTION_OPT_OUT_VALUE}"))`;
-    const matchExpressions = b.block(`concat (${builtInExpr}) ($.Values.webhook.namespaceSelector.matchExpressions | default list)`, [...builtIn, ...(v.webhook.namespaceSelector.matchExpressions ?? [])]);
+    const parts = builtInParts(ctx);
+    const matchExpressions = b.block(parts.expressionsExpr, parts.expressions);
     const matchLabels = b.optionalBlock('$.Values.webhook.namespaceSelector.matchLabels', v.webhook.namespaceSelector.matchLabels ?? {});
     const annotations = b.optionalBlock(
       `ternary (dict "${CA_INJECTOR_ANNOTATION}" (printf "%s/${NAMES.servingCertificate}" $.Release.Namespace)) (dict) $.Values.tls.certManager`,
@@ -69,7 +104,7 @@ export class WebhookConfiguration extends Construct {
           admissionReviewVersions: ['v1'],
           clientConfig,
           rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
-          objectSelector: { matchLabels: { [LABEL_PROTECT]: 'true' } },
+          objectSelector: structuredClone(OBJECT_SELECTOR),
           namespaceSelector: { matchLabels, matchExpressions: matchExpressions as never },
           matchPolicy: 'Equivalent',
           failurePolicy: b.str('$.Values.webhook.failurePolicy', v.webhook.failurePolicy) as 'Ignore',

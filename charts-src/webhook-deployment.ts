@@ -12,6 +12,7 @@ import { present } from './binding.ts';
 import { NAMES, PORTS, type PandoContext } from './context.ts';
 import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
 import type { Values } from './values.ts';
+import { namespaceSelectorJson, objectSelectorJson, sortedJson } from './webhook-configuration.ts';
 
 export const TLS_MOUNT = '/etc/pando/tls';
 
@@ -21,12 +22,7 @@ export interface WebhookDeploymentProps {
   readonly serviceAccountName?: string;
 }
 
-/** Keys sorted as Go's encoding/json sorts them (helm's toJson), so both outputs agree. */
-export function sortedJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
-  );
-}
+export { sortedJson };
 
 export function webhookImage(ctx: PandoContext): string {
   const { image } = ctx.values;
@@ -87,6 +83,9 @@ export class WebhookDeployment extends Construct {
       { name: ENV.watchdogHeal, value: b.str('$.Values.watchdog.heal', v.watchdog.heal) },
       { name: ENV.watchdogRestartStale, value: b.str('$.Values.watchdog.restartStale', String(v.watchdog.restartStale)) },
       { name: ENV.watchdogRestartsPerMinute, value: b.str('$.Values.watchdog.restartsPerMinute', String(v.watchdog.restartsPerMinute)) },
+      // The webhook configuration's own selectors: the watchdog skips the pods they leave out.
+      { name: ENV.webhookNamespaceSelector, value: namespaceSelectorJson(ctx) },
+      { name: ENV.webhookObjectSelector, value: objectSelectorJson() },
       { name: ENV.serviceName, value: NAMES.app },
       { name: ENV.webhookConfigName, value: NAMES.webhookConfiguration },
       { name: ENV.tlsSecretName, value: NAMES.tlsSecret },

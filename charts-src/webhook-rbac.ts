@@ -3,7 +3,7 @@
 // mode's Secret create is the only unnamed write, in the release namespace only.
 import { ApiObject, JsonPatch } from 'cdk8s';
 import { Construct } from 'constructs';
-import { LEASE_NAMESPACE_SETUP, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
+import { LEASE_LICENSE_COPY, LEASE_NAMESPACE_SETUP, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
 import { present } from './binding.ts';
 import { NAMES, type PandoContext } from './context.ts';
 import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
@@ -29,9 +29,16 @@ export class WebhookRbac extends Construct {
     const selfSigned = <T>(rule: T) => b.when('not $.Values.tls.certManager', !v.tls.certManager, rule);
     const namespaceCheck = <T>(rule: T) => b.when('$.Values.namespaceCheck', v.namespaceCheck, rule);
     const setupAuto = <T>(rule: T) => b.when('$.Values.namespaceSetup.auto', v.namespaceSetup.auto, rule);
-    const createsObjects = <T>(rule: T) => b.when('or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto', !v.tls.certManager || v.namespaceSetup.auto, rule);
     // The license to copy: for namespaceSetup.auto, or for protectedNamespaces with license.existingSecret.
-    const copiesLicense = v.namespaceSetup.auto || (v.license.existingSecret.name !== '' && v.protectedNamespaces.length > 0);
+    const licenseCopy = v.license.existingSecret.name !== '' && v.protectedNamespaces.length > 0;
+    const licenseCopyExpr = `and (${EXISTING_LICENSE}) $.Values.protectedNamespaces`;
+    const copiesLicense = v.namespaceSetup.auto || licenseCopy;
+    // Everything that creates a Lease or a Secret reads its Deployment for the owner reference; the
+    // watchdog's Lease too (issue 23: in cert-manager mode it had no owner and survived uninstall).
+    const createsExpr = `or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto $.Values.watchdog.enabled (${licenseCopyExpr})`;
+    const creates = !v.tls.certManager || v.namespaceSetup.auto || v.watchdog.enabled || licenseCopy;
+    const createsObjects = <T>(rule: T) => b.when(createsExpr, creates, rule);
+    const copiesAlone = <T>(rule: T) => b.when(licenseCopyExpr, licenseCopy, rule);
     const readsLicense = <T>(rule: T) => b.when(`or $.Values.namespaceSetup.auto (and (${EXISTING_LICENSE}) $.Values.protectedNamespaces)`, copiesLicense, rule);
     const labels = { ...ctx.labels };
     // The license Secret and the sidecar's pull Secrets: read by the namespace check, copied by the setup.
@@ -59,6 +66,9 @@ export class WebhookRbac extends Construct {
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_NAMESPACE_SETUP] }),
       setupAuto({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
       readsLicense({ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: [licenseSource(ctx).name] }),
+      // protectedNamespaces with license.existingSecret: the copy runs on the holder of its own Lease.
+      copiesAlone({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: [LEASE_LICENSE_COPY] }),
+      copiesAlone({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] }),
       // Its own Deployment, read once: the owner of the TLS Secret and the Lease it creates, so the
       // garbage collector removes them after helm uninstall.
       createsObjects({ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: [NAMES.app] }),
@@ -85,8 +95,8 @@ export class WebhookRbac extends Construct {
 
     // A Role or ClusterRole without a rule is left out with its binding (cert-manager mode without
     // a license to copy needs nothing in its namespace; without namespaceCheck nothing cluster-wide).
-    const roleNeeded = `or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto (and (${EXISTING_LICENSE}) $.Values.protectedNamespaces)`;
-    if (b.include(roleNeeded, !v.tls.certManager || copiesLicense)) {
+    const roleNeeded = createsExpr;
+    if (b.include(roleNeeded, creates)) {
       const role = new ApiObject(this, 'role', {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'Role',
@@ -124,6 +134,9 @@ export class WebhookRbac extends Construct {
         rules: [
           // list + watch: it applies when a namespace starts to qualify, not on a timer.
           { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
+          // list (by our managed-by label): after a leader change, find the setups in namespaces that no
+          // longer qualify (issue 23 item 7); ServiceAccounts only, never Secrets.
+          { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['list'] },
           // delete: what it created goes when the namespace's label does (only objects it labelled).
           { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'patch', 'delete'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
           { apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings'], verbs: ['get', 'patch', 'delete'], resourceNames: [SIDECAR_SERVICE_ACCOUNT] },
@@ -141,6 +154,24 @@ export class WebhookRbac extends Construct {
         subjects: [subject],
       });
       for (const object of [setupRole, setupBinding]) b.guard(object, { kind: 'if', expr: '$.Values.namespaceSetup.auto' });
+    }
+    if (b.include(licenseCopyExpr, licenseCopy)) {
+      // The license copy watches the listed namespaces (a label selector on kubernetes.io/metadata.name;
+      // RBAC cannot narrow list/watch by name), so a namespace created later gets its copy at once.
+      const copyRole = new ApiObject(this, 'license-copy-cluster-role', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: `${NAMES.app}-license-copy`, labels },
+        rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] }],
+      });
+      const copyBinding = new ApiObject(this, 'license-copy-cluster-role-binding', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: `${NAMES.app}-license-copy`, labels },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${NAMES.app}-license-copy` },
+        subjects: [subject],
+      });
+      for (const object of [copyRole, copyBinding]) b.guard(object, { kind: 'if', expr: licenseCopyExpr });
     }
     if (clusterRole) {
       const clusterRoleBinding = new ApiObject(this, 'cluster-role-binding', {

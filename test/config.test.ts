@@ -67,7 +67,14 @@ describe('config', () => {
 
   it('watchdog: off unless asked (the chart asks), then report-only with the documented limits', () => {
     assert.equal(loadConfig({}).watchdog, null);
-    assert.deepEqual(loadConfig({ PANDO_WATCHDOG: 'true' }).watchdog, { heal: 'off', restartStale: false, restartsPerMinute: 5, workloadCooldownMs: 600_000, resyncMs: 60_000 });
+    assert.deepEqual(loadConfig({ PANDO_WATCHDOG: 'true' }).watchdog, {
+      heal: 'off', restartStale: false, restartsPerMinute: 5, workloadCooldownMs: 600_000, resyncMs: 60_000,
+      // Without the chart's env: its built-in exclusions and our label.
+      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', 'pando-system'] }, { key: 'pandocore.xyz/injection', operator: 'NotIn', values: ['disabled'] }] },
+      objectSelector: { matchLabels: { 'pandocore.xyz/protect': 'true' } },
+    });
+    assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WEBHOOK_NAMESPACE_SELECTOR: '{"matchExpressions":[{"key":"a","operator":"Near"}]}' }), /PANDO_WEBHOOK_NAMESPACE_SELECTOR: is not a label selector: matchExpressions\[0\] needs a key and an operator/);
+    assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WEBHOOK_OBJECT_SELECTOR: 'protect=true' }), /PANDO_WEBHOOK_OBJECT_SELECTOR: is not JSON/);
     const heal = loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_HEAL: 'restart', PANDO_WATCHDOG_RESTART_STALE: 'true', PANDO_WATCHDOG_RESTARTS_PER_MINUTE: '2' }).watchdog;
     assert.deepEqual([heal?.heal, heal?.restartStale, heal?.restartsPerMinute], ['restart', true, 2]);
     assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_HEAL: 'delete' }), /PANDO_WATCHDOG_HEAL: "delete" is not one of off, restart/);

@@ -27,6 +27,7 @@ import {
 import type { NamespaceReadiness } from '../inject/decide.ts';
 import { planInjection, type InjectionPlan } from '../inject/sidecar.ts';
 import { classifyPod, isLive, slimPod, type Classification } from '../pods/classify.ts';
+import { selectionSkip, selectorMatches as podsSelectorMatches } from '../pods/selection.ts';
 import { nameMatches, splitPem, verifyChain, type ChainVerdict } from './certificates.ts';
 import { CHART, HELM_RELEASE_ANNOTATION, deploymentInjectionEnv } from './cluster.ts';
 import type { Status } from './output.ts';
@@ -96,6 +97,8 @@ export interface DoctorFacts {
   pods: V1Pod[];
   /** What the readiness lookup says of each namespace with labelled pods (when the webhook checks namespaces). */
   readiness?: ReadonlyMap<string, NamespaceReadiness>;
+  /** Labels of each namespace with labelled pods, for the webhook's namespaceSelector; a namespace missing here is not judged by it. */
+  namespaceLabels?: ReadonlyMap<string, Record<string, string>>;
   /** Top owner of each pod by uid (pod -> ReplicaSet -> Deployment, ...). */
   owners: ReadonlyMap<string, PodOwner>;
   /** --pod: the pod, or null when it does not exist. */
@@ -129,19 +132,9 @@ function helmInstall(f: DoctorFacts): string {
 
 // --- label selectors, as the API server evaluates namespaceSelector ------------------------------
 
+/** The watchdog's selector matching (app/pods/selection.ts), for the live webhook configuration's selectors. */
 export function selectorMatches(selector: V1LabelSelector | undefined, labels: Record<string, string>): boolean {
-  if (!selector) return true;
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of selector.matchExpressions ?? []) {
-    const has = Object.hasOwn(labels, e.key);
-    const value = labels[e.key];
-    const values = e.values ?? [];
-    if (e.operator === 'In' && !(has && values.includes(value!))) return false;
-    if (e.operator === 'NotIn' && has && values.includes(value!)) return false;
-    if (e.operator === 'Exists' && !has) return false;
-    if (e.operator === 'DoesNotExist' && has) return false;
-  }
-  return true;
+  return podsSelectorMatches(selector, labels);
 }
 
 // --- the checks ---------------------------------------------------------------------------------
@@ -394,12 +387,19 @@ function notReadySkip(f: DoctorFacts, pod: V1Pod): { reason: string; fixes: stri
 
 /** The watchdog's classification (app/pods/classify.ts) of one pod, with the namespace's readiness. */
 function classify(f: DoctorFacts, plan: InjectionPlan, pod: V1Pod): Classification {
+  // A pod the live webhook configuration's selectors leave out is never sent to the webhook (issue 23 item 2).
+  const hook = findWebhook(f.webhookConfiguration);
+  const labels = f.namespaceLabels?.get(pod.metadata?.namespace ?? '');
+  if (hook && labels) {
+    const skip = selectionSkip(pod.metadata?.namespace ?? '', labels, pod.metadata?.labels ?? {}, { namespaceSelector: hook.namespaceSelector ?? {}, objectSelector: hook.objectSelector ?? {} });
+    if (skip) return skip;
+  }
   const namespace = f.readiness?.get(pod.metadata?.namespace ?? '');
   return classifyPod(slimPod(pod), plan, namespace ? { namespace } : {});
 }
 
 /** Skips that are the configuration's intent, not a problem to report. */
-const INTENDED_SKIPS = new Set(['namespace-excluded', 'own-namespace', 'not-labelled']);
+const INTENDED_SKIPS = new Set(['namespace-excluded', 'own-namespace', 'not-labelled', 'namespace-not-selected']);
 
 function uninjectedCheck(f: DoctorFacts, plan: InjectionPlan): Check {
   const title = 'labelled pods';

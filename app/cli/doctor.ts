@@ -246,6 +246,19 @@ async function readinessOf(kc: KubeConfig, facts: DoctorFacts): Promise<Map<stri
   return readiness;
 }
 
+/** Labels of each namespace with a labelled pod, for the webhook's namespaceSelector; an unreadable one is left out. */
+async function namespaceLabelsOf(kc: KubeConfig, facts: DoctorFacts): Promise<Map<string, Record<string, string>>> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const labels = new Map<string, Record<string, string>>();
+  const namespaces = new Set([...facts.pods, ...(facts.pod ? [facts.pod] : [])].map((p) => p.metadata?.namespace ?? ''));
+  for (const name of namespaces) {
+    if (!name) continue;
+    const found = await core.readNamespace({ name }).catch(() => undefined);
+    if (found) labels.set(name, found.metadata?.labels ?? {});
+  }
+  return labels;
+}
+
 export async function gatherFacts(kc: KubeConfig, options: DoctorOptions): Promise<DoctorFacts> {
   const timeoutMs = options.timeoutMs ?? 5000;
   const admission = kc.makeApiClient(AdmissionregistrationV1Api);
@@ -282,6 +295,7 @@ export async function gatherFacts(kc: KubeConfig, options: DoctorOptions): Promi
   }
   facts.owners = await resolveOwners(kc, all);
   facts.readiness = await readinessOf(kc, facts);
+  facts.namespaceLabels = await namespaceLabelsOf(kc, facts);
   return facts;
 }
 

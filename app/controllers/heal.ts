@@ -50,6 +50,22 @@ export class RestartBudget {
     return undefined;
   }
 
+  /**
+   * Takes the place of a restart of `key` at `at` before anything is awaited, so a second pass
+   * cannot take it too (issue 23 item 8); the function gives it back when no restart follows.
+   */
+  reserve(key: string, at: number): () => void {
+    const before = this.last.get(key);
+    this.last.set(key, at);
+    this.recent.push(at);
+    return () => {
+      const i = this.recent.lastIndexOf(at);
+      if (i >= 0) this.recent.splice(i, 1);
+      if (before === undefined) this.last.delete(key);
+      else this.last.set(key, before);
+    };
+  }
+
   /** Records a restart (or an earlier one found on the workload, `at` in the past). */
   record(key: string, at: number, counted = true): void {
     this.last.set(key, Math.max(at, this.last.get(key) ?? 0));

@@ -95,12 +95,29 @@ export function startPodInformer(kc: KubeConfig, labelSelector: string, on: PodE
   return startInformer(kc, { path: '/api/v1/pods', labelSelector, list: rawList(kc, '/api/v1/pods', slimPod), slim: slimPod, what: 'pod' }, on, log);
 }
 
+/** A watch that ends sooner than this without an event counts as a failure (issue 23 item 9). */
+const HEALTHY_WATCH_MS = 5_000;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+
+/**
+ * How long to wait before reopening after `failures` watches in a row ended at once or failed:
+ * 0.5 s doubling to 30 s, plus up to 50 % jitter so replicas and controllers do not reopen in step.
+ */
+export function watchBackoffMs(failures: number, random: () => number = Math.random): number {
+  if (failures <= 0) return 0;
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(failures - 1, 16));
+  return Math.round(base * (1 + 0.5 * random()));
+}
+
 export function startInformer<T>(kc: KubeConfig, source: InformerSource<T>, on: InformerEvents<T>, log: ControllerLog): Informer {
   const { labelSelector } = source;
   const watcher = new Watch(kc);
   let stopped = false;
   let abort: AbortController | undefined;
   let retry: NodeJS.Timeout | undefined;
+  /** Watches in a row that ended at once or failed; a healthy watch resets it. */
+  let failures = 0;
   let markSynced!: () => void;
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
 
@@ -114,6 +131,8 @@ export function startInformer<T>(kc: KubeConfig, source: InformerSource<T>, on: 
       token = page.metadata?._continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (token && !stopped);
+    // A list that was in flight when stop() ran (leadership lost) is dropped, never delivered.
+    if (stopped) return resourceVersion;
     on.replaced(objects);
     return resourceVersion;
   }
@@ -127,10 +146,14 @@ export function startInformer<T>(kc: KubeConfig, source: InformerSource<T>, on: 
   async function watch(from: string): Promise<void> {
     let resourceVersion = from;
     let relist = false;
+    let events = 0;
+    const opened = Date.now();
     abort = await watcher.watch(
       source.path,
       { labelSelector, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 },
       (type, object) => {
+        if (stopped) return;
+        events++;
         if (type === 'ERROR') {
           // 410 Gone: our resourceVersion is too old; everything else: start over as well.
           relist = true;
@@ -146,9 +169,18 @@ export function startInformer<T>(kc: KubeConfig, source: InformerSource<T>, on: 
         if (stopped) return;
         const failed = Boolean(err) && err.name !== 'AbortError';
         if (failed) log.warn({ reason: (err as Error).message ?? String(err), status: statusOf(err) }, `${source.what} watch failed; listing again`);
-        // A watch the server closed (timeoutSeconds) goes on from where it was; anything else lists again.
-        if (relist || failed) again(1000);
-        else void watch(resourceVersion).catch(() => again(1000));
+        // A watch that ran (events, or the server's timeoutSeconds) is reopened at once; one that
+        // failed or ended at once waits longer each time, so a server that ends every watch is not
+        // asked hundreds of times a second.
+        const healthy = !failed && !relist && (events > 0 || Date.now() - opened >= HEALTHY_WATCH_MS);
+        failures = healthy ? 0 : failures + 1;
+        const delay = watchBackoffMs(failures);
+        if (relist || failed) again(Math.max(delay, BACKOFF_FIRST_MS));
+        else if (delay === 0) void watch(resourceVersion).catch(() => again(watchBackoffMs(++failures)));
+        else {
+          retry = setTimeout(() => void watch(resourceVersion).catch(() => again(watchBackoffMs(++failures))), delay);
+          retry.unref();
+        }
       },
     );
   }
@@ -160,7 +192,7 @@ export function startInformer<T>(kc: KubeConfig, source: InformerSource<T>, on: 
       if (!stopped) await watch(rv);
     } catch (err) {
       log.warn({ reason: (err as Error).message }, `listing ${source.what}s failed; retrying`);
-      again(2000);
+      again(Math.max(2000, watchBackoffMs(++failures)));
     }
   }
 

@@ -40,6 +40,8 @@ export interface NamespaceSetupOptions {
   ownerReferences?: V1OwnerReference[];
   /** The sidecar's image pull Secrets, copied from the release namespace with the license. @default [] */
   pullSecrets?: readonly string[];
+  /** Namespaces whose license copy the license copy owns (protectedNamespaces): never cleaned up here. @default [] */
+  protectedNamespaces?: readonly string[];
 }
 
 interface SlimNamespace {
@@ -138,6 +140,17 @@ export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop 
     });
   };
 
+  // After a leader change (helm upgrade restarts every replica) the new leader's memory is empty:
+  // on each (re)list, the namespaces that still hold our ServiceAccount (our managed-by label) but no
+  // longer qualify are cleaned up too (issue 23 item 7). removeSetup deletes only what carries our label.
+  const sweep = (qualifying: ReadonlySet<string>) => {
+    serially('sweep', '', async () => {
+      const accounts = await core.listServiceAccountForAllNamespaces({ labelSelector: `${MANAGED_BY}=${FIELD_MANAGER}` });
+      const stale = new Set(accounts.items.map((a) => a.metadata?.namespace ?? '').filter((ns) => ns && !qualifying.has(ns) && !(options.protectedNamespaces ?? []).includes(ns)));
+      for (const name of stale) if (!applied.has(name)) remove(name);
+    });
+  };
+
   const readLicense = async () => {
     const secret = await core.readNamespacedSecret({ name: source.name, namespace: options.namespace });
     const value = secret.data?.[source.key];
@@ -182,6 +195,7 @@ export function startNamespaceSetup(options: NamespaceSetupOptions): LeaderLoop 
           known = new Map(list.map((ns) => [ns.name, ns]));
           for (const name of [...applied.keys()]) if (!known.has(name) || !qualifies(known.get(name)!, options)) remove(name);
           for (const ns of list) ensure(ns);
+          sweep(new Set(list.filter((ns) => qualifies(ns, options)).map((ns) => ns.name)));
         },
         upserted(ns) {
           known.set(ns.name, ns);

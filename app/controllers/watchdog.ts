@@ -8,7 +8,9 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { WatchdogConfig } from '../config.ts';
 import { EVENT_SIDECAR_MISSING, EVENT_SIDECAR_RESTART, LABEL_PROTECT, LEASE_WATCHDOG } from '../contract.ts';
 import type { InjectionPlan } from '../inject/sidecar.ts';
+import { createHash } from 'node:crypto';
 import { POD_STATES, classifyWithReadiness, isLive, type Classification, type PodState, type ReadinessSource, type SlimPod } from '../pods/classify.ts';
+import { selectionSkip, selectorString } from '../pods/selection.ts';
 import { restartCommand } from '../pods/owners.ts';
 import { statusOf } from '../kube/errors.ts';
 import { RestartBudget, isHealable, kubeRestarter, workloadKey, workloadResolver, type Workload, type WorkloadRestarter } from './heal.ts';
@@ -44,10 +46,31 @@ export interface EventRecord {
 }
 export type EventSink = (event: EventRecord) => Promise<void>;
 
+const MAX_NAME = 253;
+
+/**
+ * `<object>.<first 8 of id>.<what>`, a DNS subdomain of at most 253 characters like every Event
+ * name: a longer object name (pods may have 253) is cut and a short hash of the whole name keeps
+ * two long names apart.
+ */
+export function eventName(object: string, id: string, what: string): string {
+  const tail = `.${id.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8) || 'x'}.${what}`;
+  if (object.length + tail.length <= MAX_NAME) return `${object}${tail}`;
+  const hash = createHash('sha256').update(object).digest('hex').slice(0, 10);
+  const head = object.slice(0, MAX_NAME - tail.length - hash.length - 1).replace(/[^a-z0-9]+$/, '');
+  return `${head}-${hash}${tail}`;
+}
+
 export interface WatchdogDeps {
   plan: InjectionPlan;
   config: WatchdogConfig;
+  /**
+   * The watchdog's own readiness lookups (never the server's cache: issue 23 item 3); each pass
+   * asks once per namespace.
+   */
   readiness?: ReadinessSource;
+  /** A namespace's labels (a GET), to apply the webhook's namespaceSelector; absent: not applied. */
+  namespaceLabels?(namespace: string): Promise<Record<string, string>>;
   metrics: WatchdogMetrics;
   log: ControllerLog;
   events: EventSink;
@@ -62,12 +85,27 @@ interface Entry {
 }
 
 /** The watchdog's state and passes, without the API server: the informer feeds it, tests too. */
-export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?: boolean): Promise<void>; counts(): Record<PodState, number>; clear(): void } {
+export interface WatchdogCore extends PodEvents {
+  /** One pass at a time: a call while one runs waits for it. */
+  pass(all?: boolean): Promise<void>;
+  counts(): Record<PodState, number>;
+  /** Each known pod's classification (for tests and logs). */
+  classifications(): Array<{ namespace: string; name: string } & Classification>;
+  /** Workloads with a SidecarMissing Event that still have unprotected pods. */
+  reportedWorkloads(): number;
+  /** Leadership lost: forget everything; work in flight is dropped (no restart, Event or gauge). */
+  clear(): void;
+}
+
+export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
   const now = deps.now ?? Date.now;
   const pods = new Map<string, Entry>();
   const dirty = new Set<string>();
   const reported = new Set<string>();
-  const reportedWorkloads = new Set<string>();
+  /** Workload key -> the unprotected pods it was reported for; empty sets are dropped (item 12). */
+  const reportedWorkloads = new Map<string, Set<string>>();
+  /** Bumped by clear(): a pass of an older epoch stops at its next step. */
+  let epoch = 0;
   const budget = new RestartBudget(deps.config.restartsPerMinute, deps.config.workloadCooldownMs);
   let counts = zeroCounts();
 
@@ -75,14 +113,52 @@ export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?:
     return Object.fromEntries(POD_STATES.map((s) => [s, 0])) as Record<PodState, number>;
   }
 
-  async function classifyDirty(all: boolean) {
+  /** Per pass: each namespace's labels and readiness are asked once, however many pods it has. */
+  function passLookups() {
+    const labels = new Map<string, Promise<Record<string, string> | undefined>>();
+    const ready = new Map<string, ReturnType<ReadinessSource['get']>>();
+    const readiness: ReadinessSource | undefined = deps.readiness && {
+      get(namespace) {
+        let found = ready.get(namespace);
+        if (!found) ready.set(namespace, (found = deps.readiness!.get(namespace)));
+        return found;
+      },
+    };
+    const labelsOf = (namespace: string) => {
+      let found = labels.get(namespace);
+      if (!found) {
+        found = deps.namespaceLabels!(namespace).catch((err: unknown) => {
+          deps.log.warn({ namespace, reason: (err as Error).message }, 'watchdog: namespace lookup failed');
+          return undefined;
+        });
+        labels.set(namespace, found);
+      }
+      return found;
+    };
+    return { readiness, labelsOf };
+  }
+
+  async function classifyOne(entry: Entry, lookups: ReturnType<typeof passLookups>): Promise<Classification> {
+    const { pod } = entry;
+    const selectors = deps.config.namespaceSelector && deps.config.objectSelector ? { namespaceSelector: deps.config.namespaceSelector, objectSelector: deps.config.objectSelector } : undefined;
+    if (selectors && deps.namespaceLabels) {
+      const skip = selectionSkip(pod.metadata.namespace, await lookups.labelsOf(pod.metadata.namespace), pod.metadata.labels, selectors);
+      if (skip) return skip;
+    }
+    return classifyWithReadiness(pod, deps.plan, lookups.readiness);
+  }
+
+  async function classifyDirty(all: boolean, current: () => boolean) {
     const uids = all ? [...pods.keys()] : [...dirty];
     dirty.clear();
+    const lookups = passLookups();
     for (const uid of uids) {
       const entry = pods.get(uid);
       if (!entry) continue;
       try {
-        entry.classification = await classifyWithReadiness(entry.pod, deps.plan, deps.readiness);
+        const classification = await classifyOne(entry, lookups);
+        if (!current()) return;
+        entry.classification = classification;
       } catch (err) {
         deps.log.warn({ namespace: entry.pod.metadata.namespace, pod: entry.pod.metadata.name, reason: (err as Error).message }, 'watchdog: classification failed');
       }
@@ -123,7 +199,7 @@ export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?:
     const fix = restartCommand(owner, pod.metadata.name);
     deps.log.warn({ namespace: pod.metadata.namespace, pod: pod.metadata.name, owner: `${owner.kind}/${owner.name}`, state: 'unprotected', fix }, 'watchdog: labelled pod runs without the sidecar');
     await emit({
-      name: `${pod.metadata.name}.${pod.metadata.uid.slice(0, 8)}.sidecar-missing`,
+      name: eventName(pod.metadata.name, pod.metadata.uid, 'sidecar-missing'),
       namespace: pod.metadata.namespace,
       involved: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid },
       type: 'Warning',
@@ -131,22 +207,29 @@ export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?:
       message: `pod runs without the PandoCore sidecar (created while the webhook was unreachable); fix: ${fix}`,
     });
     const apiVersion = WORKLOAD_API_VERSIONS[workload?.kind ?? ''];
-    if (workload && apiVersion && !reportedWorkloads.has(workloadKey(workload))) {
-      reportedWorkloads.add(workloadKey(workload));
-      await emit({
-        name: `${workload.name}.${(workload.uid ?? workload.kind.toLowerCase()).slice(0, 8)}.sidecar-missing`,
-        namespace: workload.namespace,
-        involved: { apiVersion, kind: workload.kind, name: workload.name, ...(workload.uid ? { uid: workload.uid } : {}) },
-        type: 'Warning',
-        reason: EVENT_SIDECAR_MISSING,
-        message: `pods of ${owner.kind}/${owner.name} run without the PandoCore sidecar; fix: ${fix}`,
-      });
+    if (!workload || !apiVersion) return;
+    const key = workloadKey(workload);
+    const known = reportedWorkloads.get(key);
+    if (known) {
+      known.add(pod.metadata.uid);
+      return;
     }
+    reportedWorkloads.set(key, new Set([pod.metadata.uid]));
+    // Named after the pod that opened this outage, so a later outage gets an Event of its own.
+    await emit({
+      name: eventName(workload.name, pod.metadata.uid, 'sidecar-missing'),
+      namespace: workload.namespace,
+      involved: { apiVersion, kind: workload.kind, name: workload.name, ...(workload.uid ? { uid: workload.uid } : {}) },
+      type: 'Warning',
+      reason: EVENT_SIDECAR_MISSING,
+      message: `pods of ${owner.kind}/${owner.name} run without the PandoCore sidecar; fix: ${fix}`,
+    });
   }
 
-  async function heal(candidates: Map<string, { workload: Workload; pods: SlimPod[]; state: PodState }>): Promise<boolean> {
+  async function heal(candidates: Map<string, { workload: Workload; pods: SlimPod[]; state: PodState }>, current: () => boolean): Promise<boolean> {
     let deferred = false;
     for (const [key, { workload, pods: its, state }] of candidates) {
+      if (!current()) return false;
       if (!isHealable(workload) || deps.plan.excludedNamespaces.has(workload.namespace) || workload.namespace === deps.plan.ownNamespace) continue;
       const at = now();
       const refusal = budget.refusal(key, at);
@@ -154,24 +237,31 @@ export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?:
         deferred ||= refusal === 'rate-limited';
         continue;
       }
+      // The place in the budget is taken before anything is awaited (item 8), and given back if no restart follows.
+      const undo = budget.reserve(key, at);
       try {
         // Another leader (or a person) may have restarted it moments ago: kubectl's stamp tells.
         const last = await deps.restarter.lastRestart(workload);
+        if (!current()) {
+          undo();
+          return false;
+        }
         if (last !== undefined && at - last < deps.config.workloadCooldownMs) {
+          undo();
           budget.record(key, last, false);
           continue;
         }
         await deps.restarter.restart(workload, new Date(at));
       } catch (err) {
+        undo();
         deps.log.warn({ namespace: workload.namespace, workload: `${workload.kind}/${workload.name}`, reason: (err as Error).message }, 'watchdog: restart failed');
         continue;
       }
-      budget.record(key, at);
       deps.metrics.restarts.inc({ kind: workload.kind });
       const why = state === 'stale' ? 'run an old sidecar' : 'run without the sidecar';
       deps.log.info({ namespace: workload.namespace, workload: `${workload.kind}/${workload.name}`, pods: its.length, state }, `watchdog: restarted workload whose pods ${why}`);
       await emit({
-        name: `${workload.name}.${at.toString(16)}.sidecar-restart`,
+        name: eventName(workload.name, at.toString(16), 'sidecar-restart'),
         namespace: workload.namespace,
         involved: { apiVersion: 'apps/v1', kind: workload.kind, name: workload.name, ...(workload.uid ? { uid: workload.uid } : {}) },
         type: 'Normal',
@@ -183,7 +273,8 @@ export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?:
   }
 
   let retry: NodeJS.Timeout | undefined;
-  const core = {
+  let passing: Promise<void> = Promise.resolve();
+  const core: WatchdogCore = {
     replaced(list: SlimPod[]) {
       pods.clear();
       for (const pod of list) if (isLive(pod)) pods.set(pod.metadata.uid, { pod });
@@ -201,16 +292,33 @@ export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?:
       reported.delete(uid);
     },
     counts: () => ({ ...counts }),
+    classifications: () => [...pods.values()].flatMap(({ pod, classification }) => (classification ? [{ namespace: pod.metadata.namespace, name: pod.metadata.name, ...classification }] : [])),
+    reportedWorkloads: () => reportedWorkloads.size,
     clear() {
+      epoch++;
       pods.clear();
       dirty.clear();
+      reported.clear();
+      reportedWorkloads.clear();
+      counts = zeroCounts();
       if (retry) clearTimeout(retry);
+      retry = undefined;
       for (const state of POD_STATES) deps.metrics.pods.remove({ state });
       deps.metrics.unprotected.reset();
     },
     /** Classifies what changed (or everything), publishes the gauges, reports new pods, heals. */
-    async pass(all = false) {
-      await classifyDirty(all);
+    pass(all = false) {
+      const mine = epoch;
+      const run = passing.then(() => (mine === epoch ? passOnce(all, () => mine === epoch) : undefined));
+      passing = run.catch(() => undefined);
+      return run;
+    },
+  };
+
+  async function passOnce(all: boolean, current: () => boolean): Promise<void> {
+    {
+      await classifyDirty(all, current);
+      if (!current()) return;
       publish();
       const candidates = new Map<string, { workload: Workload; pods: SlimPod[]; state: PodState }>();
       for (const [uid, entry] of pods) {
@@ -221,6 +329,7 @@ export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?:
         const restart = state === 'unprotected' ? deps.config.heal === 'restart' : deps.config.restartStale;
         if (!isNew && !restart) continue;
         const workload = await workloadOf(entry.pod);
+        if (!current()) return;
         if (isNew) {
           reported.add(uid);
           await report(entry, workload);
@@ -234,15 +343,26 @@ export function createWatchdogCore(deps: WatchdogDeps): PodEvents & { pass(all?:
         }
       }
       for (const uid of reported) if (!pods.has(uid)) reported.delete(uid);
-      if (candidates.size > 0 && (await heal(candidates))) {
+      // A workload is remembered only while a pod it was reported for is unprotected (item 12).
+      for (const [key, uids] of reportedWorkloads) {
+        for (const uid of uids) if (pods.get(uid)?.classification?.state !== 'unprotected') uids.delete(uid);
+        if (uids.size === 0) reportedWorkloads.delete(key);
+      }
+      if (candidates.size > 0 && (await heal(candidates, current)) && current()) {
         // Over the per-minute limit: come back when the window has room, not only at the next resync.
         if (retry) clearTimeout(retry);
         retry = setTimeout(() => void core.pass().catch(() => undefined), 5_000);
         retry.unref();
       }
-    },
-  };
+    }
+  }
   return core;
+}
+
+/** A namespace's labels, by GET (the chart grants get on namespaces to the watchdog). */
+function namespaceLabelReader(kc: KubeConfig): (namespace: string) => Promise<Record<string, string>> {
+  const api = kc.makeApiClient(CoreV1Api);
+  return async (name) => (await api.readNamespace({ name })).metadata?.labels ?? {};
 }
 
 function kubeEvents(kc: KubeConfig, identity: string): EventSink {
@@ -277,6 +397,7 @@ export interface WatchdogOptions {
   identity: string;
   plan: InjectionPlan;
   config: WatchdogConfig;
+  /** The watchdog's own readiness lookups (app/kube/namespaces.ts readinessCaches().watchdog), never the server's. */
   readiness?: ReadinessSource;
   registry: Registry;
   log: ControllerLog;
@@ -297,17 +418,15 @@ export function startWatchdog(options: WatchdogOptions): LeaderLoop {
     metrics: createWatchdogMetrics(options.registry),
     log: options.log,
     events: kubeEvents(options.kubeConfig, options.identity),
+    namespaceLabels: namespaceLabelReader(options.kubeConfig),
     resolveWorkload: workloadResolver(options.kubeConfig),
     restarter: kubeRestarter(options.kubeConfig, COMPONENT),
   });
   let informer: Informer | undefined;
   let debounce: NodeJS.Timeout | undefined;
   let lastFull = 0;
-  let passing: Promise<void> = Promise.resolve();
-  const runPass = (all: boolean) => {
-    passing = passing.then(() => core.pass(all)).catch((err: unknown) => options.log.warn({ reason: (err as Error).message }, 'watchdog: pass failed'));
-    return passing;
-  };
+  // core.pass runs one pass at a time itself (the retry timer's too) and drops what was in flight at letGo.
+  const runPass = (all: boolean) => core.pass(all).catch((err: unknown) => options.log.warn({ reason: (err as Error).message }, 'watchdog: pass failed'));
   // Pod events come in bursts (a Deployment's replicas): one pass shortly after a change.
   const soon = () => {
     if (debounce) return;
@@ -334,8 +453,13 @@ export function startWatchdog(options: WatchdogOptions): LeaderLoop {
     async round() {
       if (!informer) {
         const started = Date.now();
-        informer = startPodInformer(options.kubeConfig, `${LABEL_PROTECT}=true`, {
+        // Callbacks of an informer stopped by letGo (a list or event in flight) are dropped.
+        const mine: { informer?: Informer } = {};
+        const live = () => mine.informer !== undefined && informer === mine.informer;
+        const objectSelector = options.config.objectSelector ? selectorString(options.config.objectSelector) : '';
+        informer = mine.informer = startPodInformer(options.kubeConfig, objectSelector || `${LABEL_PROTECT}=true`, {
           replaced: (pods) => {
+            if (!live()) return;
             core.replaced(pods);
             lastFull = Date.now();
             void runPass(true).then(() => {
@@ -344,10 +468,12 @@ export function startWatchdog(options: WatchdogOptions): LeaderLoop {
             });
           },
           upserted: (pod) => {
+            if (!live()) return;
             core.upserted(pod);
             soon();
           },
           deleted: (uid) => {
+            if (!live()) return;
             core.deleted(uid);
             soon();
           },
@@ -356,7 +482,8 @@ export function startWatchdog(options: WatchdogOptions): LeaderLoop {
       }
       if (Date.now() - lastFull >= options.config.resyncMs) {
         lastFull = Date.now();
-        await runPass(true);
+        // Not awaited: a long pass must never hold up the Lease renewal of the next round.
+        void runPass(true);
       }
     },
     letGo,

@@ -7,6 +7,7 @@ export const REASONS = [
   'already-injected',
   'not-labelled',
   'namespace-excluded',
+  'namespace-not-selected',
   'own-namespace',
   'not-a-pod',
   'operation-not-create',

@@ -142,6 +142,19 @@ export function createReadinessCache(options: ReadinessCacheOptions): ReadinessC
   };
 }
 
+/**
+ * The server's cache and the watchdog's, on one fetcher, each with a rate limit of its own
+ * (issue 23 item 3): a watchdog pass over many pods can never leave the webhook without lookups,
+ * so it never makes the webhook skip a pod. The watchdog asks once per namespace per pass
+ * (app/controllers/watchdog.ts); its limit only bounds what a resync costs the API server.
+ */
+export function readinessCaches(options: ReadinessCacheOptions, watchdog: Pick<ReadinessCacheOptions, 'lookupsPerSecond' | 'lookupBurst'> = {}): { server: ReadinessCache; watchdog: ReadinessCache } {
+  return {
+    server: createReadinessCache(options),
+    watchdog: createReadinessCache({ ...options, lookupsPerSecond: watchdog.lookupsPerSecond ?? 20, lookupBurst: watchdog.lookupBurst ?? 50 }),
+  };
+}
+
 async function exists(read: () => Promise<unknown>): Promise<boolean> {
   try {
     await read();

@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { describe, test } from 'node:test';
 import { ENV, LABEL_PROTECT, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, PATH_HEALTHZ, PATH_READYZ, SIDECAR_CLUSTER_ROLE } from '../../app/contract.ts';
 import { CHART_DIR, NAMESPACE, ROOT, byKey, find, helm, helmTemplate, helmTemplateRaw, parseObjects, plainSynth, type K8sObject } from './render.ts';
+import { loadConfig } from '../../app/config.ts';
 
 const LICENSE = 'test-license-0123';
 const base = { licenseKey: LICENSE };
@@ -37,10 +38,8 @@ describe('chart: lint and render', () => {
   });
 
   test('cert-manager objects are present if and only if tls.certManager', () => {
-    // cert-manager mode needs no Role in its namespace (nothing to write there).
-    const withoutRole = [...DEFAULT_KINDS];
-    for (const kind of ['Role', 'RoleBinding']) withoutRole.splice(withoutRole.indexOf(kind), 1);
-    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...withoutRole, ...CERT_MANAGER_KINDS].sort());
+    // cert-manager mode keeps the Role (get of its own Deployment: the watchdog Lease's owner).
+    deepStrictEqual(kinds(helmTemplate({ ...base, tls: { certManager: true } })), [...DEFAULT_KINDS, ...CERT_MANAGER_KINDS].sort());
     ok(!helmTemplate(base).some((o) => o.apiVersion.startsWith('cert-manager.io/')));
   });
 });
@@ -188,7 +187,10 @@ describe('chart: requirements', () => {
     ok(mwc.every((r: any) => JSON.stringify(r.resourceNames) === '["pando-webhook"]'));
     ok(!rules.some((r) => r.verbs.includes('*') || r.resources.includes('*')));
     const cm = helmTemplate({ ...base, tls: { certManager: true } });
-    ok(!cm.some((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook'), 'cert-manager mode needs no Secret access in its namespace');
+    // cert-manager mode: no Secret access in its namespace; only its own Deployment, read for the
+    // owner of the watchdog's Lease (issue 23: without it the Lease had no owner and survived uninstall).
+    deepStrictEqual(cm.find((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook')?.rules, [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get'], resourceNames: ['pando-webhook'] }]);
+    ok(!helmTemplate({ ...base, tls: { certManager: true }, watchdog: { enabled: false } }).some((o) => o.kind === 'Role' && o.metadata.name === 'pando-webhook'), 'cert-manager mode without the watchdog needs no Role');
     equal(find(objects, 'ClusterRole', SIDECAR_CLUSTER_ROLE).metadata.name, SIDECAR_CLUSTER_ROLE);
   });
 
@@ -315,6 +317,7 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
   ];
   const HEAL = { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['get', 'patch'] };
   const LEASE = [
@@ -337,6 +340,29 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     deepStrictEqual([heal.env[ENV.watchdogHeal], heal.env[ENV.watchdogRestartsPerMinute]], ['restart', '3']);
     deepStrictEqual(watchdogRules({ watchdog: { restartStale: true } }).cluster, [...REPORT, HEAL]);
     deepStrictEqual(watchdogRules({ watchdog: { heal: 'restart', restartStale: true } }).cluster, [...REPORT, HEAL]);
+  });
+
+  test('the watchdog gets the webhook configuration\'s own namespaceSelector and objectSelector (issue 23 item 2)', () => {
+    for (const values of [{}, { excludedNamespaces: ['kube-system', 'batch'], webhook: { namespaceSelector: { matchLabels: { tier: 'apps' }, matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }] } } }]) {
+      const r = watchdogRules(values);
+      const hook = find(r.objs, 'MutatingWebhookConfiguration', 'pando-webhook').webhooks[0];
+      const rendered = JSON.parse(r.env[ENV.webhookNamespaceSelector]!);
+      deepStrictEqual(rendered.matchExpressions, hook.namespaceSelector.matchExpressions);
+      deepStrictEqual(rendered.matchLabels, hook.namespaceSelector.matchLabels ?? {});
+      deepStrictEqual(JSON.parse(r.env[ENV.webhookObjectSelector]!), hook.objectSelector);
+      // And the webhook parses what the chart renders.
+      const config = loadConfig({ ...r.env, PANDO_NAMESPACE: NAMESPACE });
+      deepStrictEqual(config.watchdog?.namespaceSelector, { matchLabels: rendered.matchLabels, matchExpressions: rendered.matchExpressions });
+    }
+  });
+
+  test('license copy (protectedNamespaces with license.existingSecret): its own Lease and list/watch of namespaces, nothing without it (issue 23 item 10)', () => {
+    const copy = helmTemplate({ license: { existingSecret: { name: 'vault-license', key: 'key' } }, protectedNamespaces: ['a', 'b'] });
+    deepStrictEqual(find(copy, 'ClusterRole', 'pando-webhook-license-copy').rules, [{ apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] }]);
+    const role = find(copy, 'Role', 'pando-webhook').rules;
+    ok(role.some((r: any) => r.resources.includes('leases') && JSON.stringify(r.resourceNames) === '["pando-webhook-license-copy"]'), JSON.stringify(role));
+    equal(env(copy)[ENV.licenseCopyNamespaces], 'a,b');
+    ok(!helmTemplate(base).some((o) => o.metadata.name === 'pando-webhook-license-copy' && o.kind.startsWith('ClusterRole')), 'no copy, no namespace watch');
   });
 
   test('off: no watchdog RBAC at all, whatever heal says', () => {

@@ -446,3 +446,29 @@ describe('setup-namespace objects', () => {
     assert.deepEqual([secret.kind, secret.metadata.name, secret.type, secret.data], ['Secret', LICENSE_SECRET_NAME, 'Opaque', { [LICENSE_SECRET_KEY]: 'a2V5' }]);
   });
 });
+
+describe('doctor and the webhook selectors (issue 23 item 2)', () => {
+  it('a labelled pod in a namespace the namespaceSelector leaves out (opted out) is skipped (namespace-not-selected), not unprotected', () => {
+    const f = healthy();
+    const hook = { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'quiet', 'pando-system'] }, { key: 'pandocore.xyz/injection', operator: 'NotIn', values: ['disabled'] }] };
+    f.webhookConfiguration = webhookConfiguration({ namespaceSelector: hook, objectSelector: { matchLabels: { 'pandocore.xyz/protect': 'true' } } });
+    const optedOut = { ...pod('legacy-1', {}, 'legacy-5d8f'), metadata: { ...pod('legacy-1', {}, 'legacy-5d8f').metadata, namespace: 'legacy' } };
+    f.pods = [pod('web-1', INJECTED_V1, 'web-5d8f'), optedOut];
+    f.namespaceLabels = new Map<string, Record<string, string>>([['legacy', { 'kubernetes.io/metadata.name': 'legacy', 'pandocore.xyz/injection': 'disabled' }], ['shop', { 'kubernetes.io/metadata.name': 'shop' }]]);
+    const c = byId(evaluate(f)).get('uninjected-pods')!;
+    assert.equal(c.status, 'ok', c.message);
+    // The same pod once the namespace opts back in: unprotected, restart.
+    f.namespaceLabels = new Map<string, Record<string, string>>([['legacy', { 'kubernetes.io/metadata.name': 'legacy' }]]);
+    assert.equal(byId(evaluate(f)).get('uninjected-pods')!.status, 'fail');
+  });
+
+  it('--pod on such a pod says why: the API server never sends it to the webhook', () => {
+    const f = healthy();
+    f.webhookConfiguration = webhookConfiguration({ namespaceSelector: { matchLabels: { tier: 'apps' } } });
+    f.podName = 'web-1';
+    f.pod = pod('web-1', {}, 'web-5d8f');
+    f.namespaceLabels = new Map<string, Record<string, string>>([['shop', { 'kubernetes.io/metadata.name': 'shop', tier: 'batch' }]]);
+    const c = byId(evaluate(f)).get('pod-injection')!;
+    assert.match(c.message, /namespace-not-selected: namespace shop is not sent to the webhook \(the webhook's namespaceSelector does not select it\)/);
+  });
+});

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ENV, LABEL_INJECTION, LABEL_PROTECT_NAMESPACE, LEASE_NAMESPACE_SETUP, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../../app/contract.ts';
 import { startCluster, type Cluster } from '../cluster/harness.ts';
@@ -26,7 +26,7 @@ const LICENSE = 'e2e-license-existing-secret-7f3a';
 const USER_SECRET = 'vault-pando-license';
 const USER_KEY = 'token';
 const TLS_SECRET = 'pando-webhook-tls';
-const OUR_CLUSTER_ROLES = ['pando-webhook', 'pando-webhook-namespace-setup', SIDECAR_CLUSTER_ROLE];
+const OUR_CLUSTER_ROLES = ['pando-webhook', 'pando-webhook-namespace-setup', 'pando-webhook-license-copy', SIDECAR_CLUSTER_ROLE];
 
 let cluster: Cluster;
 let port: number;
@@ -165,6 +165,28 @@ test('scaled to 4 (as the HPA would), helm upgrade with a changed value keeps 4;
   // The upgraded configuration reaches the API server's webhook client through its informer.
   await waitUntil('the namespaceSelector to keep stage=dev out', 30_000, async () => !isInjected(await createPod(dev, `dev-${Date.now()}`)));
   await waitUntil('a control pod to be injected after the upgrade', 30_000, async () => isInjected(await createPod(setUpNs, `after-upgrade-${Date.now()}`)));
+});
+
+test('issue 23 item 7: helm upgrade narrowing namespaceSetup.namespaceSelector (every replica restarts) removes the setup from namespaces that no longer qualify; the others keep it', async () => {
+  const narrowed = await createNamespace(cluster, 'e2e-narrowed', { [LABEL_PROTECT_NAMESPACE]: 'true' });
+  namespaces.push(narrowed);
+  await waitUntil(`Secret ${LICENSE_SECRET_NAME} in ${narrowed}`, 30_000, async () => Boolean(await core().readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: narrowed })));
+  // setUpNs keeps qualifying (the later tests use it).
+  await core().patchNamespace({ name: setUpNs, body: { metadata: { labels: { team: 'keep' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+
+  // As helm upgrade does in a cluster: the replicas go (the leader's memory with them) and new ones start.
+  await webhook?.stop();
+  webhook = undefined;
+  helmInstall(values({ defaultMode: 'enforce', namespaceSetup: { auto: true, namespaceSelector: 'team=keep' }, webhook: { url: `https://127.0.0.1:${port}/mutate`, namespaceSelector: { matchExpressions: [{ key: 'stage', operator: 'NotIn', values: ['dev'] }] } } }));
+  const env = await webhookEnvFromChart(cluster);
+  assert.equal(env[ENV.namespaceSetupSelector], 'team=keep');
+  webhook = await startSelfSignedWebhook({ ...env, KUBECONFIG: identity!.path, [ENV.namespace]: RELEASE_NAMESPACE, [ENV.podName]: 'e2e-lifecycle-1', [ENV.tlsCheckIntervalSeconds]: '1' }, port);
+  const gone = async (read: () => Promise<unknown>) => read().then(() => false, (err: { code?: number }) => err.code === 404);
+  await waitUntil(`the setup in ${narrowed} to be removed by the new leader`, 45_000, async () =>
+    (await gone(() => core().readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: narrowed }))) &&
+    (await gone(() => core().readNamespacedServiceAccount({ name: SIDECAR_SERVICE_ACCOUNT, namespace: narrowed }))));
+  assert.ok(await core().readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: setUpNs }), `${setUpNs} still qualifies and keeps its setup`);
+  assert.ok(await core().readNamespacedSecret({ name: LICENSE_SECRET_NAME, namespace: protectedNs }), 'the protectedNamespaces copy is not namespace setup\'s to remove');
 });
 
 test('helm uninstall (self-signed mode) leaves no Secret, Lease or ClusterRole of ours; setup-namespace --delete removes a namespace setup', async (t) => {

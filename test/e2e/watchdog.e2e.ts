@@ -215,6 +215,35 @@ test('a namespace the webhook skips (not set up): reported as skipped with its r
   await dropNamespace(ns);
 });
 
+test('issue 23 item 2: a Deployment in a namespace opted out (pandocore.xyz/injection: disabled) is never counted unprotected, reported or restarted; the same Deployment in a set-up namespace (control) is restarted', async () => {
+  // Both namespaces are set up the same way; only the opt-out label differs. The webhook configuration
+  // (the chart's) never sends the opted-out namespace's pods; the control's are created while the webhook is down.
+  const control = await setUpNamespace('e2e-watchdog-control');
+  const optedOut = await createNamespace(cluster, 'e2e-watchdog-optout', { 'pandocore.xyz/injection': 'disabled' });
+  namespaces.push(optedOut);
+  await setupProtectedNamespace(cluster, optedOut, LICENSE);
+  for (const ns of [control, optedOut]) await apps().createNamespacedDeployment({ namespace: ns, body: deployment('web', 1) });
+  await waitUntil('a pod in each namespace', 60_000, async () => (await podsOf(control)).length === 1 && (await podsOf(optedOut)).length === 1);
+  assert.ok(!isInjected((await podsOf(optedOut))[0]!), 'the opted-out pod has no sidecar');
+  assert.ok(deployed!.env[ENV.webhookNamespaceSelector]?.includes('"pandocore.xyz/injection"'), 'the chart hands the webhook\'s namespaceSelector to the watchdog');
+  const hook = await start({}, port);
+  const restartedAt = async (ns: string) => (await apps().readNamespacedDeployment({ name: 'web', namespace: ns })).spec?.template.metadata?.annotations?.[RESTARTED_AT_ANNOTATION];
+  await waitUntil('the control Deployment restarted', 20_000, async () => Boolean(await restartedAt(control)));
+  // Past a resync (PANDO_WATCHDOG_RESYNC_SECONDS is the chart's 60 s; two more rounds of the 5 s loop are enough for the watch).
+  await sleep(8_000);
+  assert.equal(await restartedAt(optedOut), undefined, 'the opted-out Deployment is never restarted');
+  assert.equal(await hook.metric('pandocore_unprotected_pods', { namespace: optedOut }), 0, 'never counted unprotected');
+  assert.ok((await hook.metric('pandocore_pods', { state: 'skipped' })) >= 1, 'counted as skipped');
+  assert.deepEqual(await sidecarMissingEvents(optedOut), [], 'no SidecarMissing Event');
+  await waitUntil('SidecarMissing Events in the control namespace', 10_000, async () => {
+    const found = await sidecarMissingEvents(control);
+    return found.includes('Deployment/web') && found.some((e) => e.startsWith('Pod/'));
+  });
+  await stopAll();
+  await dropNamespace(control);
+  await dropNamespace(optedOut);
+});
+
 test('two replicas: only the Lease holder reports and heals; when it stops, the other takes over and restarts nothing twice', async () => {
   const ns = await setUpNamespace('e2e-watchdog-ha');
   await apps().createNamespacedDeployment({ namespace: ns, body: deployment('pair', 2) });

@@ -1,5 +1,6 @@
 // Which operating system a pod's nodes run, as far as the pod itself says: spec.os.name, the
-// kubernetes.io/os node selector, or required node affinity that admits no Linux node.
+// kubernetes.io/os (or beta.kubernetes.io/os) node selector, or required node affinity that admits
+// no Linux node.
 //
 // Kubernetes v1.37.2, pkg/apis/core/validation/validation.go (validateWindows): a pod with
 // spec.os.name "windows" may not carry runAsUser, seccompProfile, capabilities,
@@ -12,6 +13,12 @@ import type { Pod } from '../admission/types.ts';
 
 /** The well-known node label the kubelet sets from its GOOS (k8s.io/api/core/v1 LabelOSStable). */
 export const NODE_OS_LABEL = 'kubernetes.io/os';
+/**
+ * Both labels the kubelet sets from its GOOS: the deprecated beta one is still set on every node
+ * (Kubernetes v1.37.2, pkg/kubelet/kubelet_node_status.go, initialNode: v1.LabelOSStable and
+ * kubeletapis.LabelOS), so a pod that selects `beta.kubernetes.io/os: windows` lands on Windows.
+ */
+export const NODE_OS_LABELS: readonly string[] = [NODE_OS_LABEL, 'beta.kubernetes.io/os'];
 export const LINUX = 'linux';
 
 interface NodeSelectorRequirement {
@@ -20,12 +27,12 @@ interface NodeSelectorRequirement {
   values?: unknown;
 }
 
-/** Whether one node selector term can match a node labelled kubernetes.io/os=linux. */
+/** Whether one node selector term can match a Linux node (both OS labels say linux there). */
 function termAdmitsLinux(term: unknown): boolean {
   const expressions = (term as { matchExpressions?: unknown } | null)?.matchExpressions;
   if (!Array.isArray(expressions)) return true;
   return expressions.every((raw: NodeSelectorRequirement) => {
-    if (raw?.key !== NODE_OS_LABEL) return true;
+    if (!NODE_OS_LABELS.includes(raw?.key as string)) return true;
     const values = Array.isArray(raw.values) ? raw.values : [];
     switch (raw.operator) {
       case 'In':
@@ -49,8 +56,10 @@ export function nonLinuxTarget(pod: Pod): { os: string; source: string } | undef
   const spec = pod.spec;
   const osName = (spec.os as { name?: unknown } | undefined)?.name;
   if (typeof osName === 'string' && osName !== LINUX) return { os: osName, source: 'spec.os.name' };
-  const selected = (spec.nodeSelector as Record<string, unknown> | undefined)?.[NODE_OS_LABEL];
-  if (typeof selected === 'string' && selected !== LINUX) return { os: selected, source: `nodeSelector ${NODE_OS_LABEL}` };
+  for (const label of NODE_OS_LABELS) {
+    const selected = (spec.nodeSelector as Record<string, unknown> | undefined)?.[label];
+    if (typeof selected === 'string' && selected !== LINUX) return { os: selected, source: `nodeSelector ${label}` };
+  }
   const required = (spec.affinity as { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms?: unknown } } } | undefined)
     ?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
   // Terms are ORed: the pod can run on Linux when any one of them admits a Linux node.
@@ -65,7 +74,7 @@ function osNamedBy(terms: unknown[]): string | undefined {
   for (const term of terms) {
     const expressions = (term as { matchExpressions?: NodeSelectorRequirement[] } | null)?.matchExpressions ?? [];
     for (const e of Array.isArray(expressions) ? expressions : []) {
-      if (e?.key === NODE_OS_LABEL && e.operator === 'In' && Array.isArray(e.values) && typeof e.values[0] === 'string') return e.values[0];
+      if (NODE_OS_LABELS.includes(e?.key as string) && e.operator === 'In' && Array.isArray(e.values) && typeof e.values[0] === 'string') return e.values[0];
     }
   }
   return undefined;

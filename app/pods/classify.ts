@@ -9,7 +9,7 @@ import { decideWith, type NamespaceReadiness, type ReviewContext } from '../inje
 import type { Reason } from '../inject/reasons.ts';
 import type { InjectionPlan } from '../inject/sidecar.ts';
 import type { NamespaceLookup } from '../kube/namespaces.ts';
-import { NODE_OS_LABEL } from '../inject/os.ts';
+import { NODE_OS_LABELS } from '../inject/os.ts';
 
 export const POD_STATES = ['protected', 'stale', 'unprotected', 'skipped'] as const;
 export type PodState = (typeof POD_STATES)[number];
@@ -89,7 +89,7 @@ function slimContainer(c: Container): Container {
 /**
  * The fields of a pod (from a list or a watch event) that decide() and the watchdog read: our label
  * and annotations, the controller reference, container names, resources and restart policies, the
- * service account, pod-level resources, the OS (spec.os, the OS node selector and required node
+ * service account, pod-level resources, the OS (spec.os, the OS node selectors and required node
  * affinity). A field decide() starts to read must be kept here
  * too: test/pods/classify.test.ts classifies every golden pod both whole and slim and compares.
  */
@@ -105,9 +105,10 @@ export function slimPod(raw: any): SlimPod {
   const slimSpec: SlimPod['spec'] = { containers: ((spec.containers ?? []) as Container[]).map(slimContainer) };
   if (spec.initContainers) slimSpec.initContainers = (spec.initContainers as Container[]).map(slimContainer);
   for (const key of ['serviceAccountName', 'serviceAccount', 'resources', 'os'] as const) if (spec[key] !== undefined) slimSpec[key] = spec[key];
-  // The OS rule (app/inject/os.ts) reads the kubernetes.io/os node selector and required node affinity.
-  const osSelector = spec.nodeSelector?.[NODE_OS_LABEL];
-  if (osSelector !== undefined) slimSpec.nodeSelector = { [NODE_OS_LABEL]: osSelector };
+  // The OS rule (app/inject/os.ts) reads the OS node selectors (kubernetes.io/os and its beta
+  // twin) and required node affinity.
+  const osSelectors = NODE_OS_LABELS.filter((label) => spec.nodeSelector?.[label] !== undefined);
+  if (osSelectors.length > 0) slimSpec.nodeSelector = Object.fromEntries(osSelectors.map((label) => [label, spec.nodeSelector[label]]));
   const requiredNodes = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
   if (requiredNodes !== undefined) slimSpec.affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: requiredNodes } };
   return {

@@ -472,3 +472,17 @@ describe('doctor and the webhook selectors (issue 23 item 2)', () => {
     assert.match(c.message, /namespace-not-selected: namespace shop is not sent to the webhook \(the webhook's namespaceSelector does not select it\)/);
   });
 });
+
+describe('doctor and the deprecated OS label (issue 23 item 6)', () => {
+  it('a pod that selects beta.kubernetes.io/os: windows is skipped (unsupported-os), not unprotected, by nodeSelector or affinity', () => {
+    const f = healthy();
+    const bySelector = { ...pod('win-1', {}, 'win-5d8f'), spec: { containers: [{ name: 'app' }], nodeSelector: { 'beta.kubernetes.io/os': 'windows' } } };
+    const term = { matchExpressions: [{ key: 'beta.kubernetes.io/os', operator: 'In', values: ['windows'] }] };
+    const byAffinity = { ...pod('win-2', {}, 'win-5d8f'), spec: { containers: [{ name: 'app' }], affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } } } };
+    f.pods = [pod('web-1', INJECTED_V1, 'web-5d8f'), bySelector, byAffinity];
+    const c = byId(evaluate(f)).get('uninjected-pods')!;
+    assert.equal(c.status, 'warn', c.message);
+    assert.match(c.message, /^2 labelled pod\(s\) skipped by the webhook: shop\/win-1: pod targets "windows" \(nodeSelector beta\.kubernetes\.io\/os\)/);
+    assert.deepEqual(c.fixes, []);
+  });
+});

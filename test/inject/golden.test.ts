@@ -58,6 +58,8 @@ const EXPECTED_REASON: Record<string, string> = {
   'windows-os-name': 'unsupported-os',
   'windows-node-selector': 'unsupported-os',
   'windows-affinity': 'unsupported-os',
+  'windows-beta-node-selector': 'unsupported-os',
+  'windows-beta-affinity': 'unsupported-os',
   'linux-affinity-or-windows': 'injected',
   'limit-range-fitted': 'injected',
   'limit-range-below-request': 'limit-range',

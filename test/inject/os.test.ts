@@ -26,4 +26,15 @@ describe('which OS a pod targets', () => {
     assert.equal(nonLinuxTarget(withTerms(term('In', ['windows']), { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] })), undefined, 'another term admits Linux');
     assert.equal(nonLinuxTarget(withTerms()), undefined, 'no terms: nothing said about the OS');
   });
+
+  it('reads beta.kubernetes.io/os as kubernetes.io/os: the kubelet still sets both labels on every node', () => {
+    const beta = (operator: string, values?: string[]) => ({ matchExpressions: [{ key: 'beta.kubernetes.io/os', operator, ...(values ? { values } : {}) }] });
+    assert.deepEqual(nonLinuxTarget({ spec: { containers: [], nodeSelector: { 'beta.kubernetes.io/os': 'windows' } } }), { os: 'windows', source: 'nodeSelector beta.kubernetes.io/os' });
+    assert.equal(nonLinuxTarget({ spec: { containers: [], nodeSelector: { 'beta.kubernetes.io/os': 'linux' } } }), undefined);
+    assert.equal(nonLinuxTarget(withTerms(beta('In', ['windows'])))?.os, 'windows');
+    assert.ok(nonLinuxTarget(withTerms(beta('NotIn', ['linux']))));
+    assert.equal(nonLinuxTarget(withTerms(beta('In', ['linux']))), undefined);
+    assert.equal(nonLinuxTarget(withTerms(beta('In', ['windows']), term('In', ['linux']))), undefined, 'another term admits Linux');
+    assert.ok(nonLinuxTarget(withTerms({ matchExpressions: [...term('In', ['linux']).matchExpressions, ...beta('In', ['windows']).matchExpressions] })), 'both labels in one term: ANDed');
+  });
 });

@@ -201,15 +201,17 @@ function planFor(pod: Pod, namespace: string, plan: InjectionPlan, context: Revi
   const fit = fitToLimitRanges(plan.resources as unknown as SidecarRequirements, ranges);
   if (!fit.ok) return { ok: false, skip: skip('limit-range', fit.problem, [warning(`sidecar not injected: ${fit.problem}`)]) };
   const warnings = fit.notes.map((note) => warning(note));
+  // Everything after the fit judges the sidecar as the API server will hold it: with the defaults
+  // LimitRanger's second Admit gives it (app/inject/limit-range.ts).
   let podResources: Adjustments['podResources'];
   if (plan.podResources === 'grow' && pod.spec.resources && typeof pod.spec.resources === 'object') {
-    podResources = grownPodResources(pod, fit.resources);
+    podResources = grownPodResources(pod, fit.admitted);
     warnings.push(warning(`pod-level resources grown by the sidecar's requests and limits`));
   } else {
-    const problem = podResourcesProblem(pod, fit.resources, plan.native);
+    const problem = podResourcesProblem(pod, fit.admitted, plan.native);
     if (problem) return { ok: false, skip: skip('pod-resources-too-small', problem, [warning(`sidecar not injected: ${problem}`)]) };
   }
-  const podProblem = podLimitRangeProblem(withPodResources(pod, podResources), fit.resources, plan.native, ranges);
+  const podProblem = podLimitRangeProblem(withPodResources(pod, podResources), fit.admitted, plan.native, ranges);
   if (podProblem) return { ok: false, skip: skip('limit-range', podProblem, [warning(`sidecar not injected: ${podProblem}`)]) };
   return { ok: true, adjustments: { resources: fit.resources, ...(podResources ? { podResources } : {}) }, warnings };
 }

@@ -11,6 +11,19 @@
 //   required and non-zero); type Pod checks the pod's totals from podRequests/podLimits (restartable
 //   init containers add up, other init containers count at their peak, pod-level cpu/memory
 //   override the sum) against the same three rules. Comparisons are in milli-units.
+// - LimitRanger runs twice on our pod: once a webhook has changed the object, the API server runs the
+//   whole mutating chain again, in-tree plugins included (k8s.io/apiserver pkg/admission/
+//   reinvocation.go, reinvoker.Admit; the mutating dispatcher calls SetShouldReinvoke whenever a
+//   patch changed the object). That second Admit (PodMutateLimitFunc: defaultContainerResourceRequirements,
+//   mergeContainerResources) fills every container's missing requests from `defaultRequest` and
+//   missing limits from `default`, one LimitRange after another (the first to set a key wins; within
+//   one, the last type-Container item; the API server takes the LimitRanges in its informer's order,
+//   we in the list's, which only matters when two LimitRanges default one key differently). Its
+//   Validate then judges that pod. So the sidecar is checked,
+//   and counted in the pod's totals, as the defaults leave it.
+// - pkg/apis/core/v1/defaults.go (SetDefaults_LimitRangeItem): for type Container the API server
+//   stores `default` from `max` and `defaultRequest` from `default`, then from `min`, where unset;
+//   the same defaulting is applied here, so LimitRanges given without it judge the same.
 
 import type { Container, Pod } from '../admission/types.ts';
 import { SIDECAR_NAME } from '../contract.ts';
@@ -23,6 +36,8 @@ export interface LimitRangeItem {
   type?: string;
   min?: ResourceMap;
   max?: ResourceMap;
+  default?: ResourceMap;
+  defaultRequest?: ResourceMap;
   maxLimitRequestRatio?: ResourceMap;
 }
 
@@ -38,7 +53,12 @@ export interface SidecarRequirements {
 }
 
 export type Fit =
-  | { ok: true; resources: SidecarRequirements; notes: string[] }
+  /**
+   * resources: what the patch writes (the sidecar's own keys, fitted, and any default that fitting
+   * had to change); admitted: the sidecar as LimitRanger's second Admit leaves it, which its
+   * Validate, pod validation and the pod's totals see.
+   */
+  | { ok: true; resources: SidecarRequirements; admitted: SidecarRequirements; notes: string[] }
   | { ok: false; problem: string };
 
 /** Milli-units, as the API server compares (requestLimitEnforcedValues). */
@@ -77,6 +97,40 @@ function violation(scope: string, item: LimitRangeItem, requests: ResourceMap, l
     if (limit / request > parseQuantity(ratio)) return `${scope} ${resource} limit/request > maxLimitRequestRatio ${ratio}`;
   }
   return undefined;
+}
+
+/** SetDefaults_LimitRangeItem: a type-Container item as the API server stores it. */
+export function withApiDefaults(item: LimitRangeItem): LimitRangeItem {
+  if (item?.type !== 'Container') return item;
+  const defaults: ResourceMap = Object.fromEntries(entries(item.default));
+  for (const [k, v] of entries(item.max)) if (defaults[k] === undefined) defaults[k] = v;
+  const defaultRequests: ResourceMap = Object.fromEntries(entries(item.defaultRequest));
+  for (const [k, v] of Object.entries(defaults)) if (defaultRequests[k] === undefined) defaultRequests[k] = v;
+  for (const [k, v] of entries(item.min)) if (defaultRequests[k] === undefined) defaultRequests[k] = v;
+  return { ...item, default: defaults, defaultRequest: defaultRequests };
+}
+
+const itemsOf = (range: LimitRangeFacts) => (Array.isArray(range.limits) ? range.limits : []).filter((item) => item && typeof item === 'object').map(withApiDefaults);
+
+/**
+ * A container's requests and limits after LimitRanger's Admit (PodMutateLimitFunc): each LimitRange
+ * in turn fills the keys still missing from its type-Container defaults, the last item winning
+ * within one LimitRange (defaultContainerResourceRequirements, mergeContainerResources).
+ */
+export function withLimitRangeDefaults(resources: SidecarRequirements, ranges: LimitRangeFacts[]): SidecarRequirements {
+  const requests: ResourceMap = { ...resources.requests };
+  const limits: ResourceMap = { ...resources.limits };
+  for (const range of ranges) {
+    const rangeRequests: ResourceMap = {};
+    const rangeLimits: ResourceMap = {};
+    for (const item of itemsOf(range).filter((i) => i.type === 'Container')) {
+      Object.assign(rangeRequests, Object.fromEntries(entries(item.defaultRequest)));
+      Object.assign(rangeLimits, Object.fromEntries(entries(item.default)));
+    }
+    for (const [k, v] of Object.entries(rangeRequests)) if (requests[k] === undefined) requests[k] = v;
+    for (const [k, v] of Object.entries(rangeLimits)) if (limits[k] === undefined) limits[k] = v;
+  }
+  return { requests, limits };
 }
 
 function resourcesOf(container: Container): SidecarRequirements {
@@ -118,29 +172,41 @@ export function aggregateContainers(pod: Pod, sidecar: SidecarRequirements, nati
   return sum;
 }
 
-/** The pod's totals as LimitRanger sees them: the aggregate, with pod-level cpu/memory overriding it. */
-function podTotals(pod: Pod, sidecar: SidecarRequirements, native: boolean, which: 'requests' | 'limits'): ResourceMap {
-  const totals: ResourceMap = Object.fromEntries(Object.entries(aggregateContainers(pod, sidecar, native, which)).map(([k, v]) => [k, formatMilli(v)]));
+/**
+ * The pod's totals as LimitRanger's Validate sees them: every container defaulted by its second Admit
+ * (the pod's own already were by the first, before the webhooks), aggregated, with pod-level
+ * cpu/memory overriding the sum.
+ */
+function podTotals(pod: Pod, sidecar: SidecarRequirements, native: boolean, which: 'requests' | 'limits', ranges: LimitRangeFacts[]): ResourceMap {
+  const defaulted = (c: Container | undefined): Container | undefined =>
+    c && c.name !== SIDECAR_NAME ? { ...c, resources: withLimitRangeDefaults(resourcesOf(c), ranges) } : c;
+  const admitted: Pod = {
+    ...pod,
+    spec: { ...pod.spec, containers: pod.spec.containers.map(defaulted) as Container[], ...(pod.spec.initContainers ? { initContainers: pod.spec.initContainers.map(defaulted) as Container[] } : {}) },
+  };
+  const totals: ResourceMap = Object.fromEntries(Object.entries(aggregateContainers(admitted, sidecar, native, which)).map(([k, v]) => [k, formatMilli(v)]));
   const podLevel = (pod.spec.resources as Partial<Record<'requests' | 'limits', ResourceMap>> | undefined)?.[which];
   for (const k of ['cpu', 'memory']) if (typeof podLevel?.[k] === 'string') totals[k] = podLevel[k];
   return totals;
 }
 
 const containerItems = (ranges: LimitRangeFacts[]) =>
-  ranges.flatMap((range) => (Array.isArray(range.limits) ? range.limits : []).filter((item) => item?.type === 'Container').map((item) => ({ range: range.name, item })));
+  ranges.flatMap((range) => itemsOf(range).filter((item) => item.type === 'Container').map((item) => ({ range: range.name, item })));
 const podItems = (ranges: LimitRangeFacts[]) =>
-  ranges.flatMap((range) => (Array.isArray(range.limits) ? range.limits : []).filter((item) => item?.type === 'Pod').map((item) => ({ range: range.name, item })));
+  ranges.flatMap((range) => itemsOf(range).filter((item) => item.type === 'Pod').map((item) => ({ range: range.name, item })));
 
 /**
  * The sidecar's requests and limits fitted to the namespace's type-Container limits, or which
- * LimitRange and field would refuse it. Fitting only moves a value toward the range and never
- * below the sidecar's request: a limit above a max is lowered to it, a request or limit below a min
- * is raised to it, a limit over maxLimitRequestRatio is lowered to request × ratio. The result is
- * then checked as the API server checks it; whatever still fails is the problem.
+ * LimitRange and field would refuse it. The sidecar is first defaulted as LimitRanger's second Admit
+ * will default it. Fitting only moves a value toward the range and never below the sidecar's
+ * request: a limit above a max is lowered to it, a request or limit below a min is raised to it, a
+ * limit over maxLimitRequestRatio is lowered to request × ratio. The result is then checked as the
+ * API server checks it; whatever still fails is the problem.
  */
 export function fitToLimitRanges(sidecar: SidecarRequirements, ranges: LimitRangeFacts[]): Fit {
-  const requests: ResourceMap = { ...sidecar.requests };
-  const limits: ResourceMap = { ...sidecar.limits };
+  const defaulted = withLimitRangeDefaults(sidecar, ranges);
+  const requests: ResourceMap = { ...defaulted.requests };
+  const limits: ResourceMap = { ...defaulted.limits };
   const notes: string[] = [];
   const items = containerItems(ranges);
   for (const { range, item } of items) {
@@ -173,15 +239,29 @@ export function fitToLimitRanges(sidecar: SidecarRequirements, ranges: LimitRang
     const problem = violation('Container', item, requests, limits);
     if (problem) return { ok: false, problem: `LimitRange ${quote(range, 30)}: ${problem}` };
   }
-  return { ok: true, resources: { requests, limits }, notes };
+  // Pod validation (ValidateResourceRequirements) refuses a request above its limit: a default can
+  // give the sidecar a limit below a request of its own.
+  for (const [resource, limit] of entries(limits)) {
+    if (requests[resource] !== undefined && milli(requests[resource]) > milli(limit)) {
+      return { ok: false, problem: `LimitRange default ${resource} limit ${limit} < the sidecar's request ${requests[resource]}` };
+    }
+  }
+  // The patch writes the sidecar's own keys and the defaults fitting changed; LimitRanger fills the rest.
+  const written = (list: ResourceMap, own: ResourceMap, before: ResourceMap): ResourceMap =>
+    Object.fromEntries(Object.entries(list).filter(([k, v]) => own[k] !== undefined || v !== before[k]));
+  const resources = { requests: written(requests, sidecar.requests, defaulted.requests), limits: written(limits, sidecar.limits, defaulted.limits) };
+  return { ok: true, resources, admitted: { requests, limits }, notes };
 }
 
-/** What a type-Pod limit says of the pod's totals once the sidecar is in it (pod-level resources as given). */
+/**
+ * What a type-Pod limit says of the pod's totals once the sidecar is in it (pod-level resources as
+ * given). `sidecar` is the sidecar as LimitRanger's second Admit leaves it (Fit's admitted).
+ */
 export function podLimitRangeProblem(pod: Pod, sidecar: SidecarRequirements, native: boolean, ranges: LimitRangeFacts[]): string | undefined {
   const items = podItems(ranges);
   if (items.length === 0) return undefined;
-  const requests = podTotals(pod, sidecar, native, 'requests');
-  const limits = podTotals(pod, sidecar, native, 'limits');
+  const requests = podTotals(pod, sidecar, native, 'requests', ranges);
+  const limits = podTotals(pod, sidecar, native, 'limits', ranges);
   for (const { range, item } of items) {
     const problem = violation('Pod', item, requests, limits);
     if (problem) return `LimitRange ${quote(range, 30)}: ${problem} with the sidecar`;

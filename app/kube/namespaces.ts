@@ -181,7 +181,15 @@ export function kubeReadinessFetcher(kc: KubeConfig, pullSecrets: readonly strin
       core.listNamespacedLimitRange({ namespace }).then((list) =>
         list.items.map((range): LimitRangeFacts => ({
           name: range.metadata?.name ?? '',
-          limits: (range.spec?.limits ?? []).map((item) => ({ type: item.type, min: item.min, max: item.max, maxLimitRequestRatio: item.maxLimitRequestRatio })),
+          limits: (range.spec?.limits ?? []).map((item) => ({
+            type: item.type,
+            min: item.min,
+            max: item.max,
+            // LimitRanger's defaults (the client names `default` _default): it gives them to the sidecar.
+            default: item._default,
+            defaultRequest: item.defaultRequest,
+            maxLimitRequestRatio: item.maxLimitRequestRatio,
+          })),
         })),
       ),
     ]);

@@ -151,6 +151,51 @@ test('15.2 LimitRange: max between the sidecar request and limit is fitted; belo
   });
 });
 
+test('15.5 LimitRange defaults (issue 23 item 5): LimitRanger defaults the injected sidecar again before it validates the pod', async (t) => {
+  // The API server runs the mutating chain again after a webhook changed the pod (k8s.io/apiserver
+  // pkg/admission/reinvocation.go: "reinvoke all in-tree plugins"), LimitRanger's Admit included:
+  // it fills the sidecar's missing requests and limits from the LimitRange's default/defaultRequest
+  // (which the API server defaults from max and min), and its Validate then judges that pod.
+  const limitRangerAnnotation = 'kubernetes.io/limit-ranger';
+  await t.test('Container max ephemeral-storage 1Gi, no default: injected; the API server gives the sidecar its limit', async () => {
+    const ns = await protectedNamespace('e2e-lr-max-default');
+    await limitRange(ns, 'storage-max', [{ type: 'Container', max: { 'ephemeral-storage': '1Gi' } }]);
+    const stored = await core().readNamespacedLimitRange({ name: 'storage-max', namespace: ns });
+    assert.equal(stored.spec?.limits[0]?._default?.['ephemeral-storage'], '1Gi', 'the API server defaulted default from max');
+    const r = await controlThenLabelled(ns, 'storage-max');
+    const control = (await core().readNamespacedPod({ name: 'storage-max-control', namespace: ns }));
+    assert.equal(control.spec?.containers[0]!.resources?.limits?.['ephemeral-storage'], '1Gi', 'control: the app container defaulted');
+    assert.ok(injected(r.body), `injected; got ${JSON.stringify(r.warnings)}`);
+    const sidecar = sidecarOf(r.body)!;
+    assert.equal(sidecar.resources!.limits!['ephemeral-storage'], '1Gi', 'the sidecar defaulted by LimitRanger after our patch');
+    assert.equal(sidecar.resources!.requests!['ephemeral-storage'], '1Gi');
+    assert.match(r.body.metadata.annotations[limitRangerAnnotation], /ephemeral-storage limit for init container pando-sidecar/, 'LimitRanger\'s second Admit names the sidecar');
+    t.diagnostic(`labelled pod: 201, sidecar ephemeral-storage ${sidecar.resources!.requests!['ephemeral-storage']}/${sidecar.resources!.limits!['ephemeral-storage']}; ${limitRangerAnnotation}: ${r.body.metadata.annotations[limitRangerAnnotation]}`);
+  });
+  await t.test('Container default ephemeral-storage 1Gi + Pod max 1536Mi: created without the sidecar (limit-range), not refused', async () => {
+    const ns = await protectedNamespace('e2e-lr-default-pod-max');
+    // Raw JSON: the client's serializer knows `default` only as `_default` and drops the key otherwise.
+    const created = await cluster.request('POST', `/api/v1/namespaces/${ns}/limitranges`, {
+      apiVersion: 'v1', kind: 'LimitRange', metadata: { name: 'storage' },
+      spec: { limits: [{ type: 'Container', default: { 'ephemeral-storage': '1Gi' } }, { type: 'Pod', max: { 'ephemeral-storage': '1536Mi' } }] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.spec.limits[0].defaultRequest['ephemeral-storage'], '1Gi', 'the API server defaulted defaultRequest from default');
+    // Control: a second container without ephemeral-storage (as our sidecar) is defaulted to 1Gi and
+    // the pod's 2Gi exceeds the Pod max: the API server refuses it.
+    const two = pod('storage-two-containers', {});
+    two.spec!.containers.push({ name: 'second', image: 'registry.example.invalid/app:1', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } } });
+    const refused = await create(ns, two);
+    assert.equal(refused.status, 403, `control with a second container refused: ${JSON.stringify(refused.body)}`);
+    assert.match(refused.body.message, /maximum ephemeral-storage usage per Pod is 1536Mi, but limit is 2Gi/);
+    t.diagnostic(`control with a second container: ${refused.status} ${refused.body.message}`);
+    const r = await controlThenLabelled(ns, 'storage-pod-max');
+    assert.ok(!injected(r.body), 'not injected');
+    assert.ok(r.warnings.some((w) => w.includes('LimitRange "storage"') && w.includes('Pod max ephemeral-storage 1536Mi')), JSON.stringify(r.warnings));
+    t.diagnostic(`labelled pod: ${r.status}, warnings ${JSON.stringify(r.warnings)}`);
+  });
+});
+
 test('15.3 pull Secrets: present, the pod carries them (its own kept); missing, skipped with the fix; after pando setup-namespace, injected', async () => {
   const ns = await protectedNamespace('e2e-pull');
   const own = pod('own-pull', PROTECT);

@@ -66,6 +66,8 @@ const EXPECTED_REASON: Record<string, string> = {
   'limit-range-ratio': 'injected',
   'limit-range-pod': 'limit-range',
   'limit-range-min': 'injected',
+  'limit-range-max-defaults': 'injected',
+  'limit-range-default-pod-max': 'limit-range',
   'pull-secrets': 'injected',
   'pull-secret-missing': 'namespace-not-ready',
   'namespace-check-failed': 'namespace-check-failed',

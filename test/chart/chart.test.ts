@@ -33,6 +33,16 @@ describe('chart: lint and render', () => {
     equal(r.stderr, '');
   });
 
+  test('Chart.yaml kubeVersion is >=1.30 (ValidatingAdmissionPolicy v1 is served from 1.30): 1.29 is refused with the reason, 1.30 renders the policy', () => {
+    const at = (version: string) => helm(['template', 'pando-webhook', CHART_DIR, '--namespace', NAMESPACE, '--kube-version', version, '--set', `licenseKey=${LICENSE}`]);
+    const old = at('1.29.0');
+    ok(old.status !== 0, 'helm rendered the chart for Kubernetes 1.29, which serves no admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy');
+    match(old.stderr, /chart requires kubeVersion: >=1\.30\.0-0 which is incompatible with Kubernetes v1\.29\.0/);
+    const ok130 = at('1.30.0');
+    equal(ok130.status, 0, ok130.stderr);
+    equal(find(parseObjects(ok130.stdout), 'ValidatingAdmissionPolicy', 'pando-webhook-secrets').apiVersion, 'admissionregistration.k8s.io/v1');
+  });
+
   test('the default render holds exactly the expected kinds', () => {
     deepStrictEqual(kinds(helmTemplate(base)), DEFAULT_KINDS);
   });
@@ -217,7 +227,7 @@ describe('chart: requirements', () => {
     match(withPull.validations[0].expression, /object\.metadata\.name in \["pando-registry","other"\] && .* in \["kubernetes\.io\/dockerconfigjson", "kubernetes\.io\/dockercfg"\]/);
     match(policy.validations[1].expression, /kubernetes\.io\/service-account\./);
     deepStrictEqual(find(objects, 'ValidatingAdmissionPolicyBinding', 'pando-webhook-secrets').spec, { policyName: 'pando-webhook-secrets', validationActions: ['Deny'] });
-    ok(!helmTemplate({ ...base, secretPolicy: { enabled: false } }).some((o) => o.kind.startsWith('ValidatingAdmissionPolicy')), 'secretPolicy.enabled=false (Kubernetes 1.29)');
+    ok(!helmTemplate({ ...base, secretPolicy: { enabled: false } }).some((o) => o.kind.startsWith('ValidatingAdmissionPolicy')), 'secretPolicy.enabled=false');
   });
 
   test('license Secret in the release namespace from licenseKey', () => {

@@ -86,6 +86,7 @@ const CHANGES = [
   { kind: 'changed', description: 'with hpa.enabled the Deployment has no replicas field, so helm upgrade keeps the autoscaler choice' },
   { kind: 'changed', description: 'PodDisruptionBudget takes minAvailable or maxUnavailable and is not rendered for one replica' },
   { kind: 'changed', description: 'kubeVersion >=1.30: the ValidatingAdmissionPolicies are admissionregistration.k8s.io/v1, which Kubernetes 1.29 does not serve' },
+  { kind: 'security', description: 'workloadPolicy: with watchdog.heal or restartStale, a ValidatingAdmissionPolicy lets the webhook change only the restart annotations of workloads, where it injects' },
 ];
 
 const FLOW = { lineWidth: 0 };

@@ -375,6 +375,37 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     ok(!helmTemplate(base).some((o) => o.metadata.name === 'pando-webhook-license-copy' && o.kind.startsWith('ClusterRole')), 'no copy, no namespace watch');
   });
 
+  test('the heal RBAC comes with the ValidatingAdmissionPolicy pando-webhook-workloads: only restart annotations, only where the webhook injects (issue 23 item 13)', () => {
+    const policyOf = (values: Record<string, unknown>) => {
+      const objs = helmTemplate({ ...base, ...values });
+      const found = objs.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy') && o.metadata.name === 'pando-webhook-workloads');
+      return found.length === 0 ? undefined : { policy: find(found, 'ValidatingAdmissionPolicy').spec, binding: find(found, 'ValidatingAdmissionPolicyBinding').spec };
+    };
+    equal(policyOf({}), undefined, 'heal off (the default): no workload writes, no policy');
+    equal(policyOf({ watchdog: { enabled: false, heal: 'restart' } }), undefined, 'watchdog off');
+    equal(policyOf({ watchdog: { heal: 'restart' }, workloadPolicy: { enabled: false } }), undefined, 'workloadPolicy.enabled=false');
+    ok(policyOf({ watchdog: { restartStale: true } }), 'restartStale alone grants patch, so it gets the policy');
+    const { policy, binding } = policyOf({ watchdog: { heal: 'restart' } })!;
+    deepStrictEqual(binding, { policyName: 'pando-webhook-workloads', validationActions: ['Deny'] });
+    equal(policy.failurePolicy, 'Fail');
+    deepStrictEqual(policy.matchConstraints.resourceRules, [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['deployments', 'statefulsets', 'daemonsets'] }]);
+    equal(policy.matchConditions[0].expression, `request.userInfo.username == 'system:serviceaccount:${NAMESPACE}:pando-webhook'`);
+    const L = 'variables.namespaceLabels';
+    equal(
+      policy.validations[0].expression,
+      `!("kubernetes.io/metadata.name" in ${L} && ${L}["kubernetes.io/metadata.name"] in ["kube-system","kube-public","kube-node-lease","${NAMESPACE}"]) && !("pandocore.xyz/injection" in ${L} && ${L}["pandocore.xyz/injection"] in ["disabled"])`,
+      'the webhook configuration\'s namespaceSelector, as CEL over the namespace\'s labels',
+    );
+    match(policy.validations[1].expression, /variables\.newTemplateAnnotations\.all\(k, k in \["kubectl\.kubernetes\.io\/restartedAt","pandocore\.xyz\/rollout-target"\] \|\|/);
+    match(policy.validations[2].expression, /k in \["deprecated\.daemonset\.template\.generation"\]/);
+    // A user selector of every operator reaches the policy as it reaches the webhook configuration.
+    const custom = policyOf({ watchdog: { heal: 'restart' }, webhook: { namespaceSelector: { matchLabels: { tier: 'apps' }, matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }, { key: 'legacy', operator: 'DoesNotExist' }, { key: 'env', operator: 'Exists' }] } } })!;
+    ok(
+      custom.policy.validations[0].expression.endsWith(`&& ("team" in ${L} && ${L}["team"] in ["a","b"]) && !("legacy" in ${L}) && ("env" in ${L}) && ("tier" in ${L} && ${L}["tier"] in ["apps"])`),
+      custom.policy.validations[0].expression,
+    );
+  });
+
   test('off: no watchdog RBAC at all, whatever heal says', () => {
     for (const watchdog of [{ enabled: false }, { enabled: false, heal: 'restart', restartStale: true }]) {
       const r = watchdogRules({ watchdog });
@@ -419,7 +450,7 @@ describe('chart: Kubernetes schemas', () => {
     'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding',
   };
   test('every built-in object of every render validates (kubernetes-models)', async () => {
-    const renders = [helmTemplate(base), helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' } })];
+    const renders = [helmTemplate(base), helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' }, watchdog: { heal: 'restart' } })];
     let checked = 0;
     for (const object of renders.flat()) {
       if (object.apiVersion.startsWith('cert-manager.io/') || object.apiVersion.startsWith('monitoring.coreos.com/')) continue;
@@ -455,6 +486,10 @@ describe('chart: plain cdk8s synth and helm template agree', () => {
       podDisruptionBudget: { maxUnavailable: '50%' },
     },
     'one replica without the HPA: no PodDisruptionBudget': { ...base, replicas: 1, hpa: { enabled: false } },
+    'heal with a namespaceSelector of every operator: the workload policy': {
+      ...base, watchdog: { heal: 'restart' }, excludedNamespaces: ['kube-system', 'batch'],
+      webhook: { namespaceSelector: { matchLabels: { tier: 'apps', env: 'prod' }, matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }, { key: 'legacy', operator: 'NotIn', values: ['v1'] }, { key: 'old', operator: 'DoesNotExist' }, { key: 'zone', operator: 'Exists' }] } },
+    },
   };
   for (const [name, values] of Object.entries(valueSets)) {
     test(name, () => {

@@ -5,13 +5,18 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 HELM_VERSION="v3.22.0"
-# The stamp names the build's flags too, so a helm built before them is rebuilt.
-STAMP="$HELM_VERSION kube-version-from-client-go"
 bin="$root/.tools/bin"
+# .helm-stamp holds the bare version, as older copies of this script (other checkouts sharing
+# .tools/bin) expect, so they never rebuild over this build. The flags stamp names the binary it
+# vouches for (mtime and size): a helm an older copy built without the flags below is rebuilt.
 stamp_file="$bin/.helm-stamp"
+flags_file="$bin/.helm-flags-stamp"
+FLAGS="kube-version-from-client-go"
+helm_id() { stat -c '%Y %s' "$bin/helm" 2>/dev/null || true; }
 mkdir -p "$bin"
 
-if [[ -x "$bin/helm" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$STAMP" ]]; then
+if [[ -x "$bin/helm" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$HELM_VERSION" \
+  && -f "$flags_file" && "$(cat "$flags_file")" == "$FLAGS $(helm_id)" ]]; then
   exit 0
 fi
 source "$root/scripts/lib/go.sh"
@@ -34,4 +39,5 @@ done
 with_progress "helm $HELM_VERSION (default Kubernetes $kube_major.$kube_minor)" env CGO_ENABLED=0 GOBIN="$bin" GOFLAGS=-buildvcs=false nice -n 10 go install -trimpath \
   -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION$kube_flags" \
   "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
-echo "$STAMP" > "$stamp_file"
+echo "$HELM_VERSION" > "$stamp_file"
+echo "$FLAGS $(helm_id)" > "$flags_file"

@@ -21,6 +21,14 @@ export const ANNOTATION_VERSION = `${DOMAIN}/version`;
 export const ANNOTATION_CONFIG_HASH = `${DOMAIN}/config-hash`;
 export const STATUS_INJECTED = 'injected';
 
+/**
+ * The only pod-template annotations the webhook's ServiceAccount may change on a Deployment,
+ * StatefulSet or DaemonSet (the chart's ValidatingAdmissionPolicy pando-webhook-workloads): the
+ * stamp `kubectl rollout restart` writes (the watchdog's heal) and the health-gated rollout's target.
+ */
+export const ANNOTATION_RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
+export const ANNOTATION_ROLLOUT_TARGET = `${DOMAIN}/rollout-target`;
+
 export const MODES = ['monitor', 'enforce', 'debug'] as const;
 export type Mode = (typeof MODES)[number];
 

@@ -19,6 +19,7 @@ import { WebhookDeployment } from './webhook-deployment.ts';
 import { WebhookRbac } from './webhook-rbac.ts';
 import { WebhookService } from './webhook-service.ts';
 import { WatchdogRbac } from './watchdog-rbac.ts';
+import { WORKLOAD_POLICY_RENDERED, WorkloadRestartPolicy, workloadPolicyRendered } from './workload-restart-policy.ts';
 
 export interface PandoChartProps {
   /** Complete, validated values (see values.ts). */
@@ -59,6 +60,7 @@ export class PandoChart extends Chart {
     if (b.include('$.Values.watchdog.enabled', v.watchdog.enabled)) new WatchdogRbac(this, 'watchdog-rbac', { ctx });
     if (b.include('$.Values.prometheusRule.enabled', v.prometheusRule.enabled)) new PrometheusRule(this, 'prometheus-rule', { ctx });
     if (b.include('$.Values.secretPolicy.enabled', v.secretPolicy.enabled)) new SecretAdmissionPolicy(this, 'secret-admission-policy', { ctx });
+    if (b.include(WORKLOAD_POLICY_RENDERED, workloadPolicyRendered(v))) new WorkloadRestartPolicy(this, 'workload-restart-policy', { ctx });
     if (b.helm) {
       const setup = new ProtectedNamespace(this, 'protected-namespace', { ctx, namespace: b.str('$ns', ''), licenseCopyRbac: true });
       for (const object of setup.objects) {

@@ -63,6 +63,7 @@ export interface Values {
   podDisruptionBudget: { enabled: boolean; minAvailable: number | string; maxUnavailable: number | string };
   networkPolicy: { enabled: boolean; ingressFrom: unknown[] };
   secretPolicy: { enabled: boolean };
+  workloadPolicy: { enabled: boolean };
   serviceMonitor: { enabled: boolean; interval: string; scrapeTimeout: string; labels: Record<string, string> };
   watchdog: { enabled: boolean; heal: (typeof WATCHDOG_HEAL_MODES)[number]; restartStale: boolean; restartsPerMinute: number };
   prometheusRule: { enabled: boolean; labels: Record<string, string> };
@@ -274,6 +275,14 @@ export const VALUES: Group = {
       properties: {
         enabled: leaf(
           'Ship a ValidatingAdmissionPolicy (Kubernetes 1.30+) that lets the webhook\'s ServiceAccount write only its own Secrets: Opaque pando-license, its TLS Secret, no service-account annotations.',
+          { type: 'boolean', default: true },
+        ),
+      },
+    },
+    workloadPolicy: {
+      properties: {
+        enabled: leaf(
+          'With watchdog.heal=restart or restartStale (which grant patch of every Deployment, StatefulSet and DaemonSet): ship a ValidatingAdmissionPolicy that lets the webhook\'s ServiceAccount change only the restart annotations of their pod templates (kubectl.kubernetes.io/restartedAt, pandocore.xyz/rollout-target), and only in namespaces the webhook\'s namespaceSelector selects.',
           { type: 'boolean', default: true },
         ),
       },

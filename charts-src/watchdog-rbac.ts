@@ -7,12 +7,17 @@ import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { LEASE_WATCHDOG } from '../app/contract.ts';
 import { NAMES, type PandoContext } from './context.ts';
+import type { Values } from './values.ts';
 
 export interface WatchdogRbacProps {
   readonly ctx: PandoContext;
 }
 
 export const WATCHDOG_RBAC_NAME = `${NAMES.app}-watchdog`;
+
+/** When the watchdog may patch workloads (heal=restart or restartStale): helm's condition and the plain one. */
+export const HEALS_EXPR = 'or (eq $.Values.watchdog.heal "restart") $.Values.watchdog.restartStale';
+export const heals = (v: Values): boolean => v.watchdog.heal === 'restart' || v.watchdog.restartStale;
 
 export class WatchdogRbac extends Construct {
   constructor(scope: Construct, id: string, props: WatchdogRbacProps) {
@@ -21,7 +26,6 @@ export class WatchdogRbac extends Construct {
     const { b, values: v } = ctx;
     const labels = { ...ctx.labels };
     const subject = { kind: 'ServiceAccount', name: NAMES.app, namespace: ctx.namespace };
-    const heals = v.watchdog.heal === 'restart' || v.watchdog.restartStale;
     const guarded: ApiObject[] = [
       new ApiObject(this, 'cluster-role', {
         apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -36,7 +40,7 @@ export class WatchdogRbac extends Construct {
           // A namespace's labels, read once per namespace per pass: the webhook's namespaceSelector
           // decides whether its pods are ever sent to the webhook (opted out: skipped, never healed).
           { apiGroups: [''], resources: ['namespaces'], verbs: ['get'] },
-          b.when('or (eq $.Values.watchdog.heal "restart") $.Values.watchdog.restartStale', heals, {
+          b.when(HEALS_EXPR, heals(v), {
             apiGroups: ['apps'],
             resources: ['deployments', 'statefulsets', 'daemonsets'],
             verbs: ['get', 'patch'],

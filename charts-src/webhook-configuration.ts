@@ -29,6 +29,14 @@ function builtInParts(ctx: PandoContext) {
 }
 
 /**
+ * The webhook configuration's namespaceSelector: its matchExpressions (helm's expression and the
+ * plain list) and matchLabels, for the objects that must select exactly the same namespaces.
+ */
+export function webhookNamespaceSelector(ctx: PandoContext): ReturnType<typeof builtInParts> {
+  return builtInParts(ctx);
+}
+
+/**
  * The webhook's namespaceSelector as JSON, for the watchdog's env (PANDO_WEBHOOK_NAMESPACE_SELECTOR):
  * the same expressions the webhook configuration renders, so the watchdog skips exactly the pods
  * the API server never sends (issue 23 item 2).

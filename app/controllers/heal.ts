@@ -3,10 +3,11 @@
 // (surge, readiness, PodDisruptionBudgets) replaces the pods with injected ones. Bare pods and Jobs
 // are never touched: there is nothing that would make them again.
 import { AppsV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { ANNOTATION_RESTARTED_AT } from '../contract.ts';
 import type { ControllerRef } from '../pods/classify.ts';
 
-/** What `kubectl rollout restart` writes into the pod template. */
-export const RESTARTED_AT_ANNOTATION = 'kubectl.kubernetes.io/restartedAt';
+/** What `kubectl rollout restart` writes into the pod template (the chart's workload policy allows only it). */
+export const RESTARTED_AT_ANNOTATION = ANNOTATION_RESTARTED_AT;
 
 export const HEALABLE_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
 export type HealableKind = (typeof HEALABLE_KINDS)[number];

@@ -85,6 +85,8 @@ const CHANGES = [
   { kind: 'added', description: 'webhook.failurePolicy, webhook.namespaceSelector and the namespace opt-out label pandocore.xyz/injection: disabled' },
   { kind: 'changed', description: 'with hpa.enabled the Deployment has no replicas field, so helm upgrade keeps the autoscaler choice' },
   { kind: 'changed', description: 'PodDisruptionBudget takes minAvailable or maxUnavailable and is not rendered for one replica' },
+  { kind: 'changed', description: 'kubeVersion >=1.30: the ValidatingAdmissionPolicies are admissionregistration.k8s.io/v1, which Kubernetes 1.29 does not serve' },
+  { kind: 'security', description: 'workloadPolicy: with watchdog.heal or restartStale, a ValidatingAdmissionPolicy lets the webhook change only the restart annotations of workloads, where it injects' },
 ];
 
 const FLOW = { lineWidth: 0 };
@@ -98,8 +100,10 @@ function chartYaml(version: string): string {
     type: 'application',
     version,
     appVersion: version,
-    // Native sidecars (restartPolicy Always on an init container) are on by default from 1.29.
-    kubeVersion: '>=1.29.0-0',
+    // Native sidecars (restartPolicy Always on an init container) are on by default from 1.29; the
+    // ValidatingAdmissionPolicies (secretPolicy, workloadPolicy: admissionregistration.k8s.io/v1)
+    // are served from 1.30, and both are on by default.
+    kubeVersion: '>=1.30.0-0',
     home: 'https://pandocore.xyz',
     icon: 'https://pandocore.xyz/images/pandocore-icon.svg',
     sources: ['https://github.com/pandocore/pando-webhook'],
@@ -177,7 +181,7 @@ function readme(version: string): string {
     '  --set licenseKey=YOUR_LICENSE_KEY',
     '```',
     '',
-    'Needs Kubernetes 1.29 or newer (native sidecars). `values.schema.json` is enforced by helm: an unknown value, a bad `defaultMode` or `replicas: 0` is rejected before anything is applied.',
+    'Needs Kubernetes 1.30 or newer (native sidecars, and admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy). `values.schema.json` is enforced by helm: an unknown value, a bad `defaultMode` or `replicas: 0` is rejected before anything is applied.',
     '',
     '## Values',
     '',

@@ -33,6 +33,16 @@ describe('chart: lint and render', () => {
     equal(r.stderr, '');
   });
 
+  test('Chart.yaml kubeVersion is >=1.30 (ValidatingAdmissionPolicy v1 is served from 1.30): 1.29 is refused with the reason, 1.30 renders the policy', () => {
+    const at = (version: string) => helm(['template', 'pando-webhook', CHART_DIR, '--namespace', NAMESPACE, '--kube-version', version, '--set', `licenseKey=${LICENSE}`]);
+    const old = at('1.29.0');
+    ok(old.status !== 0, 'helm rendered the chart for Kubernetes 1.29, which serves no admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy');
+    match(old.stderr, /chart requires kubeVersion: >=1\.30\.0-0 which is incompatible with Kubernetes v1\.29\.0/);
+    const ok130 = at('1.30.0');
+    equal(ok130.status, 0, ok130.stderr);
+    equal(find(parseObjects(ok130.stdout), 'ValidatingAdmissionPolicy', 'pando-webhook-secrets').apiVersion, 'admissionregistration.k8s.io/v1');
+  });
+
   test('the default render holds exactly the expected kinds', () => {
     deepStrictEqual(kinds(helmTemplate(base)), DEFAULT_KINDS);
   });
@@ -217,7 +227,7 @@ describe('chart: requirements', () => {
     match(withPull.validations[0].expression, /object\.metadata\.name in \["pando-registry","other"\] && .* in \["kubernetes\.io\/dockerconfigjson", "kubernetes\.io\/dockercfg"\]/);
     match(policy.validations[1].expression, /kubernetes\.io\/service-account\./);
     deepStrictEqual(find(objects, 'ValidatingAdmissionPolicyBinding', 'pando-webhook-secrets').spec, { policyName: 'pando-webhook-secrets', validationActions: ['Deny'] });
-    ok(!helmTemplate({ ...base, secretPolicy: { enabled: false } }).some((o) => o.kind.startsWith('ValidatingAdmissionPolicy')), 'secretPolicy.enabled=false (Kubernetes 1.29)');
+    ok(!helmTemplate({ ...base, secretPolicy: { enabled: false } }).some((o) => o.kind.startsWith('ValidatingAdmissionPolicy')), 'secretPolicy.enabled=false');
   });
 
   test('license Secret in the release namespace from licenseKey', () => {
@@ -365,6 +375,37 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     ok(!helmTemplate(base).some((o) => o.metadata.name === 'pando-webhook-license-copy' && o.kind.startsWith('ClusterRole')), 'no copy, no namespace watch');
   });
 
+  test('the heal RBAC comes with the ValidatingAdmissionPolicy pando-webhook-workloads: only restart annotations, only where the webhook injects (issue 23 item 13)', () => {
+    const policyOf = (values: Record<string, unknown>) => {
+      const objs = helmTemplate({ ...base, ...values });
+      const found = objs.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy') && o.metadata.name === 'pando-webhook-workloads');
+      return found.length === 0 ? undefined : { policy: find(found, 'ValidatingAdmissionPolicy').spec, binding: find(found, 'ValidatingAdmissionPolicyBinding').spec };
+    };
+    equal(policyOf({}), undefined, 'heal off (the default): no workload writes, no policy');
+    equal(policyOf({ watchdog: { enabled: false, heal: 'restart' } }), undefined, 'watchdog off');
+    equal(policyOf({ watchdog: { heal: 'restart' }, workloadPolicy: { enabled: false } }), undefined, 'workloadPolicy.enabled=false');
+    ok(policyOf({ watchdog: { restartStale: true } }), 'restartStale alone grants patch, so it gets the policy');
+    const { policy, binding } = policyOf({ watchdog: { heal: 'restart' } })!;
+    deepStrictEqual(binding, { policyName: 'pando-webhook-workloads', validationActions: ['Deny'] });
+    equal(policy.failurePolicy, 'Fail');
+    deepStrictEqual(policy.matchConstraints.resourceRules, [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['deployments', 'statefulsets', 'daemonsets'] }]);
+    equal(policy.matchConditions[0].expression, `request.userInfo.username == 'system:serviceaccount:${NAMESPACE}:pando-webhook'`);
+    const L = 'variables.namespaceLabels';
+    equal(
+      policy.validations[0].expression,
+      `!("kubernetes.io/metadata.name" in ${L} && ${L}["kubernetes.io/metadata.name"] in ["kube-system","kube-public","kube-node-lease","${NAMESPACE}"]) && !("pandocore.xyz/injection" in ${L} && ${L}["pandocore.xyz/injection"] in ["disabled"])`,
+      'the webhook configuration\'s namespaceSelector, as CEL over the namespace\'s labels',
+    );
+    match(policy.validations[1].expression, /variables\.newTemplateAnnotations\.all\(k, k in \["kubectl\.kubernetes\.io\/restartedAt","pandocore\.xyz\/rollout-target"\] \|\|/);
+    match(policy.validations[2].expression, /k in \["deprecated\.daemonset\.template\.generation"\]/);
+    // A user selector of every operator reaches the policy as it reaches the webhook configuration.
+    const custom = policyOf({ watchdog: { heal: 'restart' }, webhook: { namespaceSelector: { matchLabels: { tier: 'apps' }, matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }, { key: 'legacy', operator: 'DoesNotExist' }, { key: 'env', operator: 'Exists' }] } } })!;
+    ok(
+      custom.policy.validations[0].expression.endsWith(`&& ("team" in ${L} && ${L}["team"] in ["a","b"]) && !("legacy" in ${L}) && ("env" in ${L}) && ("tier" in ${L} && ${L}["tier"] in ["apps"])`),
+      custom.policy.validations[0].expression,
+    );
+  });
+
   test('off: no watchdog RBAC at all, whatever heal says', () => {
     for (const watchdog of [{ enabled: false }, { enabled: false, heal: 'restart', restartStale: true }]) {
       const r = watchdogRules({ watchdog });
@@ -409,7 +450,7 @@ describe('chart: Kubernetes schemas', () => {
     'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding',
   };
   test('every built-in object of every render validates (kubernetes-models)', async () => {
-    const renders = [helmTemplate(base), helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' } })];
+    const renders = [helmTemplate(base), helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' }, watchdog: { heal: 'restart' } })];
     let checked = 0;
     for (const object of renders.flat()) {
       if (object.apiVersion.startsWith('cert-manager.io/') || object.apiVersion.startsWith('monitoring.coreos.com/')) continue;
@@ -445,6 +486,10 @@ describe('chart: plain cdk8s synth and helm template agree', () => {
       podDisruptionBudget: { maxUnavailable: '50%' },
     },
     'one replica without the HPA: no PodDisruptionBudget': { ...base, replicas: 1, hpa: { enabled: false } },
+    'heal with a namespaceSelector of every operator: the workload policy': {
+      ...base, watchdog: { heal: 'restart' }, excludedNamespaces: ['kube-system', 'batch'],
+      webhook: { namespaceSelector: { matchLabels: { tier: 'apps', env: 'prod' }, matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }, { key: 'legacy', operator: 'NotIn', values: ['v1'] }, { key: 'old', operator: 'DoesNotExist' }, { key: 'zone', operator: 'Exists' }] } },
+    },
   };
   for (const [name, values] of Object.entries(valueSets)) {
     test(name, () => {

@@ -14,7 +14,7 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 export const CHART_DIR = join(ROOT, 'dist/pando-webhook');
 export const HELM = join(ROOT, '.tools/bin/helm');
 export const NAMESPACE = 'pando-system';
-/** helm template assumes Kubernetes 1.20 without a cluster; the chart's kubeVersion needs 1.29+ (the e2e's version). */
+/** The e2e's Kubernetes version, explicit so a render never depends on the version helm assumes without a cluster. */
 export const KUBE_VERSION = '1.37.2';
 
 export type K8sObject = Record<string, any> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } & Record<string, any> };

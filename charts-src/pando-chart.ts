@@ -6,6 +6,7 @@ import { Autoscaler } from './autoscaler.ts';
 import { CertManagerTls } from './cert-manager-tls.ts';
 import { createContext, type PandoContext } from './context.ts';
 import { DisruptionBudget, PDB_RENDERED } from './disruption-budget.ts';
+import { WebhookEgressPolicy } from './egress-network-policy.ts';
 import { EXISTING_LICENSE, LicenseSecret, checkLicense } from './license-secret.ts';
 import { WebhookNetworkPolicy } from './network-policy.ts';
 import { ProtectedNamespace } from './protected-namespace.ts';
@@ -56,6 +57,7 @@ export class PandoChart extends Chart {
     if (b.include('$.Values.hpa.enabled', v.hpa.enabled)) new Autoscaler(this, 'autoscaler', { ctx });
     if (b.include(PDB_RENDERED, v.podDisruptionBudget.enabled && v.replicas > 1)) new DisruptionBudget(this, 'disruption-budget', { ctx });
     if (b.include('$.Values.networkPolicy.enabled', v.networkPolicy.enabled)) new WebhookNetworkPolicy(this, 'network-policy', { ctx });
+    if (b.include('$.Values.networkPolicy.egress.enabled', v.networkPolicy.egress.enabled)) new WebhookEgressPolicy(this, 'egress-network-policy', { ctx });
     if (b.include('$.Values.serviceMonitor.enabled', v.serviceMonitor.enabled)) new ServiceMonitor(this, 'service-monitor', { ctx });
     if (b.include('$.Values.watchdog.enabled', v.watchdog.enabled)) new WatchdogRbac(this, 'watchdog-rbac', { ctx });
     if (b.include('$.Values.prometheusRule.enabled', v.prometheusRule.enabled)) new PrometheusRule(this, 'prometheus-rule', { ctx });

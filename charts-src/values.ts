@@ -61,7 +61,11 @@ export interface Values {
   };
   hpa: { enabled: boolean; maxReplicas: number; targetCPUUtilizationPercentage: number };
   podDisruptionBudget: { enabled: boolean; minAvailable: number | string; maxUnavailable: number | string };
-  networkPolicy: { enabled: boolean; ingressFrom: unknown[] };
+  networkPolicy: {
+    enabled: boolean;
+    ingressFrom: unknown[];
+    egress: { enabled: boolean; apiServerTo: unknown[]; apiServerPorts: { port: number | string; protocol?: string; endPort?: number }[]; dnsTo: unknown[] };
+  };
   secretPolicy: { enabled: boolean };
   workloadPolicy: { enabled: boolean };
   serviceMonitor: { enabled: boolean; interval: string; scrapeTimeout: string; labels: Record<string, string> };
@@ -120,6 +124,24 @@ export const CONTAINER_SECURITY_CONTEXT = {
 export const SELECTOR_LABELS = { 'app.kubernetes.io/name': 'pando-webhook', 'app.kubernetes.io/component': 'webhook' } as const;
 const spread = (topologyKey: string) => ({ maxSkew: 1, topologyKey, whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { ...SELECTOR_LABELS } } });
 export const TOPOLOGY_SPREAD = [spread('kubernetes.io/hostname'), spread('topology.kubernetes.io/zone')];
+/**
+ * Soft (preferred) anti-affinity on the node: two replicas go to two nodes where there are two, and a
+ * one-node cluster still schedules both (a required term would leave the second Pending there).
+ */
+export const POD_ANTI_AFFINITY = {
+  podAntiAffinity: {
+    preferredDuringSchedulingIgnoredDuringExecution: [
+      { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { ...SELECTOR_LABELS } } } },
+    ],
+  },
+};
+/** The webhook container's requests and limits (ephemeral storage: see the description of resources). */
+export const WEBHOOK_RESOURCES = {
+  requests: { cpu: '100m', memory: '128Mi', 'ephemeral-storage': '64Mi' },
+  limits: { cpu: '1', memory: '256Mi', 'ephemeral-storage': '256Mi' },
+};
+/** Where the webhook connects: the API server. DNS is allowed beside it for names, not needed today. */
+export const API_SERVER_PORTS = [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }];
 export const INJECTION_OPT_OUT_VALUE = 'disabled';
 const namespaceList = (value: readonly string[]) => ({
   type: 'array',
@@ -200,7 +222,7 @@ export const VALUES: Group = {
         podResources: leaf('Pods with pod-level resources that leave no room for the sidecar: skip them (with a warning), or grow grows the pod-level requests and limits by the sidecar\'s.', { type: 'string', enum: ['skip', 'grow'], default: 'skip' }),
       },
     },
-    resources: leaf('Requests and limits of the webhook container, from bench/RESULTS.md: RSS 82 MiB idle and about 110 MiB under 32 connections of typical reviews (128Mi request); a burst of 32 reviews of 3 MiB peaks at 61-85 MiB inside a 256Mi limit (without the review gate it reached 256Mi and was OOM-killed); with the watchdog and 10,000 labelled pods the leader peaks at about 97 MiB inside 256Mi (bench/watchdog.ts --cgroup-mib 256); 100m covers a few hundred reviews/s (about 0.12 ms CPU each).', resourcesSchema({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } })),
+    resources: leaf('Requests and limits of the webhook container, from bench/RESULTS.md: RSS 82 MiB idle and about 110 MiB under 32 connections of typical reviews (128Mi request); a burst of 32 reviews of 3 MiB peaks at 61-85 MiB inside a 256Mi limit (without the review gate it reached 256Mi and was OOM-killed); with the watchdog and 10,000 labelled pods the leader peaks at about 97 MiB inside 256Mi (bench/watchdog.ts --cgroup-mib 256); 100m covers a few hundred reviews/s (about 0.12 ms CPU each). ephemeral-storage: the root filesystem is read-only and /tmp is an emptyDir of at most 16Mi, so what grows is the container log the kubelet keeps and rotates (by default up to 5 files of 10Mi, the current one and the newest rotated one uncompressed), which counts against this limit: 64Mi request, 256Mi limit (room for a larger containerLogMaxSize); the kubelet evicts a pod above it.', resourcesSchema(WEBHOOK_RESOURCES)),
     timeoutSeconds: leaf('How long the API server waits for the webhook (1-30 s); after that the pod is created without the sidecar.', { type: 'integer', minimum: 1, maximum: 30, default: 5 }),
     logLevel: leaf('Webhook log level.', { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' }),
     namespaceCheck: leaf('Skip injection (with a warning) in namespaces without the ServiceAccount and license Secret, instead of creating pods that cannot start.', { type: 'boolean', default: true }),
@@ -269,6 +291,29 @@ export const VALUES: Group = {
           'Sources (NetworkPolicy peers: ipBlock, namespaceSelector, podSelector) admitted to the webhook port; empty: any. Where the API server\'s source can be selected (an ipBlock of the control-plane addresses, or its namespace where it runs as pods), restrict to it.',
           { type: 'array', items: { type: 'object' }, default: [] },
         ),
+        egress: {
+          description: 'The NetworkPolicy pando-webhook-egress: the webhook pods may then open connections only to DNS and to the API server. Off by default: the API server is not a pod, its address and port differ by distribution (443 on managed clusters, 6443 kubeadm, k3s and OpenShift, 8443 minikube, 16443 MicroK8s), and a webhook that cannot reach it has no TLS Secret, no namespace lookups and no watchdog.',
+          properties: {
+            enabled: leaf('Render the egress policy (independent of networkPolicy.enabled, which is the ingress one). Check apiServerPorts against kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes first.', { type: 'boolean', default: false }),
+            apiServerTo: leaf(
+              'Destinations (NetworkPolicy peers) of the API server rule; empty: any address on apiServerPorts. The API server runs outside the pod network on most clusters, so no podSelector reaches it: name it by an ipBlock of the kubernetes Service\'s endpoint addresses (for example [{ipBlock: {cidr: 10.0.0.10/32}}]), which managed control planes may change.',
+              { type: 'array', items: { type: 'object' }, default: [] },
+            ),
+            apiServerPorts: leaf(
+              'Ports (NetworkPolicy ports) of the API server rule: the kubernetes Service\'s port (443) and its endpoints\' port, which is what most network plugins see after the Service address is translated (6443 on kubeadm; add 8443 for minikube, 16443 for MicroK8s).',
+              {
+                type: 'array',
+                minItems: 1,
+                items: { type: 'object', required: ['port'], additionalProperties: false, properties: { port: { anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', minLength: 1 }] }, protocol: { type: 'string', enum: ['TCP', 'UDP', 'SCTP'] }, endPort: { type: 'integer', minimum: 1, maximum: 65535 } } },
+                default: API_SERVER_PORTS,
+              },
+            ),
+            dnsTo: leaf(
+              'Destinations of the DNS rule (UDP and TCP 53); empty: any. For the cluster DNS pods only: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app: kube-dns}}}] (not with NodeLocal DNSCache, which answers on a node address no selector reaches).',
+              { type: 'array', items: { type: 'object' }, default: [] },
+            ),
+          },
+        },
       },
     },
     secretPolicy: {
@@ -312,7 +357,7 @@ export const VALUES: Group = {
     },
     nodeSelector: leaf('Node selector of the webhook pods.', { type: 'object', additionalProperties: { type: 'string' }, default: {} }),
     tolerations: leaf('Tolerations of the webhook pods.', { type: 'array', items: { type: 'object' }, default: [] }),
-    affinity: leaf('Affinity of the webhook pods (pods are spread across nodes by a topology spread constraint already).', { type: 'object', default: {} }),
+    affinity: leaf('Affinity of the webhook pods. Default: a preferred (soft) podAntiAffinity on kubernetes.io/hostname, so replicas land on different nodes where there are several and a one-node cluster still schedules them all. Helm merges what you set with it (nodeAffinity adds to it); set affinity.podAntiAffinity to null to drop it.', { type: 'object', default: POD_ANTI_AFFINITY }),
     priorityClassName: leaf('Priority class of the webhook pods.', { type: 'string', default: '' }),
     podAnnotations: leaf('Extra annotations of the webhook pods.', { type: 'object', additionalProperties: { type: 'string' }, default: {} }),
     terminationGracePeriodSeconds: leaf('Grace period of the webhook pods (the webhook drains for 3 s, then stops within 9 s).', { type: 'integer', minimum: 13, maximum: 300, default: 30 }),

@@ -10,6 +10,7 @@ import { EXISTING_LICENSE, LICENSE_BOTH, LICENSE_REQUIRED } from '../license-sec
 import { PandoChart } from '../pando-chart.ts';
 import { VALUES, defaultValues, valueRows, valuesSchema } from '../values.ts';
 import { emitTemplate } from './emit.ts';
+import { kubeScoreReadme } from './kube-score.ts';
 
 export const CHART_NAME = 'pando-webhook';
 
@@ -189,6 +190,7 @@ function readme(version: string): string {
     '| --- | --- | --- |',
     ...rows,
     '',
+    ...kubeScoreReadme(),
     ...alertRunbooks(),
   ].join('\n');
 }

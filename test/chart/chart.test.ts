@@ -15,6 +15,13 @@ const kinds = (objects: K8sObject[]) => objects.map((o) => o.kind).sort();
 const container = (objects: K8sObject[]) => find(objects, 'Deployment').spec.template.spec.containers[0];
 const env = (objects: K8sObject[]) => Object.fromEntries((container(objects).env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
 const webhook = (objects: K8sObject[]) => find(objects, 'MutatingWebhookConfiguration').webhooks[0];
+const ANTI_AFFINITY = {
+  podAntiAffinity: {
+    preferredDuringSchedulingIgnoredDuringExecution: [
+      { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'pando-webhook', 'app.kubernetes.io/component': 'webhook' } } } },
+    ],
+  },
+};
 
 const DEFAULT_KINDS = [
   'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'HorizontalPodAutoscaler', 'MutatingWebhookConfiguration',
@@ -86,7 +93,10 @@ describe('chart: requirements', () => {
     equal(sc.runAsNonRoot, true);
     deepStrictEqual(sc.capabilities, { drop: ['ALL'] });
     deepStrictEqual(sc.seccompProfile, { type: 'RuntimeDefault' });
-    deepStrictEqual(container(objects).resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } });
+    deepStrictEqual(container(objects).resources, {
+      requests: { cpu: '100m', memory: '128Mi', 'ephemeral-storage': '64Mi' },
+      limits: { cpu: '1', memory: '256Mi', 'ephemeral-storage': '256Mi' },
+    });
     equal(pod.topologySpreadConstraints[0].topologyKey, 'kubernetes.io/hostname');
     equal(pod.terminationGracePeriodSeconds, 30);
     equal(pod.serviceAccountName, 'pando-webhook');
@@ -97,7 +107,31 @@ describe('chart: requirements', () => {
     deepStrictEqual(pod.nodeSelector, { disk: 'ssd' });
     deepStrictEqual(pod.tolerations, [{ key: 'dedicated', operator: 'Exists' }]);
     equal(pod.priorityClassName, 'system-cluster-critical');
-    deepStrictEqual(pod.affinity, { nodeAffinity: {} });
+    // helm merges a map value with its default: the nodeAffinity set joins the default podAntiAffinity.
+    deepStrictEqual(pod.affinity, { nodeAffinity: {}, ...ANTI_AFFINITY });
+  });
+
+  test('Deployment: a preferred (soft) podAntiAffinity on the node by default, selecting its own pods; null drops it (kube-score deployment-has-host-podantiaffinity)', () => {
+    const pod = find(objects, 'Deployment').spec.template.spec;
+    deepStrictEqual(pod.affinity, ANTI_AFFINITY);
+    // Soft, so a one-node cluster still schedules both replicas; the term selects the pod's own labels.
+    equal(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, undefined);
+    const labels = find(objects, 'Deployment').spec.template.metadata.labels;
+    for (const [k, v] of Object.entries(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.labelSelector.matchLabels)) equal(labels[k], v, k);
+    equal(find(helmTemplate({ ...base, affinity: { podAntiAffinity: null } }), 'Deployment').spec.template.spec.affinity, undefined);
+    const required = { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'pando-webhook' } } }] };
+    deepStrictEqual(find(helmTemplate({ ...base, affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: null, ...required } } }), 'Deployment').spec.template.spec.affinity, { podAntiAffinity: required });
+  });
+
+  test('Deployment: ephemeral-storage request and limit on the webhook container, above the /tmp emptyDir (kube-score container-ephemeral-storage-request-and-limit)', () => {
+    const pod = find(objects, 'Deployment').spec.template.spec;
+    const { requests, limits } = container(objects).resources;
+    equal(requests['ephemeral-storage'], '64Mi');
+    equal(limits['ephemeral-storage'], '256Mi');
+    // The pod's limit is the container's: the /tmp emptyDir (16Mi) and the rotated logs (5 x 10Mi by default) fit under it.
+    equal(pod.volumes.find((v: any) => v.name === 'tmp').emptyDir.sizeLimit, '16Mi');
+    equal(container(objects).securityContext.readOnlyRootFilesystem, true);
+    deepStrictEqual(container(helmTemplate({ ...base, resources: { limits: { 'ephemeral-storage': '1Gi' } } })).resources.limits, { cpu: '1', memory: '256Mi', 'ephemeral-storage': '1Gi' });
   });
 
   test('Deployment: image defaults to the chart appVersion; a digest pins it', () => {
@@ -145,12 +179,33 @@ describe('chart: requirements', () => {
     const service = find(objects, 'Service');
     deepStrictEqual(service.spec.ports.find((p: any) => p.name === 'https'), { name: 'https', port: 443, protocol: 'TCP', targetPort: 8443 });
     ok(!('externalIPs' in service.spec));
-    const policy = find(objects, 'NetworkPolicy').spec;
+    const policy = find(objects, 'NetworkPolicy', 'pando-webhook').spec;
     deepStrictEqual(policy.policyTypes, ['Ingress']);
     deepStrictEqual(policy.ingress, [{ from: [], ports: [{ port: 8443, protocol: 'TCP' }] }, { ports: [{ port: 9090, protocol: 'TCP' }] }]);
     const apiServer = [{ ipBlock: { cidr: '10.0.0.0/24' } }, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }];
-    const restricted = find(helmTemplate({ ...base, networkPolicy: { ingressFrom: apiServer } }), 'NetworkPolicy').spec;
+    const restricted = find(helmTemplate({ ...base, networkPolicy: { ingressFrom: apiServer } }), 'NetworkPolicy', 'pando-webhook').spec;
     deepStrictEqual(restricted.ingress, [{ from: apiServer, ports: [{ port: 8443, protocol: 'TCP' }] }, { ports: [{ port: 9090, protocol: 'TCP' }] }], 'only the sources named reach the webhook port; metrics stay open');
+  });
+
+  test('egress NetworkPolicy (networkPolicy.egress): off by default; on, only DNS and the API server ports, to any address or to the peers named', () => {
+    ok(!objects.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'pando-webhook-egress'), 'rendered by default');
+    const on = find(helmTemplate({ ...base, networkPolicy: { egress: { enabled: true } } }), 'NetworkPolicy', 'pando-webhook-egress');
+    equal(on.metadata.namespace, NAMESPACE);
+    deepStrictEqual(on.spec.podSelector, find(objects, 'Deployment').spec.selector);
+    deepStrictEqual(on.spec.policyTypes, ['Egress']);
+    // An empty `to` is any destination: the ports are the only bound by default.
+    deepStrictEqual(on.spec.egress, [
+      { ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }], to: [] },
+      { ports: [{ port: 443, protocol: 'TCP' }, { port: 6443, protocol: 'TCP' }], to: [] },
+    ]);
+    const apiServer = [{ ipBlock: { cidr: '10.0.0.10/32' } }];
+    const dns = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }];
+    const ports = [{ port: 16443, protocol: 'TCP' }];
+    const named = find(helmTemplate({ ...base, networkPolicy: { egress: { enabled: true, apiServerTo: apiServer, apiServerPorts: ports, dnsTo: dns } } }), 'NetworkPolicy', 'pando-webhook-egress');
+    deepStrictEqual(named.spec.egress, [{ ports: [{ port: 53, protocol: 'UDP' }, { port: 53, protocol: 'TCP' }], to: dns }, { ports, to: apiServer }]);
+    // Independent of the ingress policy.
+    const egressOnly = helmTemplate({ ...base, networkPolicy: { enabled: false, egress: { enabled: true } } }).filter((o) => o.kind === 'NetworkPolicy');
+    deepStrictEqual(egressOnly.map((o) => o.metadata.name), ['pando-webhook-egress']);
   });
 
   test('MutatingWebhookConfiguration: Ignore, IfNeeded, None, v1, timeout 5, pods CREATE, label and namespace selectors', () => {
@@ -450,7 +505,10 @@ describe('chart: Kubernetes schemas', () => {
     'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': 'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding',
   };
   test('every built-in object of every render validates (kubernetes-models)', async () => {
-    const renders = [helmTemplate(base), helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' }, watchdog: { heal: 'restart' } })];
+    const renders = [
+      helmTemplate(base),
+      helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' }, networkPolicy: { egress: { enabled: true, apiServerTo: [{ ipBlock: { cidr: '10.0.0.10/32' } }] } }, watchdog: { heal: 'restart' } }),
+    ];
     let checked = 0;
     for (const object of renders.flat()) {
       if (object.apiVersion.startsWith('cert-manager.io/') || object.apiVersion.startsWith('monitoring.coreos.com/')) continue;
@@ -468,12 +526,13 @@ describe('chart: plain cdk8s synth and helm template agree', () => {
   const valueSets: Record<string, unknown> = {
     defaults: base,
     'cert-manager with extra names': {
-      ...base, tls: { certManager: true, extraIpAddresses: ['127.0.0.1'], extraDnsNames: ['webhook.example'] }, networkPolicy: { ingressFrom: [{ ipBlock: { cidr: '10.0.0.0/24' } }] },
+      ...base, tls: { certManager: true, extraIpAddresses: ['127.0.0.1'], extraDnsNames: ['webhook.example'] },
+      networkPolicy: { ingressFrom: [{ ipBlock: { cidr: '10.0.0.0/24' } }], egress: { enabled: true, apiServerTo: [{ ipBlock: { cidr: '10.0.0.10/32' } }], apiServerPorts: [{ port: 443 }, { port: 16443, protocol: 'TCP' }] } },
     },
     'development url, optional parts flipped, scheduling': {
       ...base, defaultMode: 'debug', replicas: 3, webhook: { url: 'https://127.0.0.1:8443/mutate', caBundle: 'QUJD' }, hpa: { enabled: false }, podDisruptionBudget: { enabled: false },
       networkPolicy: { enabled: false }, serviceMonitor: { enabled: true }, protectedNamespaces: ['a', 'b'], nodeSelector: { disk: 'ssd' },
-      tolerations: [{ key: 'k', operator: 'Exists' }], priorityClassName: 'high', image: { digest: `sha256:${'a'.repeat(64)}` }, podAnnotations: { team: 'sec' },
+      tolerations: [{ key: 'k', operator: 'Exists' }], affinity: { podAntiAffinity: null, nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] } }] } }, priorityClassName: 'high', image: { digest: `sha256:${'a'.repeat(64)}` }, podAnnotations: { team: 'sec' },
       imagePullSecrets: [{ name: 'pull' }], sidecar: { native: false, image: { tag: '2.1.0', registry: 'mirror.example', digest: `sha256:${'d'.repeat(64)}` }, imagePullSecrets: ['a', 'b'], podResources: 'grow' }, namespaceCheck: false, namespaceSetup: { auto: true },
     },
     'conventional values, existing license Secret, webhook tuning, maxUnavailable': {

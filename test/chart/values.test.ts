@@ -101,7 +101,8 @@ describe('values: conventional values', () => {
   });
 
   test('quantities as numbers (--set resources.limits.cpu=2)', () => {
-    deepStrictEqual(container(objects).resources, { requests: { cpu: 0.5, memory: '128Mi' }, limits: { cpu: 2, memory: '256Mi' } });
+    // The keys not set keep their defaults (ephemeral-storage): helm merges maps.
+    deepStrictEqual(container(objects).resources, { requests: { cpu: 0.5, memory: '128Mi', 'ephemeral-storage': '64Mi' }, limits: { cpu: 2, memory: '256Mi', 'ephemeral-storage': '256Mi' } });
     const r = helmTemplateRaw(base, undefined, ['--set', 'resources.limits.cpu=2']);
     equal(r.status, 0, r.stderr);
   });

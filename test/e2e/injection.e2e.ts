@@ -100,6 +100,9 @@ before(async () => {
     image: { repository: REPOSITORY, tag: V1 },
     defaultMode: 'monitor',
     excludedNamespaces: ['kube-system', 'kube-public', 'kube-node-lease', excludedNs],
+    // The egress NetworkPolicy (off by default) among the objects test 1 requires the API server to
+    // accept. Not enforced here: this cluster has no network plugin, and the webhook runs outside it.
+    extra: { networkPolicy: { egress: { enabled: true } } },
   }));
 });
 
@@ -124,6 +127,11 @@ test('1. helm upgrade --install: every object of the chart is accepted by the AP
     const got = await cluster.request('GET', path);
     assert.equal(got.status, 200, `${obj.kind} ${obj.metadata.name} exists in the cluster`);
   }
+  assert.ok(deployed.objects.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'pando-webhook-egress'), 'networkPolicy.egress.enabled renders pando-webhook-egress');
+  // Issue 23 (kube-score): the stored Deployment keeps the ephemeral-storage request and limit and the soft podAntiAffinity.
+  const stored = (await cluster.request('GET', `/apis/apps/v1/namespaces/${RELEASE_NAMESPACE}/deployments/pando-webhook`)).body.spec.template.spec;
+  assert.deepEqual([stored.containers[0].resources.requests['ephemeral-storage'], stored.containers[0].resources.limits['ephemeral-storage']], ['64Mi', '256Mi']);
+  assert.equal(stored.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey, 'kubernetes.io/hostname');
   const mwc = deployed.objects.find((o) => o.kind === 'MutatingWebhookConfiguration');
   assert.ok(mwc, 'the chart has a MutatingWebhookConfiguration');
   const live = await cluster.request('GET', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${mwc.metadata.name}`);

@@ -94,6 +94,13 @@ export const ENV = {
   watchdogCooldownSeconds: 'PANDO_WATCHDOG_WORKLOAD_COOLDOWN_SECONDS',
   watchdogResyncSeconds: 'PANDO_WATCHDOG_RESYNC_SECONDS',
   webhookNamespaceSelector: 'PANDO_WEBHOOK_NAMESPACE_SELECTOR',
+  /** The sidecar rollout (issue 24); defaults to PANDO_WATCHDOG_RESTART_STALE, which it replaces. */
+  rollout: 'PANDO_ROLLOUT',
+  rolloutMaxConcurrent: 'PANDO_ROLLOUT_MAX_CONCURRENT',
+  rolloutSoakSeconds: 'PANDO_ROLLOUT_SOAK_SECONDS',
+  rolloutReadyDeadlineSeconds: 'PANDO_ROLLOUT_READY_DEADLINE_SECONDS',
+  rolloutCanarySelector: 'PANDO_ROLLOUT_CANARY_SELECTOR',
+  rolloutIntervalSeconds: 'PANDO_ROLLOUT_INTERVAL_SECONDS',
   webhookObjectSelector: 'PANDO_WEBHOOK_OBJECT_SELECTOR',
 } as const;
 
@@ -101,7 +108,21 @@ export const ENV = {
 export const LEASE_NAMESPACE_SETUP = 'pando-webhook-namespace-setup';
 export const LEASE_WATCHDOG = 'pando-webhook-watchdog';
 export const LEASE_LICENSE_COPY = 'pando-webhook-license-copy';
+export const LEASE_ROLLOUT = 'pando-webhook-rollout';
+
+/** The ConfigMap (release namespace, created by the chart) holding the rollout's target, paused flag and failure. */
+export const ROLLOUT_CONFIGMAP = 'pando-webhook-rollout';
+/** Workload label or annotation: `manual` opts the workload out of the rollout (reported only). */
+export const LABEL_ROLLOUT = `${DOMAIN}/rollout`;
+export const ROLLOUT_MANUAL = 'manual';
+/** Namespace label: its workloads are the rollout's canary. */
+export const LABEL_ROLLOUT_CANARY = `${DOMAIN}/rollout-canary`;
+/** Pod-template annotation the rollout writes beside kubectl's restartedAt: the target the restart was for. */
+export const ANNOTATION_ROLLOUT_TARGET = `${DOMAIN}/rollout-target`;
 
 /** Event reasons the watchdog records. */
 export const EVENT_SIDECAR_MISSING = 'SidecarMissing';
 export const EVENT_SIDECAR_RESTART = 'SidecarRestart';
+/** Event reasons the rollout records on workloads. */
+export const EVENT_ROLLOUT_RESTART = 'RolloutRestart';
+export const EVENT_ROLLOUT_PAUSED = 'RolloutPaused';

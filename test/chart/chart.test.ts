@@ -286,12 +286,12 @@ describe('chart: requirements', () => {
     equal(find(helmTemplate({ ...base, serviceMonitor: { enabled: true } }), 'ServiceMonitor').spec.endpoints[0].scrapeTimeout, '10s');
   });
 
-  test('PrometheusRule only when enabled: the five alerts, each with summary, a description naming the fix and a runbook', () => {
+  test('PrometheusRule only when enabled: the six alerts, each with summary, a description naming the fix and a runbook', () => {
     ok(!objects.some((o) => o.kind === 'PrometheusRule'));
     const rule = find(helmTemplate({ ...base, prometheusRule: { enabled: true, labels: { release: 'prometheus' } } }), 'PrometheusRule');
     equal(rule.metadata.labels.release, 'prometheus');
     const alerts = rule.spec.groups[0].rules as { alert: string; expr: string; for: string; annotations: { summary: string; description: string; runbook: string } }[];
-    deepStrictEqual(alerts.map((a) => a.alert), ['PandoCoreUnprotectedPods', 'PandoCoreCertificateExpiring', 'PandoCoreCaBundleOutOfSync', 'PandoCoreInjectionErrors', 'PandoCoreWebhookAbsent']);
+    deepStrictEqual(alerts.map((a) => a.alert), ['PandoCoreUnprotectedPods', 'PandoCoreCertificateExpiring', 'PandoCoreCaBundleOutOfSync', 'PandoCoreInjectionErrors', 'PandoCoreWebhookAbsent', 'PandoCoreRolloutPaused']);
     for (const a of alerts) {
       ok(a.annotations.summary && a.annotations.description.includes('Fix: '), a.alert);
       match(a.annotations.runbook, new RegExp(`${a.alert}$`));
@@ -304,6 +304,8 @@ describe('chart: requirements', () => {
     equal(alerts[2]!.expr, 'min(pandocore_cabundle_in_sync) == 0');
     match(alerts[3]!.expr, /outcome="error"/);
     equal(alerts[4]!.expr, `absent(up{job="pando-webhook", namespace="${NAMESPACE}"} == 1)`);
+    equal(alerts[5]!.expr, 'max(pandocore_rollout_paused) == 1');
+    match(alerts[5]!.annotations.description, /pando rollout resume/);
   });
 });
 

@@ -336,12 +336,43 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     deepStrictEqual([r.env[ENV.watchdog], r.env[ENV.watchdogHeal], r.env[ENV.watchdogRestartStale], r.env[ENV.watchdogRestartsPerMinute]], ['true', 'off', 'false', '5']);
   });
 
-  test('heal=restart, or restartStale: adds get/patch of Deployments, StatefulSets, DaemonSets', () => {
+  test('heal=restart: adds get/patch of Deployments, StatefulSets, DaemonSets (restartStale now turns the rollout on instead)', () => {
     const heal = watchdogRules({ watchdog: { heal: 'restart', restartsPerMinute: 3 } });
     deepStrictEqual(heal.cluster, [...REPORT, HEAL]);
     deepStrictEqual([heal.env[ENV.watchdogHeal], heal.env[ENV.watchdogRestartsPerMinute]], ['restart', '3']);
-    deepStrictEqual(watchdogRules({ watchdog: { restartStale: true } }).cluster, [...REPORT, HEAL]);
+    deepStrictEqual(watchdogRules({ watchdog: { restartStale: true } }).cluster, REPORT);
     deepStrictEqual(watchdogRules({ watchdog: { heal: 'restart', restartStale: true } }).cluster, [...REPORT, HEAL]);
+  });
+
+  const ROLLOUT_CLUSTER = [
+    { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['list'] },
+    { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['list'] },
+    { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['list', 'get', 'patch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ];
+  const ROLLOUT_ROLE = [
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'update'], resourceNames: ['pando-webhook-rollout'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: ['pando-webhook-rollout'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+  ];
+  test('rollout (issue 24): off by default; rollout.enabled or watchdog.restartStale of earlier values: its ConfigMap, exact rules, env the webhook parses', () => {
+    const off = helmTemplate(base);
+    ok(!off.some((o) => o.metadata.name === 'pando-webhook-rollout'), 'nothing of the rollout by default');
+    equal(env(off)[ENV.rollout], 'false');
+    for (const values of [{ rollout: { enabled: true, maxConcurrent: 8, soakSeconds: 60, canary: 'tier=canary' } }, { watchdog: { restartStale: true } }, { watchdog: { enabled: false, restartStale: true } }]) {
+      const objs = helmTemplate({ ...base, ...values });
+      deepStrictEqual(find(objs, 'ClusterRole', 'pando-webhook-rollout').rules, ROLLOUT_CLUSTER);
+      deepStrictEqual(find(objs, 'Role', 'pando-webhook-rollout').rules, ROLLOUT_ROLE);
+      equal(find(objs, 'ClusterRoleBinding', 'pando-webhook-rollout').subjects[0].name, 'pando-webhook');
+      equal(find(objs, 'RoleBinding', 'pando-webhook-rollout').roleRef.name, 'pando-webhook-rollout');
+      const cm = find(objs, 'ConfigMap', 'pando-webhook-rollout');
+      equal(cm.metadata.namespace, NAMESPACE);
+      equal(cm.data, undefined, 'no data: helm never resets what the rollout wrote');
+      const config = loadConfig({ ...env(objs), PANDO_NAMESPACE: NAMESPACE });
+      ok(config.rollout, JSON.stringify(values));
+      equal(config.watchdog?.restartStale ?? false, false, 'the watchdog never restarts stale pods beside the rollout');
+      if ('rollout' in values) deepStrictEqual([config.rollout.maxConcurrent, config.rollout.soakMs, config.rollout.canarySelector], [8, 60_000, 'tier=canary']);
+    }
   });
 
   test('the watchdog gets the webhook configuration\'s own namespaceSelector and objectSelector (issue 23 item 2)', () => {
@@ -368,7 +399,7 @@ describe('chart: watchdog RBAC, per combination of values', () => {
   });
 
   test('off: no watchdog RBAC at all, whatever heal says', () => {
-    for (const watchdog of [{ enabled: false }, { enabled: false, heal: 'restart', restartStale: true }]) {
+    for (const watchdog of [{ enabled: false }, { enabled: false, heal: 'restart' }]) {
       const r = watchdogRules({ watchdog });
       equal(r.cluster, undefined);
       equal(r.lease, undefined);

@@ -180,9 +180,8 @@ export function planRollout(input: { target: Target; workloads: readonly Workloa
   const byKey = new Map<string, WorkloadView>();
   let firstFailure: Failure | undefined;
   // A stable order: the same cluster gives the same plan whatever order the lists came in.
-  const sorted = [...workloads].sort((a, b) => (workloadKeyOf(a) < workloadKeyOf(b) ? -1 : workloadKeyOf(a) > workloadKeyOf(b) ? 1 : 0));
-  for (const w of sorted) {
-    const key = workloadKeyOf(w);
+  const keyed = workloads.map((w) => ({ w, key: workloadKeyOf(w) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const { w, key } of keyed) {
     byKey.set(key, w);
     const v = judge(w, target, limits, now);
     verdicts.set(key, { key, state: v.state, ...(v.detail ? { detail: v.detail } : {}) });

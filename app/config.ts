@@ -2,7 +2,7 @@
 // app/main.ts prints it and exits non-zero, so a typo in the chart never starts a half-configured
 // webhook.
 
-import { ENV, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, MODES, type Mode } from './contract.ts';
+import { ENV, LABEL_ROLLOUT_CANARY, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, MODES, type Mode } from './contract.ts';
 import { ConfigError } from './errors.ts';
 import { builtInNamespaceSelector, DEFAULT_OBJECT_SELECTOR, SELECTOR_OPERATORS, type LabelSelector } from './pods/selection.ts';
 
@@ -75,6 +75,19 @@ export interface WatchdogConfig {
   readonly objectSelector?: LabelSelector;
 }
 
+export interface RolloutConfig {
+  /** Workloads restarted and not yet done, at once, cluster-wide. */
+  readonly maxConcurrent: number;
+  /** How long each new pod's sidecar must run Ready with no restart before its workload is done. */
+  readonly soakMs: number;
+  /** A restarted workload whose new sidecars are not all Ready by then has failed (the rollout pauses). */
+  readonly readyDeadlineMs: number;
+  /** Namespaces whose workloads go first (a label selector string). */
+  readonly canarySelector: string;
+  /** Time between the leader's passes. */
+  readonly intervalMs: number;
+}
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -103,6 +116,8 @@ export interface Config {
   readonly licenseCopyNamespaces: readonly string[];
   /** The watchdog (leader only): report, and optionally heal, labelled pods without the sidecar; null when off. */
   readonly watchdog: WatchdogConfig | null;
+  /** The sidecar rollout (issue 24); it replaces the watchdog's restartStale. */
+  readonly rollout: RolloutConfig | null;
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
   /** Bytes of review bodies read and parsed at once; later reviews wait, first come first served. */
@@ -347,6 +362,8 @@ export function loadConfig(env: Env): Config {
   if (selfSigned && certFile !== undefined) {
     throw new ConfigError(ENV.tlsSelfSigned, `cannot be "true" together with ${ENV.tlsCertFile}`);
   }
+  // watchdog.restartStale of earlier charts turns the rollout on: stale workloads are rolled health-gated.
+  const rolloutOn = bool(env, ENV.rollout, bool(env, ENV.watchdogRestartStale, false));
   const config: Config = {
     host: raw(env, ENV.host) ?? '0.0.0.0',
     port: port(env, ENV.port, 8443),
@@ -366,12 +383,22 @@ export function loadConfig(env: Env): Config {
     watchdog: bool(env, ENV.watchdog, false)
       ? Object.freeze({
           heal: oneOf(env, ENV.watchdogHeal, WATCHDOG_HEAL_MODES, 'off'),
-          restartStale: bool(env, ENV.watchdogRestartStale, false),
+          // Never both: with the rollout on, stale workloads are its alone.
+          restartStale: bool(env, ENV.watchdogRestartStale, false) && !rolloutOn,
           restartsPerMinute: positiveInt(env, ENV.watchdogRestartsPerMinute, 5, 1000),
           workloadCooldownMs: positiveInt(env, ENV.watchdogCooldownSeconds, 600, 86400) * 1000,
           resyncMs: positiveInt(env, ENV.watchdogResyncSeconds, 60, 3600) * 1000,
           namespaceSelector: labelSelectorJson(env, ENV.webhookNamespaceSelector) ?? builtInNamespaceSelector(namespaceList(env, ENV.excludedNamespaces), namespace),
           objectSelector: labelSelectorJson(env, ENV.webhookObjectSelector) ?? DEFAULT_OBJECT_SELECTOR,
+        })
+      : null,
+    rollout: rolloutOn
+      ? Object.freeze({
+          maxConcurrent: positiveInt(env, ENV.rolloutMaxConcurrent, 4, 1000),
+          soakMs: nonNegativeInt(env, ENV.rolloutSoakSeconds, 120, 86400) * 1000,
+          readyDeadlineMs: positiveInt(env, ENV.rolloutReadyDeadlineSeconds, 600, 86400) * 1000,
+          canarySelector: labelSelector({ [ENV.rolloutCanarySelector]: env[ENV.rolloutCanarySelector] ?? `${LABEL_ROLLOUT_CANARY}=true` }, ENV.rolloutCanarySelector),
+          intervalMs: positiveInt(env, ENV.rolloutIntervalSeconds, 10, 3600) * 1000,
         })
       : null,
     sidecar: Object.freeze({

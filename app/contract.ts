@@ -24,7 +24,8 @@ export const STATUS_INJECTED = 'injected';
 /**
  * The only pod-template annotations the webhook's ServiceAccount may change on a Deployment,
  * StatefulSet or DaemonSet (the chart's ValidatingAdmissionPolicy pando-webhook-workloads): the
- * stamp `kubectl rollout restart` writes (the watchdog's heal) and the health-gated rollout's target.
+ * stamp `kubectl rollout restart` writes (the watchdog's heal) and the health-gated rollout's target
+ * (the target a restart was for, written beside restartedAt).
  */
 export const ANNOTATION_RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 export const ANNOTATION_ROLLOUT_TARGET = `${DOMAIN}/rollout-target`;
@@ -102,6 +103,13 @@ export const ENV = {
   watchdogCooldownSeconds: 'PANDO_WATCHDOG_WORKLOAD_COOLDOWN_SECONDS',
   watchdogResyncSeconds: 'PANDO_WATCHDOG_RESYNC_SECONDS',
   webhookNamespaceSelector: 'PANDO_WEBHOOK_NAMESPACE_SELECTOR',
+  /** The sidecar rollout (issue 24); defaults to PANDO_WATCHDOG_RESTART_STALE, which it replaces. */
+  rollout: 'PANDO_ROLLOUT',
+  rolloutMaxConcurrent: 'PANDO_ROLLOUT_MAX_CONCURRENT',
+  rolloutSoakSeconds: 'PANDO_ROLLOUT_SOAK_SECONDS',
+  rolloutReadyDeadlineSeconds: 'PANDO_ROLLOUT_READY_DEADLINE_SECONDS',
+  rolloutCanarySelector: 'PANDO_ROLLOUT_CANARY_SELECTOR',
+  rolloutIntervalSeconds: 'PANDO_ROLLOUT_INTERVAL_SECONDS',
   webhookObjectSelector: 'PANDO_WEBHOOK_OBJECT_SELECTOR',
 } as const;
 
@@ -109,7 +117,19 @@ export const ENV = {
 export const LEASE_NAMESPACE_SETUP = 'pando-webhook-namespace-setup';
 export const LEASE_WATCHDOG = 'pando-webhook-watchdog';
 export const LEASE_LICENSE_COPY = 'pando-webhook-license-copy';
+export const LEASE_ROLLOUT = 'pando-webhook-rollout';
+
+/** The ConfigMap (release namespace, created by the chart) holding the rollout's target, paused flag and failure. */
+export const ROLLOUT_CONFIGMAP = 'pando-webhook-rollout';
+/** Workload label or annotation: `manual` opts the workload out of the rollout (reported only). */
+export const LABEL_ROLLOUT = `${DOMAIN}/rollout`;
+export const ROLLOUT_MANUAL = 'manual';
+/** Namespace label: its workloads are the rollout's canary. */
+export const LABEL_ROLLOUT_CANARY = `${DOMAIN}/rollout-canary`;
 
 /** Event reasons the watchdog records. */
 export const EVENT_SIDECAR_MISSING = 'SidecarMissing';
 export const EVENT_SIDECAR_RESTART = 'SidecarRestart';
+/** Event reasons the rollout records on workloads. */
+export const EVENT_ROLLOUT_RESTART = 'RolloutRestart';
+export const EVENT_ROLLOUT_PAUSED = 'RolloutPaused';

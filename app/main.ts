@@ -56,7 +56,7 @@ async function readinessCache(config: Config, metrics: Metrics, logger: Logger) 
 
 /** The ownerReferences of what this webhook creates (its Deployment), when it creates anything. */
 async function runtimeOwner(config: Config, logger: Logger): Promise<V1OwnerReference[]> {
-  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto && !config.watchdog && config.licenseCopyNamespaces.length === 0)) return [];
+  if (config.ownerDeployment === '' || (!config.selfSigned && !config.namespaceSetupAuto && !config.watchdog && !config.rollout && config.licenseCopyNamespaces.length === 0)) return [];
   const { deploymentOwner } = await import('./kube/owner.ts');
   const { ownerReferences, reason } = await deploymentOwner(await loadKubeConfig(), config.namespace, config.ownerDeployment);
   if (reason) logger.warn({ reason }, 'objects this webhook creates get no owner: helm uninstall will leave them');
@@ -168,6 +168,7 @@ interface Controllers {
   namespaceSetup?: { stop(): Promise<unknown> | unknown };
   licenseCopy?: { stop(): Promise<unknown> | unknown };
   watchdog?: { stop(): Promise<unknown> | unknown };
+  rollout?: { stop(): Promise<unknown> | unknown };
 }
 
 /** The in-cluster loops the configuration turns on (each elects its leader on its own Lease). */
@@ -211,7 +212,20 @@ async function startControllers(config: Config, deps: { logger: Logger; registry
         log: logger,
       })
     : undefined;
-  return { namespaceSetup, licenseCopy, watchdog };
+  const rollout = config.rollout
+    ? (await import('./controllers/rollout.ts')).startRollout({
+        kubeConfig: await loadKubeConfig(),
+        namespace: config.namespace,
+        identity: config.podName || hostname(),
+        target: (await import('./inject/sidecar.ts')).planInjection(config),
+        config: config.rollout,
+        excludedNamespaces: config.excludedNamespaces,
+        registry,
+        ownerReferences: owner,
+        log: logger,
+      })
+    : undefined;
+  return { namespaceSetup, licenseCopy, watchdog, rollout };
 }
 
 /** Without a certificate of its own: where the development CA is and a review to try. */
@@ -252,7 +266,7 @@ function exitOnSignals(running: Running): void {
     force.unref();
     certificates.stop();
     // The controllers give their Leases up (so another replica takes over at once); the exit below waits for that.
-    const controllersStopped = Promise.all([controllers.namespaceSetup?.stop(), controllers.licenseCopy?.stop(), controllers.watchdog?.stop()]).catch(() => undefined);
+    const controllersStopped = Promise.all([controllers.namespaceSetup?.stop(), controllers.licenseCopy?.stop(), controllers.watchdog?.stop(), controllers.rollout?.stop()]).catch(() => undefined);
     // Endpoints are removed asynchronously: for a moment the API server still sends reviews here.
     // Keep answering them (unready) for the drain delay, then stop accepting and finish in-flight.
     logger.info({ signal, drainDelayMs: config.shutdownDelayMs }, 'shutting down: unready, still answering reviews');

@@ -10,7 +10,9 @@ export const CLUSTER_HEADING = '## Admission overhead at the API server';
 export const FUZZ_AT_SCALE_HEADING = '## Fuzz at scale';
 /** Written by hand from the --cluster figures (issue 17 item 1): no command replaces it. */
 export const CLUSTER_BREAKDOWN_HEADING = "## Where the API server's milliseconds go";
-const SEPARATE = [CLUSTER_HEADING, FUZZ_AT_SCALE_HEADING, CLUSTER_BREAKDOWN_HEADING];
+/** Written by hand from `node bench/rollout.ts` (issue 24): no command replaces it. */
+export const ROLLOUT_HEADING = '## Sidecar rollout planner';
+const SEPARATE = [CLUSTER_HEADING, FUZZ_AT_SCALE_HEADING, CLUSTER_BREAKDOWN_HEADING, ROLLOUT_HEADING];
 
 /** The markdown split at its `## ` headings: the text before the first, then one entry per section. */
 function sections(markdown: string): string[] {

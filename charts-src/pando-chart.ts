@@ -21,6 +21,7 @@ import { WebhookRbac } from './webhook-rbac.ts';
 import { WebhookService } from './webhook-service.ts';
 import { WatchdogRbac } from './watchdog-rbac.ts';
 import { WORKLOAD_POLICY_RENDERED, WorkloadRestartPolicy, workloadPolicyRendered } from './workload-restart-policy.ts';
+import { ROLLOUT_ENABLED, RolloutConfigMap, rolloutEnabled } from './rollout-config-map.ts';
 
 export interface PandoChartProps {
   /** Complete, validated values (see values.ts). */
@@ -59,7 +60,9 @@ export class PandoChart extends Chart {
     if (b.include('$.Values.networkPolicy.enabled', v.networkPolicy.enabled)) new WebhookNetworkPolicy(this, 'network-policy', { ctx });
     if (b.include('$.Values.networkPolicy.egress.enabled', v.networkPolicy.egress.enabled)) new WebhookEgressPolicy(this, 'egress-network-policy', { ctx });
     if (b.include('$.Values.serviceMonitor.enabled', v.serviceMonitor.enabled)) new ServiceMonitor(this, 'service-monitor', { ctx });
-    if (b.include('$.Values.watchdog.enabled', v.watchdog.enabled)) new WatchdogRbac(this, 'watchdog-rbac', { ctx });
+    // One construct for the RBAC of both leader loops that read and restart workloads; each object guarded by its own value.
+    if (b.include(`or $.Values.watchdog.enabled (${ROLLOUT_ENABLED})`, v.watchdog.enabled || rolloutEnabled(v))) new WatchdogRbac(this, 'watchdog-rbac', { ctx });
+    if (b.include(ROLLOUT_ENABLED, rolloutEnabled(v))) new RolloutConfigMap(this, 'rollout-config-map', { ctx });
     if (b.include('$.Values.prometheusRule.enabled', v.prometheusRule.enabled)) new PrometheusRule(this, 'prometheus-rule', { ctx });
     if (b.include('$.Values.secretPolicy.enabled', v.secretPolicy.enabled)) new SecretAdmissionPolicy(this, 'secret-admission-policy', { ctx });
     if (b.include(WORKLOAD_POLICY_RENDERED, workloadPolicyRendered(v))) new WorkloadRestartPolicy(this, 'workload-restart-policy', { ctx });

@@ -70,6 +70,7 @@ export interface Values {
   workloadPolicy: { enabled: boolean };
   serviceMonitor: { enabled: boolean; interval: string; scrapeTimeout: string; labels: Record<string, string> };
   watchdog: { enabled: boolean; heal: (typeof WATCHDOG_HEAL_MODES)[number]; restartStale: boolean; restartsPerMinute: number };
+  rollout: { enabled: boolean; maxConcurrent: number; soakSeconds: number; readyDeadlineSeconds: number; canary: string };
   prometheusRule: { enabled: boolean; labels: Record<string, string> };
   nodeSelector: Record<string, string>;
   tolerations: unknown[];
@@ -345,8 +346,18 @@ export const VALUES: Group = {
       properties: {
         enabled: leaf('Run the watchdog: gauges pandocore_pods and pandocore_unprotected_pods, SidecarMissing Events, log lines; adds list/watch of pods and create of Events.', { type: 'boolean', default: true }),
         heal: leaf('off: report only. restart: rollout-restart the Deployment, StatefulSet or DaemonSet of an unprotected pod (never bare pods or Jobs); adds get/patch of those.', { type: 'string', enum: [...WATCHDOG_HEAL_MODES], default: 'off' }),
-        restartStale: leaf('Also restart workloads whose pods run an older sidecar version or config (after an upgrade), with the same limits.', { type: 'boolean', default: false }),
+        restartStale: leaf('Kept so values of earlier releases keep working: true turns on rollout.enabled (the health-gated sidecar rollout), which then alone restarts workloads whose pods run an older sidecar.', { type: 'boolean', default: false }),
         restartsPerMinute: leaf('At most this many workload restarts a minute (each workload at most once per 10 minutes).', { type: 'integer', minimum: 1, maximum: 1000, default: 5 }),
+      },
+    },
+    rollout: {
+      description: 'After an upgrade changes the sidecar (version or config), restart the workloads whose pods run an older one as a health-gated rollout: canary first, growing waves, pause cluster-wide on the first failing new sidecar (pando rollout status | pause | resume). One replica, leader on a Lease.',
+      properties: {
+        enabled: leaf('Run the rollout (also on with watchdog.restartStale=true); adds list of workloads, ReplicaSets, pods and namespaces, get/patch of Deployments, StatefulSets and DaemonSets (the restart stamp only), and the ConfigMap pando-webhook-rollout that holds its state.', { type: 'boolean', default: false }),
+        maxConcurrent: leaf('Workloads restarted and not yet done at once, cluster-wide (waves grow 1, 2, 4, ... up to this); always one at a time per namespace.', { type: 'integer', minimum: 1, maximum: 1000, default: 4 }),
+        soakSeconds: leaf('A restarted workload is done once every new pod has run the sidecar Ready with no restart this long.', { type: 'integer', minimum: 0, maximum: 86400, default: 120 }),
+        readyDeadlineSeconds: leaf('A restarted workload whose new sidecars are not all Ready this long after its restart has failed: the rollout pauses.', { type: 'integer', minimum: 1, maximum: 86400, default: 600 }),
+        canary: leaf('Label selector of the namespaces whose workloads go first; none match (or empty): the smallest stale workload is the canary.', { type: 'string', default: 'pandocore.xyz/rollout-canary=true' }),
       },
     },
     prometheusRule: {

@@ -11,6 +11,7 @@ import { ENV, PATH_HEALTHZ, PATH_READYZ } from '../app/contract.ts';
 import { present } from './binding.ts';
 import { NAMES, PORTS, type PandoContext } from './context.ts';
 import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
+import { ROLLOUT_ENABLED, rolloutEnabled } from './rollout-config-map.ts';
 import type { Values } from './values.ts';
 import { namespaceSelectorJson, objectSelectorJson, sortedJson } from './webhook-configuration.ts';
 
@@ -83,6 +84,11 @@ export class WebhookDeployment extends Construct {
       { name: ENV.watchdogHeal, value: b.str('$.Values.watchdog.heal', v.watchdog.heal) },
       { name: ENV.watchdogRestartStale, value: b.str('$.Values.watchdog.restartStale', String(v.watchdog.restartStale)) },
       { name: ENV.watchdogRestartsPerMinute, value: b.str('$.Values.watchdog.restartsPerMinute', String(v.watchdog.restartsPerMinute)) },
+      { name: ENV.rollout, value: b.str(ROLLOUT_ENABLED, String(rolloutEnabled(v))) },
+      { name: ENV.rolloutMaxConcurrent, value: b.str('$.Values.rollout.maxConcurrent', String(v.rollout.maxConcurrent)) },
+      { name: ENV.rolloutSoakSeconds, value: b.str('$.Values.rollout.soakSeconds', String(v.rollout.soakSeconds)) },
+      { name: ENV.rolloutReadyDeadlineSeconds, value: b.str('$.Values.rollout.readyDeadlineSeconds', String(v.rollout.readyDeadlineSeconds)) },
+      { name: ENV.rolloutCanarySelector, value: b.str('$.Values.rollout.canary', v.rollout.canary) },
       // The webhook configuration's own selectors: the watchdog skips the pods they leave out.
       { name: ENV.webhookNamespaceSelector, value: namespaceSelectorJson(ctx) },
       { name: ENV.webhookObjectSelector, value: objectSelectorJson() },

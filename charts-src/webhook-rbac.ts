@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import { LEASE_LICENSE_COPY, LEASE_NAMESPACE_SETUP, LICENSE_SECRET_NAME, SIDECAR_CLUSTER_ROLE, SIDECAR_SERVICE_ACCOUNT } from '../app/contract.ts';
 import { present } from './binding.ts';
 import { NAMES, type PandoContext } from './context.ts';
+import { ROLLOUT_ENABLED, rolloutEnabled } from './rollout-config-map.ts';
 import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
 
 export interface WebhookRbacProps {
@@ -35,8 +36,8 @@ export class WebhookRbac extends Construct {
     const copiesLicense = v.namespaceSetup.auto || licenseCopy;
     // Everything that creates a Lease or a Secret reads its Deployment for the owner reference; the
     // watchdog's Lease too (issue 23: in cert-manager mode it had no owner and survived uninstall).
-    const createsExpr = `or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto $.Values.watchdog.enabled (${licenseCopyExpr})`;
-    const creates = !v.tls.certManager || v.namespaceSetup.auto || v.watchdog.enabled || licenseCopy;
+    const createsExpr = `or (not $.Values.tls.certManager) $.Values.namespaceSetup.auto $.Values.watchdog.enabled (${licenseCopyExpr}) (${ROLLOUT_ENABLED})`;
+    const creates = !v.tls.certManager || v.namespaceSetup.auto || v.watchdog.enabled || licenseCopy || rolloutEnabled(v);
     const createsObjects = <T>(rule: T) => b.when(createsExpr, creates, rule);
     const copiesAlone = <T>(rule: T) => b.when(licenseCopyExpr, licenseCopy, rule);
     const readsLicense = <T>(rule: T) => b.when(`or $.Values.namespaceSetup.auto (and (${EXISTING_LICENSE}) $.Values.protectedNamespaces)`, copiesLicense, rule);

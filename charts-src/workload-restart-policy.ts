@@ -22,6 +22,7 @@ import { ANNOTATION_RESTARTED_AT, ANNOTATION_ROLLOUT_TARGET } from '../app/contr
 import { NAMES, type PandoContext } from './context.ts';
 import type { SelectorRequirement, Values } from './values.ts';
 import { HEALS_EXPR, heals } from './watchdog-rbac.ts';
+import { ROLLOUT_ENABLED, rolloutEnabled } from './rollout-config-map.ts';
 import { webhookNamespaceSelector } from './webhook-configuration.ts';
 
 export const WORKLOAD_POLICY_NAME = `${NAMES.app}-workloads`;
@@ -34,9 +35,9 @@ const SERVER_ANNOTATIONS = ['deprecated.daemonset.template.generation'];
 /** Object metadata the API server writes on every update. */
 const SERVER_METADATA = ['generation', 'managedFields', 'resourceVersion'];
 
-/** Rendered exactly when the heal RBAC is, unless workloadPolicy.enabled=false. */
-export const WORKLOAD_POLICY_RENDERED = `and $.Values.watchdog.enabled (${HEALS_EXPR}) $.Values.workloadPolicy.enabled`;
-export const workloadPolicyRendered = (v: Values): boolean => v.watchdog.enabled && heals(v) && v.workloadPolicy.enabled;
+/** Rendered exactly when an RBAC rule lets the webhook patch workloads (the watchdog's heal=restart, the rollout), unless workloadPolicy.enabled=false. */
+export const WORKLOAD_POLICY_RENDERED = `and $.Values.workloadPolicy.enabled (or (and $.Values.watchdog.enabled (${HEALS_EXPR})) (${ROLLOUT_ENABLED}))`;
+export const workloadPolicyRendered = (v: Values): boolean => v.workloadPolicy.enabled && ((v.watchdog.enabled && heals(v)) || rolloutEnabled(v));
 
 /** CEL: maps `a` and `b` hold the same keys with equal values, apart from the keys in `skip`. */
 export function sameExcept(a: string, b: string, skip: readonly string[]): string {

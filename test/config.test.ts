@@ -76,9 +76,24 @@ describe('config', () => {
     assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WEBHOOK_NAMESPACE_SELECTOR: '{"matchExpressions":[{"key":"a","operator":"Near"}]}' }), /PANDO_WEBHOOK_NAMESPACE_SELECTOR: is not a label selector: matchExpressions\[0\] needs a key and an operator/);
     assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WEBHOOK_OBJECT_SELECTOR: 'protect=true' }), /PANDO_WEBHOOK_OBJECT_SELECTOR: is not JSON/);
     const heal = loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_HEAL: 'restart', PANDO_WATCHDOG_RESTART_STALE: 'true', PANDO_WATCHDOG_RESTARTS_PER_MINUTE: '2' }).watchdog;
-    assert.deepEqual([heal?.heal, heal?.restartStale, heal?.restartsPerMinute], ['restart', true, 2]);
+    // restartStale of earlier values now turns the rollout on, which then alone restarts stale workloads.
+    const upgraded = loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_HEAL: 'restart', PANDO_WATCHDOG_RESTART_STALE: 'true', PANDO_WATCHDOG_RESTARTS_PER_MINUTE: '2' });
+    assert.deepEqual([heal?.heal, heal?.restartStale, heal?.restartsPerMinute, upgraded.rollout?.maxConcurrent], ['restart', false, 2, 4]);
+    const legacy = loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_RESTART_STALE: 'true', PANDO_ROLLOUT: 'false' });
+    assert.deepEqual([legacy.watchdog?.restartStale, legacy.rollout], [true, null], 'the rate-limited restart of stale pods stays reachable with PANDO_ROLLOUT=false');
     assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_HEAL: 'delete' }), /PANDO_WATCHDOG_HEAL: "delete" is not one of off, restart/);
     assert.throws(() => loadConfig({ PANDO_WATCHDOG: 'true', PANDO_WATCHDOG_RESTARTS_PER_MINUTE: '0' }), /PANDO_WATCHDOG_RESTARTS_PER_MINUTE/);
+  });
+
+  it('rollout: off unless asked, then the documented defaults; bad values name the variable', () => {
+    assert.equal(loadConfig({}).rollout, null);
+    assert.deepEqual(loadConfig({ PANDO_ROLLOUT: 'true' }).rollout, { maxConcurrent: 4, soakMs: 120_000, readyDeadlineMs: 600_000, canarySelector: 'pandocore.xyz/rollout-canary=true', intervalMs: 10_000 });
+    const set = loadConfig({ PANDO_ROLLOUT: 'true', PANDO_ROLLOUT_MAX_CONCURRENT: '10', PANDO_ROLLOUT_SOAK_SECONDS: '0', PANDO_ROLLOUT_CANARY_SELECTOR: 'team in (canary)' }).rollout;
+    assert.deepEqual([set?.maxConcurrent, set?.soakMs, set?.canarySelector], [10, 0, 'team in (canary)']);
+    assert.throws(() => loadConfig({ PANDO_ROLLOUT: 'yes' }), /PANDO_ROLLOUT: /);
+    assert.throws(() => loadConfig({ PANDO_ROLLOUT: 'true', PANDO_ROLLOUT_MAX_CONCURRENT: '0' }), /PANDO_ROLLOUT_MAX_CONCURRENT/);
+    assert.throws(() => loadConfig({ PANDO_ROLLOUT: 'true', PANDO_ROLLOUT_SOAK_SECONDS: '-5' }), /PANDO_ROLLOUT_SOAK_SECONDS/);
+    assert.throws(() => loadConfig({ PANDO_ROLLOUT: 'true', PANDO_ROLLOUT_CANARY_SELECTOR: 'a=b=c' }), /PANDO_ROLLOUT_CANARY_SELECTOR: "a=b=c" is not a label selector term/);
   });
 
   it('finds the tag of an image reference', () => {

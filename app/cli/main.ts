@@ -9,6 +9,7 @@ import { runDoctor } from './doctor.ts';
 import { runInject, type InjectCommandOptions } from './inject.ts';
 import { CliError, detectStyle, formatError } from './output.ts';
 import { runSetupNamespace } from './setup-namespace.ts';
+import { runRollout } from './rollout.ts';
 import { packageVersion } from '../version.ts';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -41,7 +42,7 @@ function mode(value: string): string {
 
 export function buildProgram(): Command {
   const program = new Command('pando')
-    .description('PandoCore: inject the sidecar into manifests, check a cluster, set up namespaces')
+    .description('PandoCore: inject the sidecar into manifests, check a cluster, set up namespaces, steer the sidecar rollout')
     .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(run pando help COMMAND for its options)')
     .configureOutput({ outputError: (text, out) => out(text) })
@@ -114,6 +115,27 @@ export function buildProgram(): Command {
       for (const ns of namespaces) namespaceName(ns);
       process.exitCode = await runSetupNamespace(namespaces, options, { stdout: write(process.stdout), style: detectStyle(process.stdout) });
     });
+
+  const rollout = program
+    .command('rollout')
+    .description('the sidecar rollout after an upgrade (rollout.enabled): status, pause, resume')
+    .addHelpText('after', '\nExit codes of status: 0 done, 1 paused, 3 rolling, 2 could not run.');
+  for (const [action, description] of [
+    ['status', 'target sidecar, workloads per state and per namespace, why paused and the fix; exit 0 done, 1 paused, 3 rolling'],
+    ['pause', 'stop the rollout cluster-wide: no further workload is restarted'],
+    ['resume', 'continue after a fix (helm rollback, or a corrected version); clears the recorded failure'],
+  ] as const) {
+    rollout
+      .command(action)
+      .description(description)
+      .option('--release-namespace <name>', 'where the chart is installed', 'pando-system')
+      .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+      .option('--context <name>', 'kubeconfig context')
+      .action(async (options: { releaseNamespace: string; output: 'text' | 'json'; context?: string }) => {
+        namespaceName(options.releaseNamespace);
+        process.exitCode = await runRollout(action, options, { stdout: write(process.stdout), style: detectStyle(process.stdout) });
+      });
+  }
 
   return program;
 }

@@ -365,7 +365,8 @@ function namespaceLabelReader(kc: KubeConfig): (namespace: string) => Promise<Re
   return async (name) => (await api.readNamespace({ name })).metadata?.labels ?? {};
 }
 
-function kubeEvents(kc: KubeConfig, identity: string): EventSink {
+/** Events through the API server; a 409 (recorded already, by us or an earlier leader) is fine. */
+export function kubeEvents(kc: KubeConfig, identity: string, controller = 'watchdog'): EventSink {
   const api = kc.makeApiClient(CoreV1Api);
   return async (e) => {
     const at = new Date();
@@ -376,7 +377,7 @@ function kubeEvents(kc: KubeConfig, identity: string): EventSink {
       reason: e.reason,
       message: e.message,
       source: { component: COMPONENT },
-      reportingComponent: `${COMPONENT}/watchdog`,
+      reportingComponent: `${COMPONENT}/${controller}`,
       reportingInstance: identity,
       firstTimestamp: at,
       lastTimestamp: at,

@@ -351,12 +351,12 @@ describe('chart: requirements', () => {
     equal(find(helmTemplate({ ...base, serviceMonitor: { enabled: true } }), 'ServiceMonitor').spec.endpoints[0].scrapeTimeout, '10s');
   });
 
-  test('PrometheusRule only when enabled: the five alerts, each with summary, a description naming the fix and a runbook', () => {
+  test('PrometheusRule only when enabled: the six alerts, each with summary, a description naming the fix and a runbook', () => {
     ok(!objects.some((o) => o.kind === 'PrometheusRule'));
     const rule = find(helmTemplate({ ...base, prometheusRule: { enabled: true, labels: { release: 'prometheus' } } }), 'PrometheusRule');
     equal(rule.metadata.labels.release, 'prometheus');
     const alerts = rule.spec.groups[0].rules as { alert: string; expr: string; for: string; annotations: { summary: string; description: string; runbook: string } }[];
-    deepStrictEqual(alerts.map((a) => a.alert), ['PandoCoreUnprotectedPods', 'PandoCoreCertificateExpiring', 'PandoCoreCaBundleOutOfSync', 'PandoCoreInjectionErrors', 'PandoCoreWebhookAbsent']);
+    deepStrictEqual(alerts.map((a) => a.alert), ['PandoCoreUnprotectedPods', 'PandoCoreCertificateExpiring', 'PandoCoreCaBundleOutOfSync', 'PandoCoreInjectionErrors', 'PandoCoreWebhookAbsent', 'PandoCoreRolloutPaused']);
     for (const a of alerts) {
       ok(a.annotations.summary && a.annotations.description.includes('Fix: '), a.alert);
       match(a.annotations.runbook, new RegExp(`${a.alert}$`));
@@ -369,6 +369,8 @@ describe('chart: requirements', () => {
     equal(alerts[2]!.expr, 'min(pandocore_cabundle_in_sync) == 0');
     match(alerts[3]!.expr, /outcome="error"/);
     equal(alerts[4]!.expr, `absent(up{job="pando-webhook", namespace="${NAMESPACE}"} == 1)`);
+    equal(alerts[5]!.expr, 'max(pandocore_rollout_paused) == 1');
+    match(alerts[5]!.annotations.description, /pando rollout resume/);
   });
 });
 
@@ -399,12 +401,43 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     deepStrictEqual([r.env[ENV.watchdog], r.env[ENV.watchdogHeal], r.env[ENV.watchdogRestartStale], r.env[ENV.watchdogRestartsPerMinute]], ['true', 'off', 'false', '5']);
   });
 
-  test('heal=restart, or restartStale: adds get/patch of Deployments, StatefulSets, DaemonSets', () => {
+  test('heal=restart: adds get/patch of Deployments, StatefulSets, DaemonSets (restartStale now turns the rollout on instead)', () => {
     const heal = watchdogRules({ watchdog: { heal: 'restart', restartsPerMinute: 3 } });
     deepStrictEqual(heal.cluster, [...REPORT, HEAL]);
     deepStrictEqual([heal.env[ENV.watchdogHeal], heal.env[ENV.watchdogRestartsPerMinute]], ['restart', '3']);
-    deepStrictEqual(watchdogRules({ watchdog: { restartStale: true } }).cluster, [...REPORT, HEAL]);
+    deepStrictEqual(watchdogRules({ watchdog: { restartStale: true } }).cluster, REPORT);
     deepStrictEqual(watchdogRules({ watchdog: { heal: 'restart', restartStale: true } }).cluster, [...REPORT, HEAL]);
+  });
+
+  const ROLLOUT_CLUSTER = [
+    { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['list'] },
+    { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['list'] },
+    { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['list', 'get', 'patch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ];
+  const ROLLOUT_ROLE = [
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'update'], resourceNames: ['pando-webhook-rollout'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'update'], resourceNames: ['pando-webhook-rollout'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+  ];
+  test('rollout (issue 24): off by default; rollout.enabled or watchdog.restartStale of earlier values: its ConfigMap, exact rules, env the webhook parses', () => {
+    const off = helmTemplate(base);
+    ok(!off.some((o) => o.metadata.name === 'pando-webhook-rollout'), 'nothing of the rollout by default');
+    equal(env(off)[ENV.rollout], 'false');
+    for (const values of [{ rollout: { enabled: true, maxConcurrent: 8, soakSeconds: 60, canary: 'tier=canary' } }, { watchdog: { restartStale: true } }, { watchdog: { enabled: false, restartStale: true } }]) {
+      const objs = helmTemplate({ ...base, ...values });
+      deepStrictEqual(find(objs, 'ClusterRole', 'pando-webhook-rollout').rules, ROLLOUT_CLUSTER);
+      deepStrictEqual(find(objs, 'Role', 'pando-webhook-rollout').rules, ROLLOUT_ROLE);
+      equal(find(objs, 'ClusterRoleBinding', 'pando-webhook-rollout').subjects[0].name, 'pando-webhook');
+      equal(find(objs, 'RoleBinding', 'pando-webhook-rollout').roleRef.name, 'pando-webhook-rollout');
+      const cm = find(objs, 'ConfigMap', 'pando-webhook-rollout');
+      equal(cm.metadata.namespace, NAMESPACE);
+      equal(cm.data, undefined, 'no data: helm never resets what the rollout wrote');
+      const config = loadConfig({ ...env(objs), PANDO_NAMESPACE: NAMESPACE });
+      ok(config.rollout, JSON.stringify(values));
+      equal(config.watchdog?.restartStale ?? false, false, 'the watchdog never restarts stale pods beside the rollout');
+      if ('rollout' in values) deepStrictEqual([config.rollout.maxConcurrent, config.rollout.soakMs, config.rollout.canarySelector], [8, 60_000, 'tier=canary']);
+    }
   });
 
   test('the watchdog gets the webhook configuration\'s own namespaceSelector and objectSelector (issue 23 item 2)', () => {
@@ -439,7 +472,10 @@ describe('chart: watchdog RBAC, per combination of values', () => {
     equal(policyOf({}), undefined, 'heal off (the default): no workload writes, no policy');
     equal(policyOf({ watchdog: { enabled: false, heal: 'restart' } }), undefined, 'watchdog off');
     equal(policyOf({ watchdog: { heal: 'restart' }, workloadPolicy: { enabled: false } }), undefined, 'workloadPolicy.enabled=false');
-    ok(policyOf({ watchdog: { restartStale: true } }), 'restartStale alone grants patch, so it gets the policy');
+    ok(policyOf({ watchdog: { restartStale: true } }), 'restartStale alone turns on the rollout, which grants patch, so it gets the policy');
+    ok(policyOf({ rollout: { enabled: true } }), 'the rollout grants patch, so it gets the policy');
+    ok(policyOf({ watchdog: { enabled: false }, rollout: { enabled: true } }), 'the rollout without the watchdog still patches');
+    equal(policyOf({ rollout: { enabled: true }, workloadPolicy: { enabled: false } }), undefined, 'rollout with workloadPolicy.enabled=false');
     const { policy, binding } = policyOf({ watchdog: { heal: 'restart' } })!;
     deepStrictEqual(binding, { policyName: 'pando-webhook-workloads', validationActions: ['Deny'] });
     equal(policy.failurePolicy, 'Fail');
@@ -462,7 +498,7 @@ describe('chart: watchdog RBAC, per combination of values', () => {
   });
 
   test('off: no watchdog RBAC at all, whatever heal says', () => {
-    for (const watchdog of [{ enabled: false }, { enabled: false, heal: 'restart', restartStale: true }]) {
+    for (const watchdog of [{ enabled: false }, { enabled: false, heal: 'restart' }]) {
       const r = watchdogRules({ watchdog });
       equal(r.cluster, undefined);
       equal(r.lease, undefined);

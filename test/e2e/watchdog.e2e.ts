@@ -15,11 +15,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, CoreV1Api, CoordinationV1Api, type V1Deployment } from '@kubernetes/client-node';
-import { ENV, LABEL_PROTECT, LEASE_WATCHDOG } from '../../app/contract.ts';
+import { AppsV1Api, CoreV1Api, CoordinationV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
+import { ANNOTATION_ROLLOUT_TARGET, ENV, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, LEASE_WATCHDOG, ROLLOUT_CONFIGMAP } from '../../app/contract.ts';
 import { RESTARTED_AT_ANNOTATION } from '../../app/controllers/heal.ts';
 import { evaluate } from '../../app/cli/doctor-checks.ts';
 import { gatherFacts } from '../../app/cli/doctor.ts';
+import { loadConfig } from '../../app/config.ts';
+import { planInjection } from '../../app/inject/sidecar.ts';
 import type { Cluster } from '../cluster/harness.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
 import { createNamespace, isInjected, labelledPod, waitUntil } from './support.ts';
@@ -270,7 +272,7 @@ test('two replicas: only the Lease holder reports and heals; when it stops, the 
   await stopAll();
 });
 
-test('upgrade with a new sidecar version: pods are counted stale and left alone; with restartStale their Deployment is rolled', async () => {
+test('upgrade with a new sidecar version: pods are counted stale and left alone; with restartStale their Deployment is rolled (by the sidecar rollout)', async () => {
   const ns = await setUpNamespace('e2e-watchdog-stale');
   const v1 = await start({ [ENV.watchdogHeal]: 'off' }, port);
   await apps().createNamespacedDeployment({ namespace: ns, body: deployment('steady', 2) });
@@ -289,9 +291,23 @@ test('upgrade with a new sidecar version: pods are counted stale and left alone;
   assert.equal((await steady()).spec?.template.metadata?.annotations?.[RESTARTED_AT_ANNOTATION], undefined, 'without restartStale nothing is touched');
   assert.equal(await reportOnly.metric('pandocore_watchdog_restarts_total'), 0);
   await stopAll();
-  const roller = await start({ ...upgraded, [ENV.watchdogRestartStale]: 'true' }, port);
-  await waitUntil('the Deployment rolled for its stale pods', 15_000, async () => Boolean((await steady()).spec?.template.metadata?.annotations?.[RESTARTED_AT_ANNOTATION]));
-  assert.equal(await roller.metric('pandocore_watchdog_restarts_total', { kind: 'Deployment' }), 1);
-  await stopAll();
+  // restartStale of earlier values now turns the sidecar rollout on (issue 24), which restarts stale
+  // workloads health-gated; the chart then renders its state ConfigMap (test/chart/chart.test.ts), made
+  // here as the chart makes it. This namespace is its canary, so 'steady' goes first.
+  await core().createNamespacedConfigMap({ namespace: RELEASE_NAMESPACE, body: { metadata: { name: ROLLOUT_CONFIGMAP } } });
+  await core().patchNamespace({ name: ns, body: { metadata: { labels: { [LABEL_ROLLOUT_CANARY]: 'true' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  try {
+    // The env the chart renders for watchdog.restartStale=true (PANDO_ROLLOUT is `or rollout.enabled watchdog.restartStale`).
+    const roller = await start({ ...upgraded, [ENV.watchdogRestartStale]: 'true', [ENV.rollout]: 'true', [ENV.rolloutIntervalSeconds]: '1' }, port);
+    await waitUntil('the Deployment rolled for its stale pods', 15_000, async () => Boolean((await steady()).spec?.template.metadata?.annotations?.[RESTARTED_AT_ANNOTATION]));
+    // The chart's version annotation follows the tag it was installed with; the new image changes the config hash.
+    const target = planInjection(loadConfig({ ...deployed!.env, ...upgraded }));
+    assert.equal((await steady()).spec?.template.metadata?.annotations?.[ANNOTATION_ROLLOUT_TARGET], `${target.version}/${target.configHash}`, 'restarted by the rollout, for the new sidecar');
+    assert.equal(await roller.metric('pandocore_rollout_restarts_total', { kind: 'Deployment' }), 1);
+    assert.equal(await roller.metric('pandocore_watchdog_restarts_total'), 0, 'the watchdog no longer restarts stale pods beside the rollout');
+  } finally {
+    await stopAll();
+    await core().deleteNamespacedConfigMap({ name: ROLLOUT_CONFIGMAP, namespace: RELEASE_NAMESPACE }).catch(() => undefined);
+  }
   await dropNamespace(ns);
 });

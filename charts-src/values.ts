@@ -200,7 +200,7 @@ export const VALUES: Group = {
       },
     },
     resources: leaf('Requests and limits of the webhook container, from bench/RESULTS.md: RSS 82 MiB idle and about 110 MiB under 32 connections of typical reviews (128Mi request); a burst of 32 reviews of 3 MiB peaks at 61-85 MiB inside a 256Mi limit (without the review gate it reached 256Mi and was OOM-killed); with the watchdog and 10,000 labelled pods the leader peaks at about 97 MiB inside 256Mi (bench/watchdog.ts --cgroup-mib 256); 100m covers a few hundred reviews/s (about 0.12 ms CPU each).', resourcesSchema({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } })),
-    timeoutSeconds: leaf('How long the API server waits for the webhook (1-30 s); after that the pod is created without the sidecar.', { type: 'integer', minimum: 1, maximum: 30, default: 5 }),
+    timeoutSeconds: leaf('How long the API server waits for the webhook (1-30 s); after that the pod is created without the sidecar. A review body that has not arrived within 40 % of it is refused (PANDO_BODY_TIMEOUT_MS), so a slow client never holds up the others.', { type: 'integer', minimum: 1, maximum: 30, default: 5 }),
     logLevel: leaf('Webhook log level.', { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' }),
     namespaceCheck: leaf('Skip injection (with a warning) in namespaces without the ServiceAccount and license Secret, instead of creating pods that cannot start.', { type: 'boolean', default: true }),
     namespaceSetup: {

@@ -96,7 +96,7 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
     }),
     bodiesRefused: new Counter({
       name: 'pandocore_review_bodies_refused_total',
-      help: 'Requests to /mutate answered 408 and closed because their body did not arrive: timeout (not complete within PANDO_BODY_TIMEOUT_MS) or stalled (nothing sent for PANDO_BODY_STALL_MS).',
+      help: 'Requests answered 408 and closed because their body did not arrive: timeout (not complete within PANDO_BODY_TIMEOUT_MS) or stalled (nothing sent for PANDO_BODY_STALL_MS).',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -170,6 +170,20 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
     closing = true;
   });
 
+  // Every body (to /mutate or to any other path, which is answered 404 only once it has been read)
+  // is read through the gate, charged by the bytes that arrive (never by the Content-Length a
+  // client declares) and within its deadlines (body-deadline.ts); its bytes are freed when the
+  // response is done or the connection closes.
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) return done(null, payload);
+    const body = meteredBody(payload, gate.open(), { timeoutMs: config.bodyTimeoutMs, stallMs: config.bodyStallMs }, (reason) => {
+      metrics.bodiesRefused.inc({ reason });
+    });
+    reply.raw.once('close', body.stop);
+    reply.raw.once('finish', body.stop);
+    done(null, body.stream);
+  });
+
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody(ERRORS.NOT_FOUND, `${request.method} ${request.url.slice(0, 100)}`));
   });
@@ -193,17 +207,6 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
     PATH_MUTATE,
     {
       schema: { response: { 200: reviewResponseSchema, 400: errorSchema } },
-      // The body is read through the gate, charged by the bytes that arrive (never by the
-      // Content-Length a client declares) and within its deadlines (body-deadline.ts); its bytes
-      // are freed when the response is done or the connection closes.
-      preParsing: (_request, reply, payload, done) => {
-        const body = meteredBody(payload, gate.open(), { timeoutMs: config.bodyTimeoutMs, stallMs: config.bodyStallMs }, (reason) => {
-          metrics.bodiesRefused.inc({ reason });
-        });
-        reply.raw.once('close', body.stop);
-        reply.raw.once('finish', body.stop);
-        done(null, body.stream);
-      },
     },
     (request, reply) => {
       const started = process.hrtime.bigint();

@@ -201,17 +201,19 @@ function rawExchange(port: number, head: string, trickle?: string): Promise<{ an
 }
 
 describe('body deadlines (issue 23 item 1)', () => {
-  it('a body that never comes is answered 408 PANDO_BODY_STALLED, one that trickles 408 PANDO_BODY_TIMEOUT; both closed and counted', async () => {
+  it('a body that never comes is answered 408 PANDO_BODY_STALLED (on any path), one that trickles 408 PANDO_BODY_TIMEOUT; all closed and counted', async () => {
     const { app, metrics } = testServer({ PANDO_BODY_TIMEOUT_MS: '600', PANDO_BODY_STALL_MS: '150' });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as { port: number };
-    const head = (framing: string) => `POST /mutate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n${framing}\r\n\r\n`;
-    const [silent, chunked, trickle] = await Promise.all([
+    const head = (framing: string, path = '/mutate') => `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n${framing}\r\n\r\n`;
+    const [silent, elsewhere, chunked, trickle] = await Promise.all([
       rawExchange(port, head('content-length: 7340032')),
+      // Another path reads its body before answering 404: the same rules.
+      rawExchange(port, head('content-length: 7340032', '/elsewhere')),
       rawExchange(port, `${head('transfer-encoding: chunked')}1\r\n{\r\n`),
       rawExchange(port, head('content-length: 7340032'), '{'),
     ]);
-    for (const [name, exchange, code] of [['silent', silent, 'PANDO_BODY_STALLED'], ['chunked', chunked, 'PANDO_BODY_STALLED'], ['trickle', trickle, 'PANDO_BODY_TIMEOUT']] as const) {
+    for (const [name, exchange, code] of [['silent', silent, 'PANDO_BODY_STALLED'], ['elsewhere', elsewhere, 'PANDO_BODY_STALLED'], ['chunked', chunked, 'PANDO_BODY_STALLED'], ['trickle', trickle, 'PANDO_BODY_TIMEOUT']] as const) {
       assert.match(exchange.answer, /^HTTP\/1\.1 408 /, name);
       assert.match(exchange.answer, /connection: close/i, name);
       assert.match(exchange.answer, new RegExp(`"code":"${code}"`), name);
@@ -219,7 +221,7 @@ describe('body deadlines (issue 23 item 1)', () => {
     assert.ok(silent.ms >= 150 && trickle.ms >= 600, `closed after the stall (${silent.ms} ms) and the deadline (${trickle.ms} ms)`);
     const refused = await metrics.bodiesRefused.get();
     const count = (reason: string) => refused.values.find((v) => v.labels.reason === reason)?.value;
-    assert.equal(count('stalled'), 2);
+    assert.equal(count('stalled'), 3);
     assert.equal(count('timeout'), 1);
     // An honest review on the same server is still answered.
     const answer = await post(port, JSON.stringify(podReview(labelledPod())));

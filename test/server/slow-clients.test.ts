@@ -193,7 +193,7 @@ describe('slow and stalled clients against the built server, over TLS (issue 23 
       `${results.filter((r) => r.status === 200 && r.patched).length} patched; hostile connections closed by the server: ${[...byKind].map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`;
     console.log(`# ${summary}`);
 
-    assert.ok(results.length >= 20, summary);
+    assert.ok(results.length >= 10, summary);
     for (const [i, r] of results.entries()) {
       assert.equal(r.status, 200, `honest review ${i} answered ${r.status || 'nothing'} after ${r.ms.toFixed(0)} ms (${summary})`);
       assert.ok(r.patched && r.uid === `honest-${i}`, `honest review ${i} carries its patch`);

@@ -120,8 +120,12 @@ export interface Config {
   readonly rollout: RolloutConfig | null;
   readonly sidecar: SidecarConfig;
   readonly bodyLimitBytes: number;
-  /** Bytes of review bodies read and parsed at once; later reviews wait, first come first served. */
+  /** Bytes of review bodies held at once, charged as they arrive; later chunks wait, first come first served. */
   readonly reviewBytesInFlight: number;
+  /** A review body must arrive within this long of its headers (else 408 and the connection closed). */
+  readonly bodyTimeoutMs: number;
+  /** A request that sends nothing for this long is answered 408 and its connection closed. */
+  readonly bodyStallMs: number;
   readonly logLevel: string;
   readonly shutdownTimeoutMs: number;
   /** After SIGTERM, how long to keep answering (unready) before closing the listener. */
@@ -140,6 +144,11 @@ export const DEFAULT_BODY_LIMIT_BYTES = 7 * 1024 * 1024;
 // Two 3 MiB pods are read and parsed at once; typical 10 KB reviews are never held back. A burst of
 // 32 such pods peaked at 61 MiB (127 MiB with every body at once) in bench/overload.ts.
 export const DEFAULT_REVIEW_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
+// The API server writes a review in one go; 2 s is well under its shortest usual timeout (the chart
+// derives it from webhook.timeoutSeconds: 400 ms per second). A stall of 500 ms survives a lost
+// segment's retransmission (Linux's minimum RTO is 200 ms).
+export const DEFAULT_BODY_TIMEOUT_MS = 2000;
+export const DEFAULT_BODY_STALL_MS = 500;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 // Kubernetes resource.Quantity, as in k8s.io/apimachinery/pkg/api/resource.
 const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE])?$/;
@@ -364,6 +373,7 @@ export function loadConfig(env: Env): Config {
   }
   // watchdog.restartStale of earlier charts turns the rollout on: stale workloads are rolled health-gated.
   const rolloutOn = bool(env, ENV.rollout, bool(env, ENV.watchdogRestartStale, false));
+  const bodyTimeoutMs = positiveInt(env, ENV.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS, 30000);
   const config: Config = {
     host: raw(env, ENV.host) ?? '0.0.0.0',
     port: port(env, ENV.port, 8443),
@@ -413,12 +423,18 @@ export function loadConfig(env: Env): Config {
     }),
     bodyLimitBytes: positiveInt(env, ENV.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES, 64 * 1024 * 1024),
     reviewBytesInFlight: positiveInt(env, ENV.reviewBytesInFlight, DEFAULT_REVIEW_BYTES_IN_FLIGHT, 1024 * 1024 * 1024),
+    bodyTimeoutMs,
+    // Never longer than the whole body's deadline (timeoutSeconds 1 in the chart gives 400 ms).
+    bodyStallMs: positiveInt(env, ENV.bodyStallMs, Math.min(DEFAULT_BODY_STALL_MS, bodyTimeoutMs), 30000),
     logLevel: oneOf(env, ENV.logLevel, LOG_LEVELS, 'info'),
     shutdownTimeoutMs: positiveInt(env, ENV.shutdownTimeoutMs, 9000, 60000),
     shutdownDelayMs: nonNegativeInt(env, ENV.shutdownDelayMs, 3000, 30000),
   };
   if (config.shutdownDelayMs >= config.shutdownTimeoutMs) {
     throw new ConfigError(ENV.shutdownDelayMs, `must be shorter than ${ENV.shutdownTimeoutMs} (${config.shutdownTimeoutMs})`);
+  }
+  if (config.bodyStallMs > config.bodyTimeoutMs) {
+    throw new ConfigError(ENV.bodyStallMs, `must not be longer than ${ENV.bodyTimeoutMs} (${config.bodyTimeoutMs})`);
   }
   if (config.port === config.metricsPort) {
     throw new ConfigError(ENV.metricsPort, `must differ from ${ENV.port} (${config.port})`);

@@ -72,6 +72,8 @@ export const ENV = {
   sidecarPodResources: 'PANDO_SIDECAR_POD_RESOURCES',
   bodyLimitBytes: 'PANDO_BODY_LIMIT_BYTES',
   reviewBytesInFlight: 'PANDO_REVIEW_BYTES_IN_FLIGHT',
+  bodyTimeoutMs: 'PANDO_BODY_TIMEOUT_MS',
+  bodyStallMs: 'PANDO_BODY_STALL_MS',
   logLevel: 'PANDO_LOG_LEVEL',
   namespaceCheck: 'PANDO_NAMESPACE_CHECK',
   tlsSelfSigned: 'PANDO_TLS_SELF_SIGNED',

@@ -22,6 +22,8 @@ export const ERRORS = Object.freeze({
   NO_UID: spec('PANDO_NO_UID', 400, 'AdmissionReview request has no uid'),
   EMPTY_BODY: spec('PANDO_EMPTY_BODY', 400, 'request body is empty'),
   BODY_TOO_LARGE: spec('PANDO_BODY_TOO_LARGE', 413, 'request body is larger than the limit'),
+  BODY_TIMEOUT: spec('PANDO_BODY_TIMEOUT', 408, 'request body did not arrive in time; connection closed'),
+  BODY_STALLED: spec('PANDO_BODY_STALLED', 408, 'request body stopped arriving; connection closed'),
   UNSUPPORTED_MEDIA_TYPE: spec(
     'PANDO_UNSUPPORTED_MEDIA_TYPE',
     415,

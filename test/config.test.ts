@@ -13,6 +13,8 @@ describe('config', () => {
     assert.equal(config.port, 8443);
     assert.equal(config.metricsPort, 9090);
     assert.equal(config.tls, null);
+    assert.equal(config.bodyTimeoutMs, 2000);
+    assert.equal(config.bodyStallMs, 500);
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.sidecar));
   });
 
@@ -28,6 +30,8 @@ describe('config', () => {
       PANDO_TLS_CERT_FILE: '/etc/pando/tls/tls.crt',
       PANDO_TLS_KEY_FILE: '/etc/pando/tls/tls.key',
       PANDO_NAMESPACE: 'security',
+      PANDO_BODY_TIMEOUT_MS: '4000',
+      PANDO_BODY_STALL_MS: '1000',
     });
     assert.equal(config.port, 9443);
     assert.equal(config.defaultMode, 'enforce');
@@ -37,6 +41,8 @@ describe('config', () => {
     assert.equal(config.sidecar.resources.limits.memory, '1Gi');
     assert.deepEqual(config.tls, { certFile: '/etc/pando/tls/tls.crt', keyFile: '/etc/pando/tls/tls.key' });
     assert.equal(config.namespace, 'security');
+    assert.equal(config.bodyTimeoutMs, 4000);
+    assert.equal(config.bodyStallMs, 1000);
   });
 
   const bad: Array<[Record<string, string>, string, RegExp]> = [
@@ -52,6 +58,9 @@ describe('config', () => {
     [{ PANDO_TLS_CERT_FILE: '/x.crt' }, 'PANDO_TLS_KEY_FILE', /must be set together/],
     [{ PANDO_METRICS_PORT: '8443' }, 'PANDO_METRICS_PORT', /must differ/],
     [{ PANDO_LOG_LEVEL: 'loud' }, 'PANDO_LOG_LEVEL', /not one of/],
+    [{ PANDO_BODY_TIMEOUT_MS: '0' }, 'PANDO_BODY_TIMEOUT_MS', /not a whole number from 1 to 30000/],
+    [{ PANDO_BODY_STALL_MS: '2s' }, 'PANDO_BODY_STALL_MS', /not a whole number/],
+    [{ PANDO_BODY_TIMEOUT_MS: '1000', PANDO_BODY_STALL_MS: '1500' }, 'PANDO_BODY_STALL_MS', /must not be longer than PANDO_BODY_TIMEOUT_MS \(1000\)/],
   ];
   for (const [env, variable, reason] of bad) {
     it(`rejects ${JSON.stringify(env).slice(0, 70)}: names ${variable}`, () => {

@@ -13,6 +13,7 @@ export interface Metrics {
   readonly namespaceNotReady: Counter<'namespace'>;
   readonly namespaceLookups: Counter;
   readonly namespaceLookupErrors: Counter<'reason'>;
+  readonly bodiesRefused: Counter<'reason'>;
   readonly registry: Registry;
 }
 
@@ -93,6 +94,12 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
       labelNames: ['reason'],
       registers: [registry],
     }),
+    bodiesRefused: new Counter({
+      name: 'pandocore_review_bodies_refused_total',
+      help: 'Requests answered 408 and closed because their body did not arrive: timeout (not complete within PANDO_BODY_TIMEOUT_MS) or stalled (nothing sent for PANDO_BODY_STALL_MS).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     caBundleInSync: new Gauge({
       name: 'pandocore_cabundle_in_sync',
       help: '1 when the webhook configuration\'s caBundle verifies the certificate this replica serves, 0 when not, absent when not checked.',
@@ -106,5 +113,6 @@ export function createMetrics(registry: Registry, build: BuildInfo, processMetri
     }),
   };
   for (const reason of ['missing', 'incomplete', 'corrupt']) metrics.tlsSecretRecoveries.inc({ reason }, 0);
+  for (const reason of ['timeout', 'stalled']) metrics.bodiesRefused.inc({ reason }, 0);
   return metrics;
 }

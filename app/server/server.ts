@@ -16,6 +16,7 @@ import { outcomeOf, type Outcome } from '../inject/review.ts';
 import type { ReadinessCache } from '../kube/namespaces.ts';
 import { planInjection, type InjectionPlan } from '../inject/sidecar.ts';
 import { createReviewGate, type ReviewGate } from './review-gate.ts';
+import { meteredBody } from './body-deadline.ts';
 import { OTHER, kindLabel, operationLabel, type Metrics } from './metrics.ts';
 
 export interface ServerDeps {
@@ -28,7 +29,7 @@ export interface ServerDeps {
   readiness?: ReadinessCache;
   /** Ready to serve admission reviews (a valid certificate is loaded). */
   isReady?: () => boolean;
-  /** Bounds the review bodies read and parsed at once; default: config.reviewBytesInFlight. */
+  /** Bounds the review bytes held at once; default: config.reviewBytesInFlight. */
   gate?: ReviewGate;
 }
 
@@ -74,6 +75,10 @@ function errorFor(err: { code?: string; statusCode?: number }): ErrorSpec {
       return ERRORS.UNSUPPORTED_MEDIA_TYPE;
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return ERRORS.EMPTY_BODY;
+    case ERRORS.BODY_TIMEOUT.code:
+      return ERRORS.BODY_TIMEOUT;
+    case ERRORS.BODY_STALLED.code:
+      return ERRORS.BODY_STALLED;
     default:
       return err.statusCode === 400 ? ERRORS.BAD_JSON : ERRORS.INTERNAL;
   }
@@ -165,6 +170,20 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
     closing = true;
   });
 
+  // Every body (to /mutate or to any other path, which is answered 404 only once it has been read)
+  // is read through the gate, charged by the bytes that arrive (never by the Content-Length a
+  // client declares) and within its deadlines (body-deadline.ts); its bytes are freed when the
+  // response is done or the connection closes.
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) return done(null, payload);
+    const body = meteredBody(payload, gate.open(), { timeoutMs: config.bodyTimeoutMs, stallMs: config.bodyStallMs }, (reason) => {
+      metrics.bodiesRefused.inc({ reason });
+    });
+    reply.raw.once('close', body.stop);
+    reply.raw.once('finish', body.stop);
+    done(null, body.stream);
+  });
+
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody(ERRORS.NOT_FOUND, `${request.method} ${request.url.slice(0, 100)}`));
   });
@@ -188,15 +207,6 @@ export function buildServer(config: Config, deps: ServerDeps): FastifyInstance {
     PATH_MUTATE,
     {
       schema: { response: { 200: reviewResponseSchema, 400: errorSchema } },
-      // Before the body is read: a review waits here, its bytes unread in the kernel, until its
-      // turn. The place is freed when the response is done or the connection closes.
-      onRequest: (request, reply, done) => {
-        const length = Number(request.headers['content-length']);
-        const weight = Number.isSafeInteger(length) && length >= 0 ? Math.min(length, config.bodyLimitBytes) : config.bodyLimitBytes;
-        const ticket = gate.enter(weight, done);
-        reply.raw.once('close', ticket.leave);
-        reply.raw.once('finish', ticket.leave);
-      },
     },
     (request, reply) => {
       const started = process.hrtime.bigint();

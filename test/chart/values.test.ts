@@ -185,6 +185,16 @@ describe('values: webhook tuning', () => {
       ],
     });
   });
+
+  test('timeoutSeconds sets the body deadline to 40 % of it (issue 23 item 1), which the webhook accepts', () => {
+    const byDefault = helmTemplate(base);
+    equal(webhook(byDefault).timeoutSeconds, 5);
+    equal(env(byDefault)[ENV.bodyTimeoutMs], '2000');
+    const longer = helmTemplate({ ...base, timeoutSeconds: 30 });
+    equal(webhook(longer).timeoutSeconds, 30);
+    equal(env(longer)[ENV.bodyTimeoutMs], '12000');
+    equal(loadConfig({ ...env(helmTemplate({ ...base, timeoutSeconds: 1 })), PANDO_NAMESPACE: 'pando-system' }).bodyTimeoutMs, 400);
+  });
 });
 
 describe('values: the schema accepts and refuses', () => {

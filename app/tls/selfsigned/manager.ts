@@ -23,7 +23,11 @@ import {
   nextState,
   observe,
   readBackTrusts,
+  recordAt,
   recoveredState,
+  rememberWritten,
+  withSeenAt,
+  type FirstSeenMemory,
   trustableCas,
   usableCa,
   type Rotation,
@@ -199,6 +203,8 @@ export function createSelfSignedManager(kc: KubeConfig, options: SelfSignedOptio
   const replica = replicaKey(options.replica);
   const policy: RotationPolicy = { ...options.policy };
   let lastVerified: { trusted: boolean; at: number } | undefined;
+  // When this replica first saw each time stored in the Secret, by its own clock (issue 23 item 11).
+  const firstSeen: FirstSeenMemory = new Map();
 
   async function readSecret(): Promise<V1Secret | undefined> {
     try {
@@ -217,7 +223,7 @@ export function createSelfSignedManager(kc: KubeConfig, options: SelfSignedOptio
 
   /** Drops records of replicas gone for long, so the annotations do not grow with every pod ever run. */
   function pruned(state: TlsState, at: Date): TlsState {
-    const serving = Object.fromEntries(Object.entries(state.serving ?? {}).filter(([, r]) => at.getTime() - r.at.getTime() < 10 * policy.servingTtlMs));
+    const serving = Object.fromEntries(Object.entries(state.serving ?? {}).filter(([name, r]) => at.getTime() - recordAt(state, name, r).getTime() < 10 * policy.servingTtlMs));
     return Object.keys(serving).length === Object.keys(state.serving ?? {}).length ? state : { ...state, serving };
   }
 
@@ -231,9 +237,10 @@ export function createSelfSignedManager(kc: KubeConfig, options: SelfSignedOptio
       let recovered: SecretProblem | undefined;
       const forceRotation = secret?.metadata?.annotations?.[ANNOTATION_ROTATE] !== undefined;
       if ('state' in read) {
-        const observed = pruned(observe(read.state, at, { readBack: seen, replica, served, refreshMs: options.checkIntervalMs / 2 }), at);
+        const local = withSeenAt(read.state, firstSeen, at);
+        const observed = pruned(observe(local, at, { readBack: seen, replica, served, refreshMs: options.checkIntervalMs / 2 }), at);
         step = await nextState(observed, at, { ...policy, forceRotation });
-        if (step.events.length === 0 && !forceRotation && step.state === read.state) return read.state;
+        if (step.events.length === 0 && !forceRotation && step.state === local) return local;
       } else {
         // Without knowing what the API server trusts, a new CA could replace the trust in what is
         // being served: wait for a pass that can read the webhook configuration.
@@ -251,6 +258,7 @@ export function createSelfSignedManager(kc: KubeConfig, options: SelfSignedOptio
         if (status(err) === 409) continue;
         throw err;
       }
+      rememberWritten(step.state, firstSeen, at);
       if (recovered) {
         logger.warn({ code: 'PANDO_TLS_SECRET_RECOVERED', secret: secretName, reason: recovered, keptCas: step.state.bundle.length - 1 }, 'TLS Secret was unusable; a new CA now stands next to the CAs still trusted');
         options.onRecovery?.(recovered);

@@ -12,6 +12,12 @@
 // only while the caBundle it read back trusts it (`chooseLeaf`), and a CA leaves the bundle only when
 // no replica's fresh record (`serving`) says it serves a leaf from that CA. A lost or corrupt Secret
 // is replaced by a new CA next to every CA the webhook configuration still trusts (`recoveredState`).
+//
+// Nor is a time written by another replica ever compared with this replica's clock (issue 23 item 11:
+// with one replica 240 s behind, its fresh records looked stale to the others, which retired the CA
+// it still served). Each replica ages a stored time from the moment it first saw that time, by its
+// own clock (`withSeenAt`, kept in `seenAt`, never stored); skew between replicas then only delays a
+// step by up to one check interval, never hastens one.
 
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createCa, issueServingCert } from '../certs.ts';
@@ -31,6 +37,84 @@ export interface TlsState {
   bundleSeenSince?: Date;
   /** What each replica serves: the SHA-256 fingerprint of its leaf's CA, and when it said so. */
   serving?: Record<string, ServingRecord>;
+  /** When this replica first saw each stored time, by its own clock; not stored (`withSeenAt`). */
+  seenAt?: SeenAt;
+}
+
+export interface SeenAt {
+  phaseSince?: Date;
+  bundleSeenSince?: Date;
+  /** By replica name, as `serving`. */
+  serving?: Record<string, Date>;
+}
+
+/**
+ * What one replica remembers between passes: for each stored time (by key), the value it saw and
+ * when it first saw it, by its own clock.
+ */
+export type FirstSeenMemory = Map<string, { value: string; at: Date }>;
+
+/**
+ * The stored state with `seenAt` filled from `memory` (a time not seen before is seen `now`): every
+ * age below is measured from there, by the clock that measures `now`.
+ */
+export function withSeenAt(state: TlsState, memory: FirstSeenMemory, now: Date): TlsState {
+  const present = new Set<string>();
+  const seen = (key: string, value: string): Date => {
+    present.add(key);
+    const known = memory.get(key);
+    if (known && known.value === value) return known.at;
+    memory.set(key, { value, at: now });
+    return now;
+  };
+  const seenAt: SeenAt = { phaseSince: seen('phase-since', state.phaseSince.toISOString()) };
+  if (state.bundleSeenSince) seenAt.bundleSeenSince = seen('bundle-seen-since', state.bundleSeenSince.toISOString());
+  if (state.serving) {
+    seenAt.serving = Object.fromEntries(Object.entries(state.serving).map(([name, r]) => [name, seen(`serving/${name}`, `${r.ca} ${r.at.toISOString()}`)]));
+  }
+  for (const key of memory.keys()) if (!present.has(key)) memory.delete(key);
+  return { ...state, seenAt };
+}
+
+/**
+ * After this replica stored `state`, written at `now` by its own clock: the times it wrote itself
+ * are seen from then (exactly, not from its next read).
+ */
+export function rememberWritten(state: TlsState, memory: FirstSeenMemory, now: Date): void {
+  const mine = (key: string, value: string, time: Date) => {
+    if (time.getTime() === now.getTime()) memory.set(key, { value, at: now });
+  };
+  mine('phase-since', state.phaseSince.toISOString(), state.phaseSince);
+  if (state.bundleSeenSince) mine('bundle-seen-since', state.bundleSeenSince.toISOString(), state.bundleSeenSince);
+  for (const [name, r] of Object.entries(state.serving ?? {})) mine(`serving/${name}`, `${r.ca} ${r.at.toISOString()}`, r.at);
+}
+
+/** When the current phase began, by this replica's clock. */
+function phaseStart(state: TlsState): Date {
+  return state.seenAt?.phaseSince ?? state.phaseSince;
+}
+
+/** When a replica first read back the whole bundle, by this replica's clock. */
+function bundleSeenAt(state: TlsState): Date | undefined {
+  return state.bundleSeenSince && (state.seenAt?.bundleSeenSince ?? state.bundleSeenSince);
+}
+
+/** When a replica's serving record was written, by this replica's clock. */
+export function recordAt(state: TlsState, name: string, record: ServingRecord): Date {
+  return state.seenAt?.serving?.[name] ?? record.at;
+}
+
+/** `seenAt` without the entries whose stored times were just set by this replica (its own clock). */
+function dropSeen(state: TlsState, which: { phaseSince?: boolean; bundleSeenSince?: boolean; serving?: string }): SeenAt | undefined {
+  if (!state.seenAt) return undefined;
+  const next: SeenAt = { ...state.seenAt };
+  if (which.phaseSince) delete next.phaseSince;
+  if (which.bundleSeenSince) delete next.bundleSeenSince;
+  if (which.serving && next.serving) {
+    const { [which.serving]: _, ...rest } = next.serving;
+    next.serving = rest;
+  }
+  return next;
 }
 
 export interface ServingRecord {
@@ -144,7 +228,8 @@ export function readBackTrusts(readBack: string[][] | undefined, leafPem: string
 }
 
 function propagated(state: TlsState, now: Date, policy: RotationPolicy): boolean {
-  return state.bundleSeenSince !== undefined && now.getTime() - state.bundleSeenSince.getTime() >= policy.propagationMs;
+  const seen = bundleSeenAt(state);
+  return seen !== undefined && now.getTime() - seen.getTime() >= policy.propagationMs;
 }
 
 function servedByAnyone(caPem: string, state: TlsState, now: Date, policy: RotationPolicy): boolean {
@@ -154,7 +239,7 @@ function servedByAnyone(caPem: string, state: TlsState, now: Date, policy: Rotat
   } catch {
     return false;
   }
-  return Object.values(state.serving ?? {}).some((r) => r.ca === fingerprint && now.getTime() - r.at.getTime() < policy.servingTtlMs);
+  return Object.entries(state.serving ?? {}).some(([name, r]) => r.ca === fingerprint && now.getTime() - recordAt(state, name, r).getTime() < policy.servingTtlMs);
 }
 
 export interface Observation {
@@ -175,13 +260,14 @@ export interface Observation {
 export function observe(state: TlsState, now: Date, seen: Observation): TlsState {
   let next = state;
   const holdsAll = seen.readBack !== undefined && seen.readBack.length > 0 && seen.readBack.every((b) => state.bundle.every((ca) => b.includes(ca)));
-  if (state.bundleSeenSince === undefined && holdsAll) next = { ...next, bundleSeenSince: now };
+  if (state.bundleSeenSince === undefined && holdsAll) next = { ...next, bundleSeenSince: now, seenAt: dropSeen(next, { bundleSeenSince: true }) };
   const issuer = seen.served ? state.bundle.find((ca) => readBackTrusts([[ca]], seen.served)) : undefined;
   if (issuer) {
     const ca = caFingerprint(issuer);
+    // Its own record: written by this clock (the same pod name), so compared with it.
     const mine = state.serving?.[seen.replica];
     if (!mine || mine.ca !== ca || now.getTime() - mine.at.getTime() >= seen.refreshMs) {
-      next = { ...next, serving: { ...state.serving, [seen.replica]: { ca, at: now } } };
+      next = { ...next, serving: { ...state.serving, [seen.replica]: { ca, at: now } }, seenAt: dropSeen(next, { serving: seen.replica }) };
     }
   }
   return next;
@@ -232,7 +318,7 @@ export async function nextState(current: TlsState | undefined, now: Date, policy
   }
   const state: TlsState = { ...current, bundle: [...current.bundle] };
   const events: RotationEvent[] = [];
-  const inPhase = now.getTime() - state.phaseSince.getTime();
+  const inPhase = now.getTime() - phaseStart(state).getTime();
 
   if (state.nextCaCert && state.nextCaKey) {
     if (propagated(state, now, policy)) {
@@ -276,5 +362,8 @@ export async function nextState(current: TlsState | undefined, now: Date, policy
   }
   // A CA the API server has not been seen to trust restarts the propagation clock; a removal does not.
   if (state.bundle.some((ca) => !current.bundle.includes(ca))) delete state.bundleSeenSince;
+  // Times this pass set are this replica's own: no first sighting stands in for them.
+  const seenAt = dropSeen(state, { phaseSince: state.phaseSince !== current.phaseSince, bundleSeenSince: state.bundleSeenSince !== current.bundleSeenSince });
+  if (seenAt) state.seenAt = seenAt;
   return { state: events.length > 0 ? state : current, events };
 }

@@ -71,9 +71,13 @@ function valuesYaml(v: ChartValues): string {
   });
 }
 
-/** `helm upgrade --install` of the chart; returns the rendered manifest's objects. */
-export function helmUpgradeInstall(cluster: Cluster, values: ChartValues): { objects: any[]; from: string } {
-  const src = chartSource();
+/** The chart from dist/ as a directory (bench/rollout-cluster.ts: no registry needed outside the e2e runner). */
+export function localChartSource(): { ref: string; args: string[]; from: string } {
+  return { ref: CHART_DIR, args: [], from: CHART_DIR };
+}
+
+/** `helm upgrade --install` of the chart (by default the published one); returns the rendered manifest's objects. */
+export function helmUpgradeInstall(cluster: Cluster, values: ChartValues, src = chartSource()): { objects: any[]; from: string } {
   const dir = mkdtempSync(join(tmpdir(), 'pando-e2e-values-'));
   try {
     const file = join(dir, 'values.yaml');
@@ -140,8 +144,8 @@ export interface Deployed {
 }
 
 /** Installs (or upgrades) the product with helm from the published chart. */
-export async function deployProduct(cluster: Cluster, values: ChartValues): Promise<Deployed> {
-  const { objects, from } = helmUpgradeInstall(cluster, values);
+export async function deployProduct(cluster: Cluster, values: ChartValues, src = chartSource()): Promise<Deployed> {
+  const { objects, from } = helmUpgradeInstall(cluster, values, src);
   return { from, objects, env: await webhookEnvFromChart(cluster) };
 }
 

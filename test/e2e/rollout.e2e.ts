@@ -4,21 +4,25 @@
 // never more than rollout.maxConcurrent (2) at once nor two in one namespace, every workload done;
 // a bad version (this file's stand-in kubelet puts its sidecar in CrashLoopBackOff) pauses after the
 // canary with a RolloutPaused Event and touches nothing else; a fixed version and `pando rollout
-// resume` finish it. The state ConfigMap survives each helm upgrade.
+// resume` finish it. The state ConfigMap survives each helm upgrade. Two replicas (replica-a,
+// replica-b behind a Service stand-in): replica-a is SIGKILLed after the canary and the first wave,
+// replica-b takes the Lease when it expires and finishes, restarting nothing twice.
 //
 // As in watchdog.e2e.ts, this file plays the kubelet for its own namespaces: it writes each pod's
 // status (phase, Ready, and the containers' statuses: the native sidecar under
 // initContainerStatuses) through the status subresource, as a kubelet does; the ReplicaSet and
 // Deployment controllers count pods from it and unscheduled replaced pods are deleted at once.
+import { createConnection, createServer, type Server } from 'node:net';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, CoreV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_ROLLOUT_TARGET, ANNOTATION_VERSION, ENV, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, ROLLOUT_CONFIGMAP, SIDECAR_NAME } from '../../app/contract.ts';
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import { ANNOTATION_ROLLOUT_TARGET, ANNOTATION_VERSION, ENV, EVENT_ROLLOUT_RESTART, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, LEASE_ROLLOUT, ROLLOUT_CONFIGMAP, SIDECAR_NAME } from '../../app/contract.ts';
+import { RESTARTED_AT_ANNOTATION } from '../../app/controllers/heal.ts';
 import type { Cluster } from '../cluster/harness.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
 import { createNamespace, isInjected, runPando, waitUntil } from './support.ts';
-import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
+import { freePort, startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
 const LICENSE = 'e2e-license-rollout';
 const SIDECAR = 'registry.example.invalid/pandocore/sidecar';
@@ -35,6 +39,9 @@ let kubelet: { stop(): Promise<void> } | undefined;
 let canary = '';
 let teamB = '';
 let teamC = '';
+const replicas: WebhookProcess[] = [];
+let service: Server | undefined;
+const open = new Set<import('node:net').Socket>();
 
 const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
 const apps = () => cluster.kubeConfig.makeApiClient(AppsV1Api);
@@ -179,6 +186,9 @@ before(async () => {
 
 after(async () => {
   await kubelet?.stop();
+  for (const replica of replicas.splice(0)) await replica.stop();
+  for (const socket of open) socket.destroy();
+  await new Promise<void>((res) => (service ? service.close(() => res()) : res()));
   await tearDown({ cluster, tls, webhook, deployed, namespaces });
 });
 
@@ -197,7 +207,8 @@ test('a good version: canary namespace first, then waves, at most 2 at once and 
   }
   const data = await configMapData();
   assert.deepEqual([data.target, data.paused, data.failure], [target, 'false', undefined]);
-  assert.equal(await webhook!.metric('pandocore_rollout_workloads', { state: 'done' }), 8);
+  // The gauge follows at the leader's next pass (every second here); pando rollout status reads the cluster itself.
+  await waitUntil('the done gauge at 8', 5_000, async () => (await webhook!.metric('pandocore_rollout_workloads', { state: 'done' })) === 8);
   assert.equal(await webhook!.metric('pandocore_rollout_restarts_total'), 8, 'each Deployment restarted once');
 });
 
@@ -240,4 +251,103 @@ test('a bad version: the canary crash-loops, the rollout pauses cluster-wide, no
   for (const ns of namespaces) {
     for (const pod of (await core().listNamespacedPod({ namespace: ns })).items) assert.equal(pod.metadata?.annotations?.[ANNOTATION_VERSION], '3.0.1', `${ns}/${pod.metadata?.name}`);
   }
+});
+
+/**
+ * The Service in front of the replicas, for admission: the API server calls 127.0.0.1:`port`, this
+ * forwards each TCP connection (TLS stays end to end) to the first replica that accepts it.
+ */
+function serviceStandIn(listenPort: number, backends: () => number[]): Promise<Server> {
+  const server = createServer((client) => {
+    open.add(client);
+    client.once('close', () => open.delete(client));
+    client.on('error', () => undefined);
+    const tryNext = (ports: number[]) => {
+      const [first, ...rest] = ports;
+      if (first === undefined) return void client.destroy();
+      const upstream = createConnection({ host: '127.0.0.1', port: first });
+      let connected = false;
+      upstream.once('connect', () => {
+        connected = true;
+        client.pipe(upstream).pipe(client);
+        client.once('close', () => upstream.destroy());
+        upstream.once('close', () => client.destroy());
+      });
+      upstream.on('error', () => {
+        if (!connected) tryNext(rest);
+      });
+    };
+    tryNext(backends());
+  });
+  return new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(listenPort, '127.0.0.1', () => res(server));
+  });
+}
+
+async function leaseHolder(): Promise<string | undefined> {
+  return (await cluster.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_ROLLOUT, namespace: RELEASE_NAMESPACE })).spec?.holderIdentity;
+}
+
+test('two replicas: the leader is SIGKILLed after the first wave; the other takes the Lease when it expires and finishes, nothing restarted twice', async () => {
+  await webhook?.stop();
+  webhook = undefined;
+  deployed = await deployProduct(cluster, { ...values, image: { repository: SIDECAR, tag: '4.0.0' }, extra: { rollout: { enabled: true, maxConcurrent: 2, soakSeconds: 3, readyDeadlineSeconds: 120 } } });
+  const env = { ...deployed.env, [ENV.rolloutIntervalSeconds]: '1' };
+  const setsBefore = new Map<string, number>();
+  for (const { ns, d } of await allDeployments()) setsBefore.set(key(ns, d), (await apps().listNamespacedReplicaSet({ namespace: ns, labelSelector: `app=${d.metadata!.name}` })).items.length);
+  const a = await startWebhook(tls, { ...env, [ENV.podName]: 'replica-a' });
+  replicas.push(a);
+  service = await serviceStandIn(port, () => replicas.map((r) => r.port));
+  await waitUntil('replica-a to lead the rollout', 20_000, async () => (await leaseHolder()) === 'replica-a');
+  const b = await startWebhook(tls, { ...env, [ENV.podName]: 'replica-b' }, await freePort());
+  replicas.push(b);
+  const target = (await status()).report.target as string;
+  assert.match(target, /^4\.0\.0\/[0-9a-f]{12}$/);
+
+  // Every restartedAt each Deployment shows, polled every 200 ms from before the first restart to the end.
+  const stamps = new Map<string, Set<string>>();
+  let watching = true;
+  const watcher = (async () => {
+    for (let i = 0; watching && i < 3000; i++) {
+      for (const { ns, d } of await allDeployments().catch(() => [])) {
+        if (targetOf(d) !== target) continue;
+        const seen = stamps.get(key(ns, d)) ?? new Set<string>();
+        seen.add(d.spec!.template.metadata!.annotations![RESTARTED_AT_ANNOTATION]!);
+        stamps.set(key(ns, d), seen);
+      }
+      await sleep(200);
+    }
+  })();
+
+  const restartedFor = async () => (await allDeployments()).filter(({ d }) => targetOf(d) === target).length;
+  // The canary namespace's two, then the first wave after it (one).
+  await waitUntil('the canary and the first wave restarted', 90_000, async () => (await restartedFor()) >= 3, 200);
+  const killedAt = Date.now();
+  await a.kill();
+  replicas.splice(replicas.indexOf(a), 1);
+  const byA = await restartedFor();
+  assert.ok(byA >= 3 && byA < 8, `killed mid-rollout: ${byA} of 8 restarted`);
+  assert.equal(await leaseHolder(), 'replica-a', 'a SIGKILL releases nothing: the Lease still names replica-a');
+  await waitUntil('replica-b to take the Lease', 40_000, async () => (await leaseHolder()) === 'replica-b', 200);
+  const tookOver = Date.now() - killedAt;
+  const { order, maxBusy, sameNamespace } = await observe(target, 150_000);
+  watching = false;
+  await watcher;
+  console.log(`# replica-a SIGKILLed after ${byA} of 8 restarts; replica-b took the Lease ${tookOver} ms later (Lease 15 s) and finished; order ${order.join(' ')}, at most ${maxBusy} at once`);
+  assert.ok(tookOver <= 25_000, `the Lease (15 s) expired and the stand-by's next round took it: ${tookOver} ms`);
+  assert.ok(maxBusy <= 2, `at most maxConcurrent (2) rolling at once: ${maxBusy}`);
+  assert.deepEqual(sameNamespace, [], 'never two at once in one namespace');
+  assert.equal(await b.metric('pandocore_rollout_restarts_total'), 8 - byA, 'replica-b restarted only what replica-a had not');
+  for (const { ns, d } of await allDeployments()) {
+    const k = key(ns, d);
+    assert.equal(targetOf(d), target, k);
+    assert.equal(stamps.get(k)?.size, 1, `${k}: one restartedAt for ${target}: ${[...(stamps.get(k) ?? [])].join(', ')}`);
+    const sets = (await apps().listNamespacedReplicaSet({ namespace: ns, labelSelector: `app=${d.metadata!.name}` })).items.length;
+    assert.equal(sets, setsBefore.get(k)! + 1, `${k}: one new ReplicaSet for ${target}`);
+    const events = (await core().listNamespacedEvent({ namespace: ns, fieldSelector: `reason=${EVENT_ROLLOUT_RESTART},involvedObject.name=${d.metadata!.name}` })).items;
+    assert.equal(events.filter((e) => e.message?.includes(target)).length, 1, `${k}: one ${EVENT_ROLLOUT_RESTART} Event for ${target}`);
+    for (const pod of (await core().listNamespacedPod({ namespace: ns, labelSelector: `app=${d.metadata!.name}` })).items) assert.equal(pod.metadata?.annotations?.[ANNOTATION_VERSION], '4.0.0', `${ns}/${pod.metadata?.name}`);
+  }
+  await waitUntil('replica-b\'s done gauge at 8', 5_000, async () => (await b.metric('pandocore_rollout_workloads', { state: 'done' })) === 8);
 });

@@ -65,6 +65,8 @@ export interface WebhookProcess {
   /** Everything the process wrote, for failure messages. */
   output(): string;
   stop(): Promise<void>;
+  /** SIGKILL, as a node failure or an OOM kill ends a pod: nothing is released (Leases expire). */
+  kill(): Promise<void>;
 }
 
 function readyz(port: number, caPem: string | undefined): Promise<number> {
@@ -189,6 +191,10 @@ async function spawnWebhook(env: Record<string, string>, caPem: string | undefin
             await exited;
           }
         },
+        kill: async () => {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          await exited;
+        },
       };
     }
     await sleep(100);
@@ -216,5 +222,13 @@ async function startFromImage(ref: string, tls: WebhookTls, env: Record<string, 
     port,
     extraFiles: KUBECONFIG ? { kubeconfig: readFileSync(KUBECONFIG, 'utf8') } : {},
   });
-  return { port: hook.port, url: hook.url, metric: hook.metric, output: hook.output, stop: hook.stop };
+  const kill = async () => {
+    try {
+      process.kill(hook.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    await hook.stop();
+  };
+  return { port: hook.port, url: hook.url, metric: hook.metric, output: hook.output, stop: hook.stop, kill };
 }

@@ -14,12 +14,15 @@ log() { printf '[node] %s\n' "$*" >&2; }
 die() { printf '[node] error: %s\n' "$*" >&2; exit 1; }
 
 # containerd 1.6 from Debian: it works today (the kubelet counts 1.6 as losing support in 1.38).
-if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ctr >/dev/null; then
-  [[ "$(id -u)" -eq 0 ]] || die "containerd and runc are missing: apt-get install containerd runc (or run as root to install them)"
-  log "installing containerd and runc from Debian"
+# containerd's CRI always adds a loopback network: its `loopback` plugin comes from Debian's
+# containernetworking-plugins (only that one is used; pod networks use our plugin).
+loopback=/usr/lib/cni/loopback
+if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ctr >/dev/null || [[ ! -x "$loopback" ]]; then
+  [[ "$(id -u)" -eq 0 ]] || die "containerd, runc or the CNI loopback plugin is missing: apt-get install containerd runc containernetworking-plugins (or run as root to install them)"
+  log "installing containerd, runc and containernetworking-plugins from Debian"
   apt-cache show containerd >/dev/null 2>&1 || apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc >/dev/null
-  command -v containerd >/dev/null && command -v runc >/dev/null || die "apt-get install containerd runc did not install them"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc containernetworking-plugins >/dev/null
+  command -v containerd >/dev/null && command -v runc >/dev/null && [[ -x "$loopback" ]] || die "apt-get install containerd runc containernetworking-plugins did not install them"
 fi
 
 stamp="$(cat "$here/build-node.sh" "$here"/cmd/{cni,pause,ociimage}/*.go "$root"/test/sidecar-standin/{go.mod,*.go} | sha256sum | cut -c1-16)"

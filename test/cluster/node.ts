@@ -28,6 +28,13 @@ const SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops']
 const IPTABLES_TABLES = ['filter', 'nat', 'mangle'] as const;
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const POD_LOG_LINKS = '/var/log/containers';
+/**
+ * Host directories containerd and the kubelet create whatever their config says (shim sockets in
+ * /run/containerd/s, libcni's result cache, the kubelet's device-plugins socket): removed at stop
+ * when they did not exist before the start.
+ */
+const HOST_DIRS = ['/run/containerd', '/var/lib/cni', '/var/lib/kubelet'] as const;
+const CNI_RESULTS = '/var/lib/cni/results';
 
 type NodeComponent = 'containerd' | 'kubelet' | 'kube-scheduler';
 
@@ -39,6 +46,10 @@ interface NodeState {
   chains: Record<string, string[]>;
   /** Whether /var/log/containers existed before (the kubelet creates it). */
   podLogLinksExisted: boolean;
+  /** HOST_DIRS that did not exist before the start. */
+  hostDirsAbsent: string[];
+  /** libcni's cached results before the start (only newer ones are removed). */
+  cniResultsBefore: string[];
 }
 
 export interface NodePaths {
@@ -236,6 +247,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   sandbox_image = ${q(NODE_IMAGES.pause)}
   # Root here lacks CAP_SYS_RESOURCE: a negative oom_score_adj fails every sandbox in runc.
   restrict_oom_score_adj = true
+  # Pod network namespaces under the state dir (unmounted at stop), not in /run/netns.
+  netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
@@ -246,6 +259,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = ${q(join(dir, 'runc'))}
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = ${q(join(dir, 'cni/bin'))}
     conf_dir = ${q(join(dir, 'cni/conf'))}
@@ -334,6 +348,8 @@ export async function startNode(o: NodeOptions): Promise<void> {
     sysctls: Object.fromEntries(SYSCTLS.map((s) => [s, readSysctl(s)])),
     chains: chains(),
     podLogLinksExisted: existsSync(POD_LOG_LINKS),
+    hostDirsAbsent: HOST_DIRS.filter((d) => !existsSync(d)),
+    cniResultsBefore: existsSync(CNI_RESULTS) ? readdirSync(CNI_RESULTS) : [],
   };
   const save = () => writeFileSync(stateFile(p), JSON.stringify(state, null, 2));
   save();
@@ -481,6 +497,16 @@ export async function cleanupNode(stateDir: string, repoRoot: string, log: (line
         }
       }
       if (!state.podLogLinksExisted && readdirSync(POD_LOG_LINKS).length === 0) rmdirSync(POD_LOG_LINKS);
+    }
+    for (const d of state.hostDirsAbsent ?? []) {
+      if (!existsSync(d) || mountsUnder(d).length > 0) continue;
+      rmSync(d, { recursive: true, force: true });
+      log(`removed ${d} (it did not exist before the node)`);
+    }
+    if (!(state.hostDirsAbsent ?? []).includes('/var/lib/cni') && existsSync(CNI_RESULTS)) {
+      const added = readdirSync(CNI_RESULTS).filter((e) => !(state.cniResultsBefore ?? []).includes(e));
+      for (const e of added) rmSync(join(CNI_RESULTS, e), { force: true });
+      if (added.length > 0) log(`removed ${added.length} cached CNI results`);
     }
     rmSync(stateFile(p), { force: true });
   }

@@ -224,7 +224,11 @@ test('a bad version: the canary crash-loops, the rollout pauses cluster-wide, no
   assert.equal(paused.target, bad, 'the helm upgrade kept the ConfigMap the rollout writes, with the new target');
   assert.equal(failure.workload.split('/')[0], canary);
   assert.equal(failure.reason, 'CrashLoopBackOff');
-  const events = (await core().listNamespacedEvent({ namespace: canary, fieldSelector: 'reason=RolloutPaused' })).items;
+  // The leader records the Event after it has written the pause to the ConfigMap: wait for it.
+  const events = await waitUntil('the RolloutPaused Event', 15_000, async () => {
+    const items = (await core().listNamespacedEvent({ namespace: canary, fieldSelector: 'reason=RolloutPaused' })).items;
+    return items.length > 0 ? items : undefined;
+  });
   assert.equal(events.length, 1);
   assert.match(events[0]!.message!, new RegExp(`pod ${failure.pod}: CrashLoopBackOff`));
   assert.equal(await webhook!.metric('pandocore_rollout_paused'), 1);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the e2e control plane (etcd, kube-apiserver, kube-controller-manager, kubectl) into
-# .tools/bin/. Skips when the stamp matches go.mod + go.sum + this script, so a second run is instant;
+# Builds the e2e control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)
+# and the node's kubelet into .tools/bin/. Skips when the stamp matches go.mod + go.sum + this script, so a second run is instant;
 # a changed stamp with a warm Go build cache is quick too.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -11,7 +11,7 @@ mkdir -p "$bin"
 
 k8s_version="$(awk '$1=="k8s.io/kubernetes" {print $2}' "$here/go.mod")"
 stamp="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" "$here"/cmd/etcd/*.go | sha256sum | cut -c1-16) $k8s_version"
-binaries=(etcd kube-apiserver kube-controller-manager kubectl)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 
 all_present() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done; }
 if all_present && [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
@@ -44,6 +44,8 @@ build() { # name package
 build etcd ./cmd/etcd
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
 build kubectl k8s.io/kubernetes/cmd/kubectl
+build kubelet k8s.io/kubernetes/cmd/kubelet
 echo "$stamp" > "$stamp_file"
 echo "cluster binaries built in $((SECONDS - start))s (Kubernetes $k8s_version)"

@@ -1,6 +1,8 @@
 // The e2e control plane: etcd + kube-apiserver + kube-controller-manager on 127.0.0.1, built by
 // build.sh into .tools/bin/, state (certificates, kubeconfig, logs, etcd data) in .tools/cluster/.
-// No kubelet and no scheduler: pods stay Pending, which is all admission tests need.
+// As root with containerd, also one node (node.ts): kubelet, containerd and a scheduler that only
+// schedules pods naming it (and tolerating the node's taint); every other pod stays Pending, which
+// is all admission tests need. PANDO_NODE=0: no node.
 //
 // The processes are detached so that `npm run cluster:up` can return and several test files can
 // share one cluster; `stopCluster()` (or `npm run cluster:down`) ends them by the pids it recorded.
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createClusterPki, type ClusterPki } from './pki.ts';
+import { cleanupNode, NODE_NAME, nodeRunning, prepareNode, startNode } from './node.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN_DIR = join(REPO_ROOT, '.tools/bin');
@@ -239,12 +242,14 @@ export async function startCluster(log: (line: string) => void = () => {}): Prom
     const pki = pkiFromDisk();
     if (await healthy(previous, pki)) {
       log(`reusing the cluster at https://127.0.0.1:${previous.apiserverPort}`);
+      if (!nodeRunning(STATE_DIR, REPO_ROOT)) await maybeStartNode(`https://127.0.0.1:${previous.apiserverPort}`, pki, log);
       return makeCluster(previous, pki, false);
     }
     log('a previous cluster is not healthy: stopping what is left of it');
     await stopCluster();
   }
   const t0 = Date.now();
+  await cleanupNode(STATE_DIR, REPO_ROOT, log);
   rmSync(STATE_DIR, { recursive: true, force: true });
   mkdirSync(STATE_DIR, { recursive: true });
   const pki = await createClusterPki();
@@ -314,11 +319,38 @@ export async function startCluster(log: (line: string) => void = () => {}): Prom
   await waitFor('the controller-manager (default ServiceAccount)', 60_000,
     async () => (await apiRequest(server, pki, 'GET', '/api/v1/namespaces/default/serviceaccounts/default')).status === 200, died);
   log(`kube-controller-manager running; cluster up in ${Date.now() - t0} ms`);
+  await maybeStartNode(server, pki, log);
   return makeCluster(state, pki, true);
+}
+
+/** Starts the node when this machine can have one, or says in one line why not. */
+async function maybeStartNode(server: string, pki: ClusterPki, log: (line: string) => void): Promise<void> {
+  const why = prepareNode(REPO_ROOT);
+  if (why) {
+    log(`no node: ${why}`);
+    return;
+  }
+  const start = startNode({
+    stateDir: STATE_DIR,
+    repoRoot: REPO_ROOT,
+    kubeconfigPath: KUBECONFIG_PATH,
+    log,
+    nodeReady: async () => {
+      const r = await apiRequest(server, pki, 'GET', `/api/v1/nodes/${NODE_NAME}`);
+      return r.status === 200 && (r.body?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+    },
+  });
+  // A node that fails to start is an error (PANDO_NODE=0 runs without one), and leaves nothing behind.
+  await start.catch(async (err: unknown) => {
+    await cleanupNode(STATE_DIR, REPO_ROOT, log);
+    throw err;
+  });
 }
 
 /** Ends the processes recorded in the state file (only those), and forgets them. */
 export async function stopCluster(log: (line: string) => void = () => {}): Promise<void> {
+  // The node first (it undoes its host changes even when the control plane's state is gone).
+  await cleanupNode(STATE_DIR, REPO_ROOT, log);
   const state = readState();
   if (!state) {
     log('no cluster state: nothing to stop');

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# What the e2e node needs beside the kubelet (built by build.sh): Debian's containerd and runc
+# (installed when root and missing, as scripts/registry.sh installs docker-registry), and, built here
+# from Go (nothing is pulled), the CNI plugin, the pause image, the sidecar stand-in image and the
+# tool that writes those images as OCI image-layout tars for `ctr images import`.
+# Into .tools/node/ (bin/ and images/); skips when the stamp matches the sources and this script.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+out="$root/.tools/node"
+stamp_file="$out/.stamp"
+
+log() { printf '[node] %s\n' "$*" >&2; }
+die() { printf '[node] error: %s\n' "$*" >&2; exit 1; }
+
+# containerd 1.6 from Debian: it works today (the kubelet counts 1.6 as losing support in 1.38).
+# containerd's CRI always adds a loopback network: its `loopback` plugin comes from Debian's
+# containernetworking-plugins (only that one is used; pod networks use our plugin).
+loopback=/usr/lib/cni/loopback
+if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ctr >/dev/null || [[ ! -x "$loopback" ]]; then
+  [[ "$(id -u)" -eq 0 ]] || die "containerd, runc or the CNI loopback plugin is missing: apt-get install containerd runc containernetworking-plugins (or run as root to install them)"
+  log "installing containerd, runc and containernetworking-plugins from Debian"
+  apt-cache show containerd >/dev/null 2>&1 || apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc containernetworking-plugins >/dev/null
+  command -v containerd >/dev/null && command -v runc >/dev/null && [[ -x "$loopback" ]] || die "apt-get install containerd runc containernetworking-plugins did not install them"
+fi
+
+stamp="$(cat "$here/build-node.sh" "$here"/cmd/{cni,pause,ociimage}/*.go "$root"/test/sidecar-standin/{go.mod,*.go} | sha256sum | cut -c1-16)"
+if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
+  log "node programs and images up to date"
+  exit 0
+fi
+
+source "$root/scripts/lib/go.sh"
+ensure_go "test/cluster/build-node.sh"
+mkdir -p "$out/bin" "$out/images"
+t0=$SECONDS
+gobuild() { # output dir package...
+  local o="$1" d="$2"; shift 2
+  (cd "$d" && CGO_ENABLED=0 nice -n 10 go build -p 2 -buildvcs=false -trimpath -ldflags "-s -w" -o "$o" "$@")
+}
+export GOARCH="${GOARCH:-$(go env GOARCH)}"
+gobuild "$out/bin/pando-cni" "$here" ./cmd/cni
+gobuild "$out/bin/pause" "$here" ./cmd/pause
+gobuild "$out/bin/ociimage" "$here" ./cmd/ociimage
+gobuild "$out/bin/pando-sidecar" "$root/test/sidecar-standin" .
+# The pause image is also the e2e's app container (`pause 3s` exits 0 after 3 s, for Jobs).
+"$out/bin/ociimage" -out "$out/images/pause.tar" -name pando.test/pause:1 -entrypoint /pause -file "$out/bin/pause:/pause"
+"$out/bin/ociimage" -out "$out/images/sidecar-standin.tar" -name pando.test/sidecar-standin:1 \
+  -entrypoint /pando-sidecar -user 65532:65532 -file "$out/bin/pando-sidecar:/pando-sidecar"
+echo "$stamp" > "$stamp_file"
+log "node programs and images built in $((SECONDS - t0)) s"

@@ -1,0 +1,3 @@
+module pandocore.xyz/test/sidecar-standin
+
+go 1.26.0

@@ -1,0 +1,54 @@
+// A stand-in for the PandoCore sidecar, for the e2e on a real node (never a chart default: the
+// default stays the vendor's image). It behaves as the contract (app/contract.ts) says the sidecar
+// does, so that a pod breaks on the node the way it would with the real one:
+//   - PANDO_LICENSE_KEY missing or empty: one clear log line, exit 1 (the key is never printed);
+//   - logs its PANDO_MODE;
+//   - writes a ready file (PANDO_READY_FILE, default /dev/shm/pando-sidecar-ready: /dev/shm stays
+//     writable on a read-only root) that `pando-sidecar probe` checks, for an exec probe;
+//   - runs as uid 65532 (the image's user) and writes nothing else;
+//   - sleeps until SIGTERM or SIGINT and exits 0.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const defaultReadyFile = "/dev/shm/pando-sidecar-ready"
+
+func logf(format string, args ...any) { fmt.Fprintf(os.Stdout, "pando-sidecar: "+format+"\n", args...) }
+
+func main() {
+	readyFile := os.Getenv("PANDO_READY_FILE")
+	if readyFile == "" {
+		readyFile = defaultReadyFile
+	}
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		if _, err := os.Stat(readyFile); err != nil {
+			fmt.Fprintf(os.Stderr, "pando-sidecar: not ready: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	mode := os.Getenv("PANDO_MODE")
+	if mode == "" {
+		mode = "monitor"
+	}
+	if os.Getenv("PANDO_LICENSE_KEY") == "" {
+		logf("PANDO_LICENSE_KEY is missing or empty: the license Secret (pando-license, key license-key) must be readable; exiting 1")
+		os.Exit(1)
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	logf("mode=%s uid=%d (license key present)", mode, os.Getuid())
+	if err := os.WriteFile(readyFile, []byte(mode+"\n"), 0o644); err != nil {
+		logf("cannot write the ready file %s: %v; exiting 1", readyFile, err)
+		os.Exit(1)
+	}
+	logf("ready (%s)", readyFile)
+	s := <-stop
+	_ = os.Remove(readyFile)
+	logf("%s: exiting 0", s)
+}

@@ -38,6 +38,8 @@ export interface PodHealth {
   problem?: string;
   /** When the sidecar's current run started (ms). */
   runningSince?: number;
+  /** How the sidecar last exited, when it is down now and was restarted before (a crash loop). */
+  exited?: { code?: number; reason?: string };
 }
 
 export interface WorkloadView {
@@ -127,7 +129,10 @@ function failureOf(w: WorkloadView): Omit<Failure, 'workload' | 'at'> | undefine
   if (w.progressDeadlineExceeded) return { reason: 'ProgressDeadlineExceeded', message: `the ${w.kind}'s rollout made no progress within its progressDeadlineSeconds` };
   for (const p of w.pods) {
     if (!p.current) continue;
-    if (p.problem && (FAILING_REASONS as readonly string[]).includes(p.problem)) return { pod: p.name, reason: p.problem, message: `the new sidecar of pod ${p.name} is in ${p.problem}` };
+    if (p.problem && (FAILING_REASONS as readonly string[]).includes(p.problem)) {
+      const how = p.exited && p.problem === 'CrashLoopBackOff' ? `: it exited with code ${p.exited.code ?? '?'} (${p.exited.reason ?? 'no reason'}) and the kubelet restarted it ${p.restartCount} time(s)` : '';
+      return { pod: p.name, reason: p.problem, message: `the new sidecar of pod ${p.name} is in ${p.problem}${how}` };
+    }
   }
   return undefined;
 }
@@ -303,8 +308,8 @@ interface ContainerStatus {
   name?: string;
   ready?: boolean;
   restartCount?: number;
-  state?: { waiting?: { reason?: string }; running?: { startedAt?: string | Date }; terminated?: { reason?: string } };
-  lastState?: { terminated?: { reason?: string } };
+  state?: { waiting?: { reason?: string }; running?: { startedAt?: string | Date }; terminated?: { reason?: string; exitCode?: number } };
+  lastState?: { terminated?: { reason?: string; exitCode?: number } };
 }
 
 interface PodObject {
@@ -316,7 +321,16 @@ interface PodObject {
 export function podHealth(pod: PodObject, target: Target, sidecarName: string): PodHealth {
   const { current, stale } = podSidecar(pod.metadata?.annotations, target);
   const status = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find((c) => c.name === sidecarName);
-  const problem = status?.state?.waiting?.reason ?? status?.state?.terminated?.reason ?? status?.lastState?.terminated?.reason;
+  let problem = status?.state?.waiting?.reason ?? status?.state?.terminated?.reason ?? status?.lastState?.terminated?.reason;
+  // A sidecar that is down and was restarted before keeps exiting: a crash loop. The kubelet says
+  // CrashLoopBackOff (waiting) for a regular container, but leaves a native sidecar (restartable
+  // init container) `terminated` (reason Error, `kubectl get pods`: Init:Error) through its back-off
+  // (kubelet v1.37.2, test/e2e/rollout-node.e2e.ts). OOMKilled keeps its own name.
+  const terminated = status?.state?.terminated;
+  const downAfterRestart = (status?.restartCount ?? 0) > 0 && (terminated !== undefined || status?.state?.waiting !== undefined);
+  const last = terminated ?? status?.lastState?.terminated;
+  const exited = downAfterRestart && last ? { ...(last.exitCode !== undefined ? { code: last.exitCode } : {}), ...(last.reason ? { reason: last.reason } : {}) } : undefined;
+  if (downAfterRestart && !(problem && (FAILING_REASONS as readonly string[]).includes(problem))) problem = 'CrashLoopBackOff';
   const started = status?.state?.running?.startedAt;
   const runningSince = started === undefined ? undefined : new Date(started).getTime();
   return {
@@ -327,5 +341,6 @@ export function podHealth(pod: PodObject, target: Target, sidecarName: string): 
     restartCount: status?.restartCount ?? 0,
     ...(problem ? { problem } : {}),
     ...(runningSince !== undefined && !Number.isNaN(runningSince) ? { runningSince } : {}),
+    ...(exited ? { exited } : {}),
   };
 }

@@ -23,6 +23,13 @@ export const NODE_SCHEDULER = 'pando-test-node';
 export const NODE_TAINT = { key: 'pandocore.xyz/test-node', value: 'true', effect: 'NoSchedule' } as const;
 /** Images imported into the node's containerd (built by build-node.sh). */
 export const NODE_IMAGES = { pause: 'pando.test/pause:1', sidecar: 'pando.test/sidecar-standin:1' } as const;
+/**
+ * The stand-in's versions, each its own image `pando.test/sidecar-standin:<version>` (built by
+ * build-node.sh, which lists the same): good ones, and one whose sidecar exits 1 at every start
+ * (CrashLoopBackOff on the kubelet), for the rollout on the node (test/e2e/rollout-node.e2e.ts).
+ */
+export const STANDIN_VERSIONS = { good: ['0.1.0', '0.2.0', '0.3.1'], crash: '0.3.0-crash' } as const;
+const STANDIN_TARS = [...STANDIN_VERSIONS.good, STANDIN_VERSIONS.crash].map((v) => `sidecar-standin-${v}.tar`);
 
 const SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'] as const;
 const IPTABLES_TABLES = ['filter', 'nat', 'mangle'] as const;
@@ -378,11 +385,11 @@ export async function startNode(o: NodeOptions): Promise<void> {
   state.pids.containerd = launch(p, 'containerd', which('containerd')!, ['--config', join(p.dir, 'containerd.toml')]);
   save();
   await waitFor('containerd', 30_000, () => existsSync(socket) && ctr('version').status === 0);
-  for (const tar of ['pause.tar', 'sidecar-standin.tar']) {
+  for (const tar of ['pause.tar', 'sidecar-standin.tar', ...STANDIN_TARS]) {
     const r = ctr('images', 'import', join(p.nodeToolsDir, 'images', tar));
     if (r.status !== 0) throw new Error(`ctr images import ${tar}: ${r.stderr.trim()}`);
   }
-  o.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2]} ready; images ${Object.values(NODE_IMAGES).join(', ')} imported`);
+  o.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2]} ready; images ${Object.values(NODE_IMAGES).join(', ')} and the stand-in's versions ${[...STANDIN_VERSIONS.good, STANDIN_VERSIONS.crash].join(', ')} imported`);
 
   const [port, healthzPort] = [await freePort(), await freePort()];
   writeFileSync(join(p.dir, 'kubelet.yaml'), kubeletConfig(p.dir, port, healthzPort));

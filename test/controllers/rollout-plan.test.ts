@@ -280,6 +280,25 @@ describe('rollout planner: extractors', () => {
     assert.deepEqual(podHealth(pod, NEW, 'pando-sidecar'), { name: 'p', current: true, stale: false, sidecarReady: false, restartCount: 3, problem: 'CrashLoopBackOff' });
     assert.equal(podHealth(pod, OLD, 'pando-sidecar').stale, true);
   });
+
+  it('a native sidecar that keeps exiting is in CrashLoopBackOff, though the kubelet leaves it terminated (Init:Error), never waiting', () => {
+    // As the kubelet v1.37.2 on the e2e node reports it through the back-off (test/e2e/rollout-node.e2e.ts):
+    // state terminated (Error, exit 1), restartCount growing; `kubectl get pods` shows Init:Error.
+    const exited = { terminated: { reason: 'Error', exitCode: 1, startedAt: '2026-12-06T07:47:53Z', finishedAt: '2026-12-06T07:47:53Z' } };
+    const pod = (restartCount: number) => ({
+      metadata: { name: 'c1-new', annotations: { 'pandocore.xyz/status': 'injected', 'pandocore.xyz/version': '2.0.0', 'pandocore.xyz/config-hash': 'bbbbbbbbbbbb' } },
+      status: { initContainerStatuses: [{ name: 'pando-sidecar', ready: false, restartCount, state: exited, lastState: exited }] },
+    });
+    const view = (restartCount: number): WorkloadView => ({
+      kind: 'Deployment', namespace: 'canary', name: 'c1', size: 1, manual: false, canary: true, restartedFor: targetKey(NEW), restartedAt: 0, complete: false, progressDeadlineExceeded: false,
+      pods: [podHealth(pod(restartCount), NEW, 'pando-sidecar')],
+    });
+    const at = (w: WorkloadView) => planRollout({ target: NEW, workloads: [w], state: { paused: false }, limits: LIMITS, now: 10_000 });
+    assert.equal(at(view(0)).pause, undefined, 'exited once, not restarted yet: not a crash loop yet');
+    const pause = at(view(2)).pause;
+    assert.deepEqual(pause && { pod: pause.pod, reason: pause.reason }, { pod: 'c1-new', reason: 'CrashLoopBackOff' }, 'paused at once, not at readyDeadline');
+    assert.match(pause!.message, /CrashLoopBackOff: it exited with code 1 \(Error\) and the kubelet restarted it 2 time/);
+  });
 });
 
 // Properties over random fleets (sizes, namespaces, canary and manual flags, readiness delays) and limits.

@@ -7,6 +7,13 @@
 //     writable on a read-only root) that `pando-sidecar probe` checks, for an exec probe;
 //   - runs as uid 65532 (the image's user) and writes nothing else;
 //   - sleeps until SIGTERM or SIGINT and exits 0.
+//
+// Two variables only the stand-in's images set (build-node.sh writes one image per version), so
+// that versions of the sidecar differ on the node the way real releases do:
+//   - PANDO_STANDIN_VERSION: logged at start (each version is its own image, so the kubelet reports
+//     the tag the pod asked for);
+//   - PANDO_STANDIN_CRASH: the bad version: logs why, then exits 1 at once, every start, so the
+//     kubelet restarts it with back-off (CrashLoopBackOff).
 package main
 
 import (
@@ -32,6 +39,11 @@ func main() {
 		}
 		os.Exit(0)
 	}
+	version := os.Getenv("PANDO_STANDIN_VERSION")
+	if why := os.Getenv("PANDO_STANDIN_CRASH"); why != "" {
+		logf("version=%s is built to crash (PANDO_STANDIN_CRASH: %s); exiting 1", version, why)
+		os.Exit(1)
+	}
 	mode := os.Getenv("PANDO_MODE")
 	if mode == "" {
 		mode = "monitor"
@@ -43,6 +55,9 @@ func main() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	logf("mode=%s uid=%d (license key present)", mode, os.Getuid())
+	if version != "" {
+		logf("version=%s", version)
+	}
 	if err := os.WriteFile(readyFile, []byte(mode+"\n"), 0o644); err != nil {
 		logf("cannot write the ready file %s: %v; exiting 1", readyFile, err)
 		os.Exit(1)

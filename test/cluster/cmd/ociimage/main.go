@@ -1,7 +1,7 @@
 // Writes a single-layer OCI image-layout tar from static binaries, for `ctr images import`: the
 // node's images are built here, never pulled. Reproducible: fixed timestamps and owners.
 //
-//	ociimage -out img.tar -name pando.test/pause:1 -entrypoint /pause -user 65532 -file SRC:/pause
+//	ociimage -out img.tar -name pando.test/pause:1 -entrypoint /pause -user 65532 -file SRC:/pause [-env K=V]
 package main
 
 import (
@@ -31,20 +31,27 @@ func main() {
 	name := flag.String("name", "", "the image name (io.containerd.image.name)")
 	entrypoint := flag.String("entrypoint", "", "the image's entrypoint")
 	user := flag.String("user", "", "the image's user (uid or uid:gid)")
-	var fs files
+	var fs, env files
 	flag.Var(&fs, "file", "SRC:DEST, a file put in the layer with mode 0755 (repeatable)")
+	flag.Var(&env, "env", "K=V, an environment variable of the image's config beside PATH=/ (repeatable)")
 	flag.Parse()
 	if *out == "" || *name == "" || len(fs) == 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *name, *entrypoint, *user, fs); err != nil {
+	for _, e := range env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			fmt.Fprintf(os.Stderr, "ociimage: -env %q: want K=V\n", e)
+			os.Exit(2)
+		}
+	}
+	if err := run(*out, *name, *entrypoint, *user, fs, env); err != nil {
 		fmt.Fprintln(os.Stderr, "ociimage:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, name, entrypoint, user string, fs files) error {
+func run(out, name, entrypoint, user string, fs, env files) error {
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
 	dirs := map[string]bool{}
@@ -83,7 +90,7 @@ func run(out, name, entrypoint, user string, fs files) error {
 		"created":      epoch.Format(time.RFC3339),
 		"architecture": "amd64",
 		"os":           "linux",
-		"config":       map[string]any{"Entrypoint": []string{entrypoint}, "User": user, "Env": []string{"PATH=/"}},
+		"config":       map[string]any{"Entrypoint": []string{entrypoint}, "User": user, "Env": append([]string{"PATH=/"}, env...)},
 		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{digest(layerBytes)}},
 		"history":      []map[string]any{{"created": epoch.Format(time.RFC3339), "created_by": "test/cluster/cmd/ociimage"}},
 	}

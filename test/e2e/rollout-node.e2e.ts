@@ -327,7 +327,11 @@ test(`a bad version (${BAD}): the canary's new sidecar crash-loops on the kubele
   const why = `${logs.stdout}${crashing.sidecar!.state?.terminated?.message ?? ''}`;
   assert.match(why, /version=0\.3\.0-crash is built to crash.*exiting 1/, `the sidecar's log says why: ${why} ${logs.stderr}`);
 
-  const events = (await core().listNamespacedEvent({ namespace: canary, fieldSelector: 'reason=RolloutPaused' })).items;
+  // The leader records the Event after it has written the pause to the ConfigMap: wait for it.
+  const events = await waitUntil('the RolloutPaused Event', 15_000, async () => {
+    const items = (await core().listNamespacedEvent({ namespace: canary, fieldSelector: 'reason=RolloutPaused' })).items;
+    return items.length > 0 ? items : undefined;
+  });
   assert.equal(events.length, 1, 'one RolloutPaused Event');
   assert.match(events[0]!.message!, new RegExp(`pod ${failure.pod}: CrashLoopBackOff`));
   assert.equal(events[0]!.involvedObject.name, failedName);

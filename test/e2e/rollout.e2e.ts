@@ -324,20 +324,28 @@ test('two replicas: the leader is SIGKILLed after the first wave; the other take
     }
   })();
 
-  const restartedFor = async () => (await allDeployments()).filter(({ d }) => targetOf(d) === target).length;
-  // The canary namespace's two, then the first wave after it (one).
-  await waitUntil('the canary and the first wave restarted', 90_000, async () => (await restartedFor()) >= 3, 200);
-  const killedAt = Date.now();
-  await a.kill();
-  replicas.splice(replicas.indexOf(a), 1);
-  const byA = await restartedFor();
-  assert.ok(byA >= 3 && byA < 8, `killed mid-rollout: ${byA} of 8 restarted`);
-  assert.equal(await leaseHolder(), 'replica-a', 'a SIGKILL releases nothing: the Lease still names replica-a');
-  await waitUntil('replica-b to take the Lease', 40_000, async () => (await leaseHolder()) === 'replica-b', 200);
-  const tookOver = Date.now() - killedAt;
-  const { order, maxBusy, sameNamespace } = await observe(target, 150_000);
-  watching = false;
-  await watcher;
+  // Ended in finally: a failure above must not leave the poll running until its count runs out.
+  let observed: Awaited<ReturnType<typeof observe>>;
+  let byA = 0;
+  let tookOver = 0;
+  try {
+    const restartedFor = async () => (await allDeployments()).filter(({ d }) => targetOf(d) === target).length;
+    // The canary namespace's two, then the first wave after it (one).
+    await waitUntil('the canary and the first wave restarted', 90_000, async () => (await restartedFor()) >= 3, 200);
+    const killedAt = Date.now();
+    await a.kill();
+    replicas.splice(replicas.indexOf(a), 1);
+    byA = await restartedFor();
+    assert.ok(byA >= 3 && byA < 8, `killed mid-rollout: ${byA} of 8 restarted`);
+    assert.equal(await leaseHolder(), 'replica-a', 'a SIGKILL releases nothing: the Lease still names replica-a');
+    await waitUntil('replica-b to take the Lease', 40_000, async () => (await leaseHolder()) === 'replica-b', 200);
+    tookOver = Date.now() - killedAt;
+    observed = await observe(target, 150_000);
+  } finally {
+    watching = false;
+    await watcher;
+  }
+  const { order, maxBusy, sameNamespace } = observed;
   console.log(`# replica-a SIGKILLed after ${byA} of 8 restarts; replica-b took the Lease ${tookOver} ms later (Lease 15 s) and finished; order ${order.join(' ')}, at most ${maxBusy} at once`);
   assert.ok(tookOver <= 25_000, `the Lease (15 s) expired and the stand-by's next round took it: ${tookOver} ms`);
   assert.ok(maxBusy <= 2, `at most maxConcurrent (2) rolling at once: ${maxBusy}`);

@@ -12,8 +12,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ANNOTATION_MODE, LABEL_PROTECT, SIDECAR_NAME } from '../../app/contract.ts';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
-import { NODE_IMAGES, NODE_NAME, NODE_SCHEDULER, NODE_TAINT } from '../cluster/node.ts';
+import { NODE_IMAGES, NODE_NAME } from '../cluster/node.ts';
 import { deployProduct, prepare, tearDown, type ChartValues, type Deployed } from './product.ts';
+import { kubectlOn, onTheNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -30,11 +31,7 @@ let ns: string;
 let noNode: string | undefined;
 const namespaces: string[] = [];
 
-function kubectl(...args: string[]): string {
-  const r = spawnSync(join(BIN_DIR, 'kubectl'), args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 60_000 });
-  assert.equal(r.status, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (...args: string[]): string => kubectlOn(cluster, ...args);
 
 interface PodRow {
   name: string;
@@ -54,11 +51,6 @@ function podRows(selector: string): PodRow[] {
     });
 }
 
-/** The pod template's spec part that puts a pod on the node (and nothing else does). */
-const onTheNode = {
-  schedulerName: NODE_SCHEDULER,
-  tolerations: [{ key: NODE_TAINT.key, operator: 'Equal', value: NODE_TAINT.value, effect: NODE_TAINT.effect }],
-};
 
 function deployment(name: string, labelled: boolean): object {
   return {

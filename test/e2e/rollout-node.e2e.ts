@@ -18,8 +18,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { ANNOTATION_ROLLOUT_TARGET, ENV, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, ROLLOUT_CONFIGMAP, SIDECAR_NAME } from '../../app/contract.ts';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
-import { NODE_IMAGES, NODE_NAME, NODE_SCHEDULER, NODE_TAINT, STANDIN_VERSIONS } from '../cluster/node.ts';
+import { NODE_IMAGES, NODE_NAME, STANDIN_VERSIONS } from '../cluster/node.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
+import { kubectlOn, onTheNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -45,17 +46,8 @@ const timings: string[] = [];
 const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
 const apps = () => cluster.kubeConfig.makeApiClient(AppsV1Api);
 
-function kubectl(...args: string[]): string {
-  const r = spawnSync(join(BIN_DIR, 'kubectl'), args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 60_000 });
-  assert.equal(r.status, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (...args: string[]): string => kubectlOn(cluster, ...args);
 
-/** The pod template's spec part that puts a pod on the node (and nothing else does). */
-const onTheNode = {
-  schedulerName: NODE_SCHEDULER,
-  tolerations: [{ key: NODE_TAINT.key, operator: 'Equal', value: NODE_TAINT.value, effect: NODE_TAINT.effect }],
-};
 
 function deployment(name: string, labelled: boolean): V1Deployment {
   return {

@@ -1,0 +1,20 @@
+// What the e2e files that run pods on the node (test/cluster/node.ts) share: the pod-spec part that
+// puts a pod there, and kubectl against the e2e cluster as a user would run it.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
+import { NODE_SCHEDULER, NODE_TAINT } from '../cluster/node.ts';
+
+/** The pod template's spec part that puts a pod on the node (and nothing else does). */
+export const onTheNode = {
+  schedulerName: NODE_SCHEDULER,
+  tolerations: [{ key: NODE_TAINT.key, operator: 'Equal', value: NODE_TAINT.value, effect: NODE_TAINT.effect }],
+};
+
+/** `kubectl ARGS` against the e2e cluster; asserts exit 0 and returns stdout. */
+export function kubectlOn(cluster: Cluster, ...args: string[]): string {
+  const r = spawnSync(join(BIN_DIR, 'kubectl'), args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 60_000 });
+  assert.equal(r.status, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}

@@ -12,9 +12,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ANNOTATION_MODE, LABEL_PROTECT, SIDECAR_NAME } from '../../app/contract.ts';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
-import { NODE_IMAGES, NODE_NAME } from '../cluster/node.ts';
+import { NODE_IMAGES } from '../cluster/node.ts';
 import { deployProduct, prepare, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, onTheNode } from './node-support.ts';
+import { kubectlOn, nodeMissing, onTheNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -83,13 +83,8 @@ function skipWithoutNode(t: TestContext): boolean {
 
 before(async () => {
   ({ cluster, tls, port, values } = await prepare({ licenseKey: LICENSE, image: { repository: SIDECAR_REPOSITORY, tag: SIDECAR_TAG } }));
-  const node = await cluster.request('GET', `/api/v1/nodes/${NODE_NAME}`);
-  const ready = node.status === 200 && (node.body?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
-  if (!ready) {
-    noNode = node.status === 404 ? 'the cluster has none (run as root with containerd; PANDO_NODE=0 turns it off)' : `node ${NODE_NAME} is not Ready`;
-    console.log(`# skipped: no node: ${noNode}`);
-    return;
-  }
+  noNode = await nodeMissing(cluster);
+  if (noNode) return;
   deployed = await deployProduct(cluster, values);
   webhook = await startWebhook(tls, deployed.env, port);
   ns = await createNamespace(cluster, 'e2e-node');

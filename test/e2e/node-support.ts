@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
-import { NODE_SCHEDULER, NODE_TAINT } from '../cluster/node.ts';
+import { NODE_NAME, NODE_SCHEDULER, NODE_TAINT } from '../cluster/node.ts';
 
 /** The pod template's spec part that puts a pod on the node (and nothing else does). */
 export const onTheNode = {
@@ -17,4 +17,17 @@ export function kubectlOn(cluster: Cluster, ...args: string[]): string {
   const r = spawnSync(join(BIN_DIR, 'kubectl'), args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 60_000 });
   assert.equal(r.status, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * Why the e2e cluster has no Ready node (undefined: it has one). A node e2e file calls it in before()
+ * and skips each test with this reason; it logs the reason once.
+ */
+export async function nodeMissing(cluster: Cluster): Promise<string | undefined> {
+  const node = await cluster.request('GET', `/api/v1/nodes/${NODE_NAME}`);
+  const ready = node.status === 200 && (node.body?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+  if (ready) return undefined;
+  const why = node.status === 404 ? 'the cluster has none (run as root with containerd; PANDO_NODE=0 turns it off)' : `node ${NODE_NAME} is not Ready`;
+  console.log(`# skipped: no node: ${why}`);
+  return why;
 }

@@ -18,9 +18,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { ANNOTATION_ROLLOUT_TARGET, ENV, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, ROLLOUT_CONFIGMAP, SIDECAR_NAME } from '../../app/contract.ts';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
-import { NODE_IMAGES, NODE_NAME, STANDIN_VERSIONS } from '../cluster/node.ts';
+import { NODE_IMAGES, STANDIN_VERSIONS } from '../cluster/node.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, onTheNode } from './node-support.ts';
+import { kubectlOn, nodeMissing, onTheNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -213,13 +213,8 @@ async function waitAllRun(version: string, timeoutMs: number): Promise<void> {
 
 before(async () => {
   ({ cluster, tls, port, values } = await prepare({ licenseKey: LICENSE, image: { repository: REPOSITORY, tag: FIRST } }));
-  const node = await cluster.request('GET', `/api/v1/nodes/${NODE_NAME}`);
-  const ready = node.status === 200 && (node.body?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
-  if (!ready) {
-    noNode = node.status === 404 ? 'the cluster has none (run as root with containerd; PANDO_NODE=0 turns it off)' : `node ${NODE_NAME} is not Ready`;
-    console.log(`# skipped: no node: ${noNode}`);
-    return;
-  }
+  noNode = await nodeMissing(cluster);
+  if (noNode) return;
   canary = await createNamespace(cluster, 'e2e-rn-canary', { [LABEL_ROLLOUT_CANARY]: 'true' });
   team = await createNamespace(cluster, 'e2e-rn-team');
   namespaces.push(canary, team);

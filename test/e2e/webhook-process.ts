@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
@@ -14,17 +13,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createCa, issueServingCert, type KeyPairPem } from '../../app/tls/certs.ts';
 import { ENV, PATH_METRICS, PATH_MUTATE, PATH_READYZ } from '../../app/contract.ts';
 import { REPO_ROOT } from '../cluster/harness.ts';
+import { freePort } from '../cluster/free-port.ts';
 
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
-    });
-  });
-}
+export { freePort };
 
 export interface WebhookTls {
   ca: KeyPairPem;

@@ -4,7 +4,8 @@
 //   - PANDO_LICENSE_KEY missing or empty: one clear log line, exit 1 (the key is never printed);
 //   - logs its PANDO_MODE;
 //   - writes a ready file (PANDO_READY_FILE, default /dev/shm/pando-sidecar-ready: /dev/shm stays
-//     writable on a read-only root) that `pando-sidecar probe` checks, for an exec probe;
+//     writable on a read-only root) that `pando-sidecar probe` checks, for an exec probe, and that
+//     `pando-sidecar wait DURATION` waits for (a pod's own init container, wait.go);
 //   - runs as uid 65532 (the image's user) and writes nothing else;
 //   - sleeps until SIGTERM or SIGINT and exits 0.
 //
@@ -38,6 +39,9 @@ func main() {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "wait" {
+		waitReady(readyFile, os.Args[2:])
 	}
 	version := os.Getenv("PANDO_STANDIN_VERSION")
 	if why := os.Getenv("PANDO_STANDIN_CRASH"); why != "" {

@@ -4,7 +4,7 @@
 // ways a reference can be wrong each fail with a line that names the problem.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -49,14 +49,12 @@ describe('a release to the local registry', { skip }, () => {
     assert.match(r.out, /still points at/);
   });
 
-  it('the chart pulled for install is the verified digest and pins the verified image', () => {
-    const [, version] = /:([^/:]+)$/.exec(release!.chart.ref)!;
-    const pulled = spawnSync(HELM, ['pull', `oci://${chartRepo}`, '--version', version!, '--plain-http', '-d', work], { encoding: 'utf8', env });
-    assert.equal(pulled.status, 0, pulled.stderr);
-    assert.match(`${pulled.stdout}${pulled.stderr}`, new RegExp(`Digest: ${release!.chart.digest}`));
-    const tgz = readdirSync(work).find((f) => f.endsWith('.tgz'))!;
-    const rendered = execFileSync(HELM, ['template', 'pando-webhook', join(work, tgz), '--set', 'licenseKey=x'], { encoding: 'utf8', env });
-    assert.match(rendered, new RegExp(`image: "${imageRepo}@${release!.image.digest}"`));
+  it('the chart installed by the verified digest (as the README says) pins the verified image', () => {
+    const chart = `oci://${chartRepo}@${release!.chart.digest}`;
+    const r = spawnSync(HELM, ['template', 'pando-webhook', chart, '--plain-http', '--set', 'licenseKey=x'], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`Digest: ${release!.chart.digest}`));
+    assert.match(r.stdout, new RegExp(`image: "${imageRepo}@${release!.image.digest}"`));
   });
 
   // A digest nobody signed: the released image's manifest converted to Docker's format (same layers,

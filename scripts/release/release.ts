@@ -1,4 +1,4 @@
-// npm run release [-- --registry HOST[:PORT]] [--key PATH|KMS-URI | --keyless] [--build] [--out DIR]
+// npm run release [-- --registry HOST[:PORT]] [--key PATH|KMS-URI | --keyless] [--build | --image-layout DIR --image-digest D] [--out DIR]
 //
 // Publishes the image and the chart and, for each by digest, a cosign signature, an SBOM attestation
 // (SPDX 2.3 JSON, predicate https://spdx.dev/Document) and a SLSA v1 provenance attestation
@@ -67,12 +67,14 @@ function main(): void {
       key: { type: 'string' },
       keyless: { type: 'boolean', default: false },
       build: { type: 'boolean', default: false },
+      'image-layout': { type: 'string' },
+      'image-digest': { type: 'string' },
       out: { type: 'string', default: join(ROOT, '.tools/release') },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: npm run release -- [--registry HOST[:PORT]] [--key PATH|KMS-URI | --keyless] [--build] [--out DIR]');
+    console.log('usage: npm run release -- [--registry HOST[:PORT]] [--key PATH|KMS-URI | --keyless] [--build | --image-layout DIR --image-digest sha256:...] [--out DIR]');
     return;
   }
   if (values.key && values.keyless) die('--key and --keyless exclude each other');
@@ -106,14 +108,27 @@ function main(): void {
   }
 
   // --- the image ---------------------------------------------------------------------------------
-  if (values.build || !existsSync(join(IMAGE_DIR, 'digest'))) timed('build image', () => sh('bash', ['scripts/image/build.sh', '--quiet']));
-  const imageDigest = readFileSync(join(IMAGE_DIR, 'digest'), 'utf8').trim();
   const imageRepo = `${registry}/pando-webhook`;
-  const published = timed('publish image', () => sh('bash', ['scripts/image/publish.sh', imageRepo]).split('\n').pop()!);
-  if (!published.endsWith(`@${imageDigest}`)) die(`publish gave ${published}, the build is ${imageDigest}`);
-  const imageTag = readFileSync(join(IMAGE_DIR, 'tag'), 'utf8').trim();
-
-  const layout = join(IMAGE_DIR, 'oci');
+  let imageDigest: string, imageTag: string, layout: string;
+  if (values['image-layout']) {
+    // Another OCI layout (an index made elsewhere, a test's): pushed whole and unchanged.
+    layout = values['image-layout'];
+    imageDigest = values['image-digest'] ?? die('--image-layout needs --image-digest');
+    const entry = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] })
+      .manifests.find((m) => m.digest === imageDigest);
+    imageTag = entry?.annotations?.['org.opencontainers.image.ref.name'] ?? die(`${layout}/index.json has no tag for ${imageDigest}`);
+    const digestFile = join(out, 'pushed-digest');
+    timed('publish image', () => sh('skopeo', ['copy', '--quiet', '--all', '--preserve-digests', '--policy', join(ROOT, 'scripts/image/policy.json'),
+      ...(isLoopbackRegistry(registry) ? ['--dest-tls-verify=false'] : []), '--digestfile', digestFile, `oci:${layout}:${imageTag}`, `docker://${imageRepo}:${imageTag}`]));
+    if (readFileSync(digestFile, 'utf8').trim() !== imageDigest) die(`the registry has ${readFileSync(digestFile, 'utf8').trim()}, the layout ${imageDigest}`);
+  } else {
+    if (values.build || !existsSync(join(IMAGE_DIR, 'digest'))) timed('build image', () => sh('bash', ['scripts/image/build.sh', '--quiet']));
+    imageDigest = readFileSync(join(IMAGE_DIR, 'digest'), 'utf8').trim();
+    const published = timed('publish image', () => sh('bash', ['scripts/image/publish.sh', imageRepo]).split('\n').pop()!);
+    if (!published.endsWith(`@${imageDigest}`)) die(`publish gave ${published}, the build is ${imageDigest}`);
+    imageTag = readFileSync(join(IMAGE_DIR, 'tag'), 'utf8').trim();
+    layout = join(IMAGE_DIR, 'oci');
+  }
   const sboms = timed('sbom image', () => writeSboms({ layout, digest: imageDigest, out, check: true }));
   if (sboms.problems.length) die(`the SBOM does not match the image:\n  ${sboms.problems.join('\n  ')}`);
 
@@ -144,6 +159,7 @@ function main(): void {
   const npmFiles = existsSync(npmDir) ? readdirSync(npmDir) : [];
   const { images } = platformImages(layout, imageDigest);
   const provenanceFiles = new Map<string, string>();
+  const allImageDeps: ResourceDescriptor[] = [];
   const sourceDateEpoch = images[0]?.config.created ? String(Date.parse(images[0].config.created) / 1000) : undefined;
   for (const image of images) {
     const found = packagesInImage(layout, image);
@@ -167,6 +183,7 @@ function main(): void {
     const file = join(out, `provenance-${image.platform.replaceAll('/', '-')}.json`);
     writeFileSync(file, JSON.stringify(pred, null, 2) + '\n');
     provenanceFiles.set(image.digest, file);
+    allImageDeps.push(...pred.buildDefinition.resolvedDependencies);
   }
 
   // --- the chart, pinned to the image just published -------------------------------------------
@@ -218,8 +235,12 @@ function main(): void {
   const isIndex = sboms.index !== undefined;
   if (isIndex) {
     // The index signed with its platform images (--recursive); its own SBOM names the platform images.
+    // The index's provenance: the first platform's, with every platform's inputs.
     const indexProv = join(out, 'provenance-index.json');
-    writeFileSync(indexProv, readFileSync(provenanceFiles.get(images[0]!.digest)!, 'utf8'));
+    const pred = JSON.parse(readFileSync(provenanceFiles.get(images[0]!.digest)!, 'utf8')) as ReturnType<typeof slsaProvenance>;
+    const seen = new Set<string>();
+    pred.buildDefinition.resolvedDependencies = allImageDeps.filter((d) => { const k = JSON.stringify(d); return seen.has(k) ? false : (seen.add(k), true); });
+    writeFileSync(indexProv, JSON.stringify(pred, null, 2) + '\n');
     signAndAttest(signer, imageRepo, imageDigest, { recursive: true, sbom: sboms.index!.file, provenance: indexProv, env, label: 'image index' });
     for (const img of sboms.images) signAndAttest(signer, imageRepo, img.digest, { recursive: false, sbom: img.file, provenance: provenanceFiles.get(img.digest)!, env, label: `image ${img.platform}`, attestOnly: true });
   } else {

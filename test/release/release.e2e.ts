@@ -4,7 +4,8 @@
 // ways a reference can be wrong each fail with a line that names the problem.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -103,5 +104,31 @@ describe('a release to the local registry', { skip }, () => {
     assert.match(bare.out, /^FAIL signature: .*a signature exists but does not verify with this key/m);
     // The released digest itself is untouched.
     assert.equal(verify(`${imageRepo}@${release!.image.digest}`).code, 0);
+  });
+
+  it('an OCI index (the multi-arch form) is signed as a whole and per platform, each platform with its own SBOM and provenance', () => {
+    // An index of the built image, as the multi-arch build makes one (here with one platform).
+    const layout = join(work, 'index-layout');
+    execFileSync('cp', ['-r', join(ROOT, '.tools/image/oci'), layout]);
+    const manifest = readFileSync(join(layout, 'blobs/sha256', release!.image.digest.slice(7)));
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: release!.image.digest, size: manifest.length, platform: { os: 'linux', architecture: 'amd64' } }] }));
+    const indexDigest = `sha256:${createHash('sha256').update(index).digest('hex')}`;
+    writeFileSync(join(layout, 'blobs/sha256', indexDigest.slice(7)), index);
+    const top = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
+    top.manifests.push({ mediaType: 'application/vnd.oci.image.index.v1+json', digest: indexDigest, size: index.length, annotations: { 'org.opencontainers.image.ref.name': 'multiarch' } });
+    writeFileSync(join(layout, 'index.json'), JSON.stringify(top));
+
+    const out = join(work, 'index-release');
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/release/release.ts'), '--registry', release!.registry, '--image-layout', layout, '--image-digest', indexDigest, '--out', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /sign image index: /);
+    assert.match(r.stderr, /attest SBOM image linux\/amd64: /);
+    const v = verify(`${imageRepo}:multiarch@${indexDigest}`, join(out, 'cosign.pub'));
+    assert.equal(v.code, 0, v.out);
+    assert.match(v.out, /is an image index of 1 platform images/);
+    // The index and its platform image: signature, SBOM and provenance each.
+    assert.equal(v.out.split('\n').filter((l) => /^ok   (signature|SBOM attestation|provenance attestation): /.test(l)).length, 6);
+    assert.match(v.out, new RegExp(`^ok   SBOM attestation: ${imageRepo}@${release!.image.digest}: https://spdx\\.dev/Document, \\d{2,} packages`, 'm'));
   });
 });

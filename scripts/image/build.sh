@@ -52,6 +52,10 @@ if ! ls "${debs[@]}" >/dev/null 2>&1; then
   ls "${debs[@]}" >/dev/null || die "apt-get download did not produce ${files[*]}"
 fi
 for deb in "${debs[@]}"; do dpkg-deb -x "$deb" "$RFS"; done
+# The packages' control records where scanners (trivy, grype, syft) and `npm run sbom` look for them
+# in an image without a dpkg database (the packages are unpacked, not installed), as distroless keeps them.
+mkdir -p "$RFS/var/lib/dpkg/status.d"
+for deb in "${debs[@]}"; do dpkg-deb -f "$deb" > "$RFS/var/lib/dpkg/status.d/$(dpkg-deb -f "$deb" Package)"; done
 
 # The CA bundle update-ca-certificates would write (a maintainer script we do not run).
 mkdir -p "$RFS/etc/ssl/certs"

@@ -284,9 +284,9 @@ export function renderNode(r: NodeResult): string {
 
 /** --node: create to Ready on the e2e node, labelled against unlabelled (bench/node.ts). */
 export async function nodeMain(quick: boolean): Promise<void> {
-  const why = process.env.PANDO_NODE === '0' ? 'PANDO_NODE=0' : process.getuid?.() !== 0 ? 'not root (the node needs root)' : undefined;
+  const why = process.env.PANDO_NODE === '0' ? 'PANDO_NODE=0' : process.getuid?.() !== 0 ? 'not root (the kubelet and containerd need root)' : undefined;
   if (why) {
-    log(`bench --node: skipped: no node (${why})`);
+    log(`bench --node: skipped, no node: ${why}`);
     return;
   }
   const hosts = addHostsEntry(WEBHOOK_HOST);

@@ -21,8 +21,8 @@ import type { AdmissionReview, Pod } from '../app/admission/types.ts';
 import { CLUSTER_HEADING, writeSection } from './results-file.ts';
 import { addHostsEntry } from './hosts.ts';
 
-const NAMESPACE = 'pando-bench';
-const CONFIG = 'pando-bench';
+export const NAMESPACE = 'pando-bench';
+export const CONFIG = 'pando-bench';
 const WEBHOOK = 'bench.pandocore.xyz';
 const LABEL = { 'pandocore.xyz/protect': 'true' };
 /** Not `localhost` nor an IP literal: the API server's isLocalHost() is false for it (bench/hosts.ts). */
@@ -121,13 +121,13 @@ const alpnText = (counts: Record<string, number>) =>
     .map(([protocol, n]) => `${protocol} ×${n}`)
     .join(', ') || 'no connection';
 
-function percentile(values: number[], p: number): number {
+export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 /** A keep-alive client with the admin credentials: a client does not reconnect per pod either. */
-function client(cluster: Cluster) {
+export function client(cluster: Cluster) {
   const user = cluster.kubeConfig.getCurrentUser();
   const decode = (v: string | undefined) => (v ? Buffer.from(v, 'base64').toString('utf8') : undefined);
   const agent = new Agent({ keepAlive: true, maxSockets: 64, ca: cluster.caPem, cert: decode(user?.certData), key: decode(user?.keyData) });
@@ -163,7 +163,7 @@ function client(cluster: Cluster) {
   };
 }
 
-type Client = ReturnType<typeof client>;
+export type Client = ReturnType<typeof client>;
 
 function pod(labelled: boolean, i: number) {
   return {
@@ -174,7 +174,7 @@ function pod(labelled: boolean, i: number) {
   };
 }
 
-const injected = (body: any) => Array.isArray(body?.spec?.initContainers) && body.spec.initContainers.some((c: { name?: string }) => c.name === SIDECAR_NAME);
+export const injected = (body: any) => Array.isArray(body?.spec?.initContainers) && body.spec.initContainers.some((c: { name?: string }) => c.name === SIDECAR_NAME);
 
 /** Sum (seconds) and count of two API server histograms (each series summed), read from its /metrics. */
 interface Histograms {
@@ -214,7 +214,7 @@ async function meansSince(api: Client, port: number, before: Histograms): Promis
   return { apiserverMeanMs: mean(now.webhook, before.webhook), restMeanMs: mean(now.rest, before.rest) };
 }
 
-async function register(api: Client, files: Files, port: number, tookEffect: (answer: { body: any }) => boolean): Promise<void> {
+export async function register(api: Client, files: Files, port: number, tookEffect: (answer: { body: any }) => boolean): Promise<void> {
   await api.send('DELETE', `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${CONFIG}`);
   const created = await api.send('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
     apiVersion: 'admissionregistration.k8s.io/v1',

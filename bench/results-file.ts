@@ -1,5 +1,5 @@
-// bench/RESULTS.md is written by three commands: a full `npm run bench` (everything but the two
-// sections below), `npm run bench -- --cluster` and `npm run fuzz` (one section each, which take
+// bench/RESULTS.md is written by four commands: a full `npm run bench` (everything but the three
+// sections below), `npm run bench -- --cluster`, `npm run bench -- --node` and `npm run fuzz` (one section each, which take
 // minutes of their own). Each replaces only its own sections, so none erases the others' figures.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -8,11 +8,12 @@ import { join } from 'node:path';
 export const RESULTS_FILE = join(import.meta.dirname, 'RESULTS.md');
 export const CLUSTER_HEADING = '## Admission overhead at the API server';
 export const FUZZ_AT_SCALE_HEADING = '## Fuzz at scale';
+export const NODE_HEADING = '## What users feel on a node';
 /** Written by hand from the --cluster figures (issue 17 item 1): no command replaces it. */
 export const CLUSTER_BREAKDOWN_HEADING = "## Where the API server's milliseconds go";
 /** Written by hand from `node bench/rollout.ts` (issue 24): no command replaces it. */
 export const ROLLOUT_HEADING = '## Sidecar rollout planner';
-const SEPARATE = [CLUSTER_HEADING, FUZZ_AT_SCALE_HEADING, CLUSTER_BREAKDOWN_HEADING, ROLLOUT_HEADING];
+const SEPARATE = [CLUSTER_HEADING, NODE_HEADING, FUZZ_AT_SCALE_HEADING, CLUSTER_BREAKDOWN_HEADING, ROLLOUT_HEADING];
 
 /** The markdown split at its `## ` headings: the text before the first, then one entry per section. */
 function sections(markdown: string): string[] {

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --servers=webhook,ceiling] [-- --loads=typical-create] [-- --cluster]
+// npm run bench [-- --quick] [-- --servers=webhook,ceiling] [-- --loads=typical-create] [-- --cluster] [-- --node]
 //
 // Runs the webhook (compiled JavaScript, as in production), the ceiling (a bare Node HTTPS server
 // answering a fixed AdmissionReview) and the Go peer one after another on the same certificate and
@@ -16,6 +16,7 @@ import { isDeepStrictEqual } from 'node:util';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { pacedLatency, post, throughput, type Target } from './load.ts';
 import { clusterMain } from './cluster.ts';
+import { nodeMain } from './node.ts';
 import { writeFullRun } from './results-file.ts';
 import { renderFuzz, runFuzz } from './fuzz.ts';
 import { overloadRuns, renderOverload } from './overload.ts';
@@ -56,7 +57,7 @@ function parseArgs(argv: string[]) {
   for (const s of servers) if (!SERVERS.includes(s)) throw new Error(`bench: unknown server ${s} (${SERVERS.join(', ')})`);
   // --webhook-main=PATH runs another build of the webhook (e.g. the previous commit's) for an A/B.
   const webhookMain = value('webhook-main');
-  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile'), webhookMain, cluster: argv.includes('--cluster') };
+  return { quick, servers, loads: value('loads')?.split(','), profile: !argv.includes('--no-profile'), webhookMain, cluster: argv.includes('--cluster'), node: argv.includes('--node') };
 }
 
 /** The server's answer to each load must be right: the patch yields the injected pod, or no patch. */
@@ -230,6 +231,8 @@ async function main() {
   };
   const webhookMain = args.webhookMain ? useWebhookMain(resolve(args.webhookMain)) : join(ROOT, 'build', 'app', 'main.js');
   if (!existsSync(webhookMain)) throw new Error('bench: build/app/main.js is missing: run `npm run build` first (npm run bench does)');
+  // The node bench runs only our webhook, unpinned (kubelet and containerd share the cores): no Go peer to build.
+  if (args.node) return nodeMain(args.quick);
   if (args.servers.includes('go-peer') || args.servers.includes('go-typed')) buildGoPeer();
   log(settings.pinned ? 'servers pinned to core 0, load generator to core 1' : 'taskset unavailable or one core: not pinned');
 

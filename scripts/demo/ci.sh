@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CI (.ci/run, after the e2e): `npm run demo` as a newcomer runs it, asserted on its output; a second
-# run detects the first; `npm run demo -- down` leaves no process of the demo and no port bound.
+# CI (.ci/run, after the e2e): `npm run demo` as a newcomer runs it, asserted on its output (as root:
+# its pods Running on the node, the Job Complete, the sidecar's log); a second run detects the
+# first; `npm run demo -- down` leaves no process of the demo (nor of its node) and no port bound.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -30,6 +31,22 @@ expect 'Warning: pandocore: ' 'npm run demo'
 expect '^  all checks passed$' 'npm run demo (pando doctor -n demo)'
 expect 'doctor exit 0 \(all checks ok\)' 'npm run demo'
 expect '^  export KUBECONFIG=' 'npm run demo'
+if [[ "$(id -u)" == 0 && "${PANDO_NODE:-}" != 0 ]]; then
+  # As root the cluster has a node: the pods run there, with the sidecar stand-in.
+  expect '^  the pods run on node 127.0.0.1; sidecar.image is the stand-in pando.test/sidecar-standin:1 .*the vendor.s image is not reachable here$' 'npm run demo (root)'
+  [[ "$(grep -Ec '^  demo-app-[a-z0-9]+-[a-z0-9]+ +2/2 +Running +0 ' "$out")" == 2 ]] || fail "not both Deployment pods Running 2/2 with 0 restarts (kubectl get pods)"
+  echo "ok: npm run demo (root): both demo-app pods 2/2 Running, 0 restarts"
+  expect '^  demo-job-[a-z0-9]+ +0/2 +Completed ' 'npm run demo (root; kubectl get pods)'
+  expect '^  demo-unlabelled +1/1 +Running ' 'npm run demo (root; kubectl get pods)'
+  expect '^  demo-app +2/2 ' 'npm run demo (root; kubectl get deployment)'
+  expect '^  demo-job +Complete +1/1 ' 'npm run demo (root; kubectl get job)'
+  expect '^\$ kubectl logs demo-app-[a-z0-9]+-[a-z0-9]+ -n demo -c pando-sidecar$' 'npm run demo (root)'
+  expect '^  pando-sidecar: mode=monitor uid=65532 \(license key present\)$' 'npm run demo (root; the sidecar log)'
+  expect '; on the node: Deployment demo-app READY 2/2, Job demo-job Complete; ' 'npm run demo (root; summary)'
+else
+  expect '^  no node: the pods stay Pending, and the summary shows what admission stored$' 'npm run demo (no node)'
+  expect '; no node: the pods stay Pending \(admission only\); ' 'npm run demo (no node; summary)'
+fi
 
 # The README's pipe line, as written, against the running demo with the kubectl it built.
 line="$(grep -m1 -- '-f scripts/demo/try.yaml | kubectl apply -f -' README.md | sed 's/ *#.*$//')"
@@ -52,7 +69,9 @@ read -r pids ports < <(node -e '
   const fs = require("node:fs");
   const demo = JSON.parse(fs.readFileSync(".tools/demo/state.json", "utf8"));
   const cluster = JSON.parse(fs.readFileSync(".tools/cluster/state.json", "utf8"));
-  const pids = [demo.webhookPid, ...Object.values(cluster.pids), fs.readFileSync(".tools/registry/pid", "utf8").trim()];
+  // The node (as root): kubelet, containerd, kube-scheduler.
+  const node = fs.existsSync(".tools/cluster/node/state.json") ? JSON.parse(fs.readFileSync(".tools/cluster/node/state.json", "utf8")) : { pids: {} };
+  const pids = [demo.webhookPid, ...Object.values(cluster.pids), ...Object.values(node.pids), fs.readFileSync(".tools/registry/pid", "utf8").trim()];
   const ports = [demo.webhookPort, demo.metricsPort, cluster.apiserverPort, cluster.etcdPort, fs.readFileSync(".tools/registry/addr", "utf8").trim().split(":")[1]];
   console.log(`${pids.join(",")} ${ports.join(",")}`);')
 pids="${pids//,/ }"; ports="${ports//,/ }"

@@ -7,7 +7,10 @@
 // on 127.0.0.1, publishes the chart there and installs it with `helm upgrade --install ... oci://...`
 // as the README tells operators (self-signed TLS; webhook.url points at the local webhook), runs the
 // webhook with the chart's env as the chart's ServiceAccount, sets up namespace demo and applies
-// scripts/demo/workloads.yaml, then shows what admission did. Details go to .tools/demo/demo.log.
+// scripts/demo/workloads.yaml, then shows what admission did. As root the cluster has a node
+// (test/cluster/node.ts): the chart's sidecar.image is then the stand-in (test/sidecar-standin; the
+// vendor's image is not reachable here) and the pods run there, so the summary shows them Running,
+// the Job Complete and the sidecar's log. Details go to .tools/demo/demo.log.
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -17,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments, stringify } from 'yaml';
 import { ANNOTATION_STATUS, ENV, LABEL_PROTECT, PATH_METRICS, PATH_READYZ, SIDECAR_NAME, STATUS_INJECTED } from '../../app/contract.ts';
 import { alive, BIN_DIR, KUBECONFIG_PATH, REPO_ROOT, STATE_DIR as CLUSTER_DIR, startCluster, stopCluster, type Cluster } from '../../test/cluster/harness.ts';
+import { NODE_IMAGES, NODE_NAME } from '../../test/cluster/node.ts';
 import { serviceAccountKubeconfig, webhookEnvFromObjects, webhookServiceAccount } from '../../test/e2e/chart-render.ts';
 import { RELEASE, RELEASE_NAMESPACE } from '../../test/e2e/product.ts';
 import { formatDuration, progressLine, PROGRESS_EVERY_MS, Timings } from './progress.ts';
@@ -229,7 +233,7 @@ function sidecarOf(pod: any): any {
   return [...(pod.spec.initContainers ?? []), ...pod.spec.containers].find((c: any) => c.name === SIDECAR_NAME);
 }
 
-async function showResults(state: DemoState): Promise<void> {
+async function showResults(state: DemoState, onNode: boolean): Promise<void> {
   const pods = await podsOf(NAMESPACE);
   const why = await reasons(pods);
   const views: PodView[] = pods.map((pod) => ({
@@ -245,6 +249,7 @@ async function showResults(state: DemoState): Promise<void> {
     const verdict = v.injected ? 'INJECTED' : `NOT INJECTED (${v.reason})`;
     say(`  ${v.name.padEnd(28)} ${owner(v.pod).padEnd(30)} ${LABEL_PROTECT}=${v.labelled ? 'true' : '(none)'}  ${verdict}`);
   }
+  const running = onNode ? await showRunning(views) : 'no node: the pods stay Pending (admission only)';
   const sample = views.find((v) => v.injected);
   if (sample) {
     const sidecar = sidecarOf(sample.pod);
@@ -261,8 +266,30 @@ async function showResults(state: DemoState): Promise<void> {
   say(indent(doctor.stdout.trimEnd(), 2));
   if (doctor.stderr.trim()) say(indent(doctor.stderr.trimEnd(), 2));
   const injected = views.filter((v) => v.injected).length;
-  say(`\nsummary: ${injected} of ${views.length} pods injected; ${views.filter((v) => !v.injected).map((v) => `${v.name} not injected (${v.reason.split(':')[0]})`).join(', ') || 'none skipped'}; doctor exit ${doctor.status}${doctor.status === 0 ? ' (all checks ok)' : ''}`);
+  say(`\nsummary: ${injected} of ${views.length} pods injected; ${views.filter((v) => !v.injected).map((v) => `${v.name} not injected (${v.reason.split(':')[0]})`).join(', ') || 'none skipped'}; ${running}; doctor exit ${doctor.status}${doctor.status === 0 ? ' (all checks ok)' : ''}`);
   void state;
+}
+
+/** The node ran the pods: what kubectl shows of them and the sidecar's log; returns the summary's part. */
+async function showRunning(views: PodView[]): Promise<string> {
+  const show = async (args: string[]) => {
+    say(`\n$ kubectl ${args.join(' ')}`);
+    const r = await kubectl(args);
+    say(indent((r.stdout || r.stderr).trimEnd(), 2));
+    return r.stdout;
+  };
+  await show(['get', 'pods', '-n', NAMESPACE, '-o', 'wide']);
+  const deployment = (await show(['get', 'deployment', 'demo-app', '-n', NAMESPACE])).split('\n')[1]?.trim().split(/\s+/)[1] ?? '?';
+  const job = (await show(['get', 'job', 'demo-job', '-n', NAMESPACE])).split('\n')[1]?.trim().split(/\s+/)[1] ?? '?';
+  const sample = views.find((v) => v.injected && v.name.startsWith('demo-app-'));
+  if (sample) await show(['logs', sample.name, '-n', NAMESPACE, '-c', SIDECAR_NAME]);
+  return `on the node: Deployment demo-app READY ${deployment}, Job demo-job ${job}`;
+}
+
+/** Whether the cluster has the node, Ready (test/cluster/node.ts; as root with containerd). */
+async function nodeReady(cluster: Cluster): Promise<boolean> {
+  const node = await cluster.request('GET', `/api/v1/nodes/${NODE_NAME}`);
+  return node.status === 200 && (node.body?.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
 }
 
 function indent(text: string, n: number): string {
@@ -366,6 +393,12 @@ async function up(): Promise<void> {
     }
   });
 
+  const onNode = await nodeReady(cluster);
+  const [standinRepository, standinTag] = NODE_IMAGES.sidecar.split(':') as [string, string];
+  say(onNode
+    ? `  the pods run on node ${NODE_NAME}; sidecar.image is the stand-in ${NODE_IMAGES.sidecar} (test/sidecar-standin, in the node's containerd): the vendor's image is not reachable here`
+    : '  no node: the pods stay Pending, and the summary shows what admission stored');
+
   const webhookPort = requestedPort ?? (await freePort());
   const metricsPort = await freePort([webhookPort]);
   const webhookUrl = `https://127.0.0.1:${webhookPort}/mutate`;
@@ -374,7 +407,8 @@ async function up(): Promise<void> {
   const helmArgs = ['upgrade', '--install', RELEASE, chart, '-n', RELEASE_NAMESPACE, '--create-namespace',
     '--set', `licenseKey=${LICENSE_KEY}`, '--set', 'defaultMode=monitor', '--set', 'tls.certManager=false',
     '--set', `webhook.url=${webhookUrl}`, '--set', 'tls.extraIpAddresses={127.0.0.1}', '--version', version, '--plain-http',
-    ...(imageRef ? ['--set', `image.repository=${imageRef.split('@')[0]}`, '--set', `image.digest=${imageRef.split('@')[1]}`] : [])];
+    ...(imageRef ? ['--set', `image.repository=${imageRef.split('@')[0]}`, '--set', `image.digest=${imageRef.split('@')[1]}`] : []),
+    ...(onNode ? ['--set', `sidecar.image.repository=${standinRepository}`, '--set-string', `sidecar.image.tag=${standinTag}`] : [])];
   await step('installing the chart with helm', async () => {
     say(`  $ helm ${helmArgs.join(' ')}`);
     await mustRun('helm upgrade --install', HELM, helmArgs, { env: { ...HELM_ENV, KUBECONFIG: KUBECONFIG_PATH } });
@@ -403,7 +437,17 @@ async function up(): Promise<void> {
     await waitFor('the Deployment\'s 2 pods, the Job\'s pod and the bare pod', 60_000, async () => ((await podsOf(NAMESPACE)).length >= 4 ? true : undefined));
   });
 
-  await showResults(state);
+  if (onNode) {
+    await step('waiting for the pods to run on the node (Deployment demo-app READY 2/2, Job demo-job Complete)', async () => {
+      await waitFor('Deployment demo-app READY 2/2 and Job demo-job Complete', 120_000, async () => {
+        const d = await kubectl(['get', 'deployment', 'demo-app', '-n', NAMESPACE, '-o', 'jsonpath={.status.readyReplicas}']);
+        const j = await kubectl(['get', 'job', 'demo-job', '-n', NAMESPACE, '-o', 'jsonpath={.status.conditions[?(@.type=="Complete")].status}']);
+        return d.stdout.trim() === '2' && j.stdout.trim() === 'True' ? true : undefined;
+      });
+    });
+  }
+
+  await showResults(state, onNode);
   say(`\nready in ${formatDuration(Date.now() - t0)}`);
   say(usage(state));
 }

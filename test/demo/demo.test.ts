@@ -1,12 +1,15 @@
 // npm run demo's parts that need no cluster: the progress line with its estimate from the previous
-// run, the timings file, and recognising its own processes (a reused pid is not ours).
+// run, the timings file, recognising its own processes (a reused pid is not ours), and workloads
+// that can run on the node.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { NODE_IMAGES, NODE_SCHEDULER, NODE_TAINT } from '../cluster/node.ts';
 import { formatDuration, progressLine, Timings } from '../../scripts/demo/progress.ts';
 import { readDemoState, runsScript, writeDemoState } from '../../scripts/demo/state.ts';
 
@@ -54,5 +57,18 @@ describe('demo state', () => {
     child.kill();
     await once(child, 'exit');
     assert.equal(runsScript(child.pid!, '30'), false);
+  });
+});
+
+describe('demo workloads', () => {
+  it('every pod of scripts/demo/workloads.yaml can run on the node: its scheduler, its taint tolerated, an image it has', () => {
+    const docs = parseAllDocuments(readFileSync(join(import.meta.dirname, '../../scripts/demo/workloads.yaml'), 'utf8')).map((d) => d.toJS());
+    assert.equal(docs.length, 3);
+    for (const doc of docs) {
+      const spec = doc.kind === 'Pod' ? doc.spec : doc.spec.template.spec;
+      assert.equal(spec.schedulerName, NODE_SCHEDULER, `${doc.kind} ${doc.metadata.name}: schedulerName`);
+      assert.deepEqual(spec.tolerations, [{ key: NODE_TAINT.key, operator: 'Equal', value: NODE_TAINT.value, effect: NODE_TAINT.effect }], `${doc.kind} ${doc.metadata.name}: tolerations`);
+      for (const c of spec.containers) assert.equal(c.image, NODE_IMAGES.pause, `${doc.kind} ${doc.metadata.name}: container ${c.name}`);
+    }
   });
 });

@@ -394,15 +394,20 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
       const failingKeys = new Map<string, string>();
       for (const [uid, entry] of pods) {
         const state = entry.classification?.state;
-        if (state === 'sidecar-failing') {
-          const reason = entry.classification!.sidecar!.reason;
-          const isNew = !reportedFailing.get(uid)?.has(reason);
-          if (!isNew && deps.config.heal !== 'restart' && !deps.config.restartStale) continue;
-          const workload = await workloadOf(entry.pod);
-          if (!current()) return;
-          if (workload) failingKeys.set(workloadKey(workload), reason);
-          if (isNew) await reportFailing(entry, workload);
-          continue;
+        // A pod whose sidecar was seen failing keeps its workload from being restarted while it
+        // lives: a crash-looping sidecar runs for an instant at each restart, and a restart would
+        // give the new pods the same sidecar.
+        const failed = reportedFailing.get(uid);
+        if (state === 'sidecar-failing' || failed) {
+          const reason = entry.classification?.sidecar?.reason;
+          const isNew = reason !== undefined && !failed?.has(reason);
+          if (isNew || deps.config.heal === 'restart' || deps.config.restartStale) {
+            const workload = await workloadOf(entry.pod);
+            if (!current()) return;
+            if (workload) failingKeys.set(workloadKey(workload), reason ?? [...failed!].join(','));
+            if (isNew) await reportFailing(entry, workload);
+          }
+          if (state === 'sidecar-failing') continue;
         }
         const wanted = state === 'unprotected' || (state === 'stale' && deps.config.restartStale);
         if (!wanted) continue;

@@ -215,6 +215,15 @@ describe('watchdog', () => {
     assert.equal(h.core.counts()['sidecar-failing'], 0);
     assert.equal(h.core.counts().protected, 2);
     assert.equal((await h.registry.getMetricsAsJSON()).find((m) => m.name === 'pandocore_sidecar_failing_pods')!.values.length, 0);
+    // Running for an instant, as a crash-looping native sidecar does at each restart: web is still
+    // not restarted while a pod whose sidecar failed lives.
+    h.advance(700_000);
+    await h.core.pass(true);
+    assert.ok(!h.restarts.includes('Deployment/web'), h.restarts.join(', '));
+    // Those pods gone: the unprotected pod of web is healed as any other.
+    for (const p of web) h.core.deleted(p.metadata.uid);
+    await h.core.pass(true);
+    assert.ok(h.restarts.includes('Deployment/web'), h.restarts.join(', '));
   });
 
   it('clear() (leadership lost) removes the gauges: only the leader reports', async () => {

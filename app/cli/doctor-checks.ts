@@ -435,7 +435,7 @@ function sidecarFailingCheck(f: DoctorFacts, plan: InjectionPlan): Check {
   const byReason = new Map<string, string[]>();
   for (const { pod, c } of failing) byReason.set(c.sidecar!.reason, [...(byReason.get(c.sidecar!.reason) ?? []), `${pod.metadata?.namespace}/${pod.metadata?.name}`]);
   const named = [...byReason].map(([reason, pods]) => `${reason}: ${pods.join(', ')}`).join('; ');
-  const fixes = [...new Set(failing.map(({ c }) => c.sidecar!.message.replace(/^.*?; fix: /, `${c.sidecar!.reason}: `)))];
+  const fixes = [...new Set(failing.map(({ c }) => `${c.sidecar!.reason}: ${c.sidecar!.fix}`))];
   return check('sidecar-failing', title, 'fail', `${failing.length} injected pod(s) ${scope} whose PandoCore sidecar cannot start (${named}); a restart does not help: a new pod gets the same sidecar`, [
     ...fixes,
     `kubectl get events -A --field-selector reason=${EVENT_SIDECAR_FAILING}`,
@@ -478,7 +478,7 @@ function podChecks(f: DoctorFacts, plan: InjectionPlan, current: ReturnType<type
     const fixes = c.reason === 'namespace-not-ready' ? [`pando setup-namespace ${ns}`, restartCommand(owner, name)] : [];
     checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has no current sidecar: the webhook skips it (${c.reason}: ${c.message})`, fixes));
   } else if (c.state === 'sidecar-failing') {
-    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has the sidecar ${annotations[ANNOTATION_VERSION]}, but ${c.sidecar!.message.replace(/; fix: .*$/, '')}`, [c.sidecar!.message.replace(/^.*?; fix: /, '')]));
+    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has the sidecar ${annotations[ANNOTATION_VERSION]}, but ${c.sidecar!.cause}`, [c.sidecar!.fix]));
   } else if (c.state === 'stale' && current) {
     checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} runs sidecar ${annotations[ANNOTATION_VERSION]} (config ${annotations[ANNOTATION_CONFIG_HASH]}); the webhook now injects ${current.version} (config ${current.configHash})`, [restartCommand(owner, name)]));
   } else {

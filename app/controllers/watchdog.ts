@@ -281,7 +281,7 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
       involved: { apiVersion, kind: workload.kind, name: workload.name, ...(workload.uid ? { uid: workload.uid } : {}) },
       type: 'Warning',
       reason: EVENT_SIDECAR_FAILING,
-      message: `the PandoCore sidecar of pod ${pod.metadata.name} of ${owner} cannot start: ${failure.reason}; ${failure.message.replace(/^.*?; fix: /, 'fix: ')}${healNote}`,
+      message: `the PandoCore sidecar of pod ${pod.metadata.name} of ${owner} cannot start: ${failure.reason}; fix: ${failure.fix}${healNote}`,
     });
   }
 

@@ -109,6 +109,11 @@ export function sidecarStatus(status: PodStatusLike | undefined, name: string): 
 /** Why an injected sidecar cannot start: the kubelet's reason and a sentence for logs, Events and doctor. */
 export interface SidecarFailure {
   reason: SidecarFailureReason;
+  /** What is wrong, with the kubelet's message: "the PandoCore sidecar cannot start: REASON ... (kubelet: ...)". */
+  cause: string;
+  /** What fixes it (one sentence, the pod's names filled in). */
+  fix: string;
+  /** `${cause}; fix: ${fix}` */
   message: string;
 }
 
@@ -116,7 +121,9 @@ export interface SidecarFailure {
 const MESSAGE_HEAD = 150;
 const MESSAGE_TAIL = 300;
 
-function shortened(message: string): string {
+function shortened(raw: string): string {
+  // One line (a termination message often ends in a newline), both ends kept when long.
+  const message = raw.replace(/\s+/g, ' ').trim();
   return message.length <= MESSAGE_HEAD + MESSAGE_TAIL + 3 ? message : `${message.slice(0, MESSAGE_HEAD)}...${message.slice(-MESSAGE_TAIL)}`;
 }
 
@@ -153,5 +160,6 @@ export function sidecarFailure(s: SidecarStatus, pod: { name: string; namespace:
   const how = reason === 'CrashLoopBackOff' && s.exited ? `: it exited with code ${s.exited.code ?? '?'} (${s.exited.reason ?? 'no reason'}), restarted ${s.restartCount} time(s)` : '';
   const kubelet = s.message ? ` (kubelet: ${shortened(s.message)})` : '';
   const fix = failureFix(reason).replaceAll('NAMESPACE', pod.namespace).replaceAll('POD', `${pod.name} -n ${pod.namespace}`).replaceAll('SIDECAR', sidecarName);
-  return { reason, message: `the PandoCore sidecar cannot start: ${reason}${how}${kubelet}; fix: ${fix}` };
+  const cause = `the PandoCore sidecar cannot start: ${reason}${how}${kubelet}`;
+  return { reason, cause, fix, message: `${cause}; fix: ${fix}` };
 }

@@ -226,6 +226,18 @@ describe('watchdog', () => {
     assert.ok(h.restarts.includes('Deployment/web'), h.restarts.join(', '));
   });
 
+  it('sidecar-failing Events are one line and the workload\'s names the fix once, with a termination message ending in a newline (as the stand-in writes it)', async () => {
+    const h = harness();
+    const exited = { terminated: { reason: 'Error', exitCode: 1, message: 'pando-sidecar: version=0.3.0-crash is built to crash; exiting 1\n' } };
+    const crashing = injected({ ...pod('shop', 'crash-abc-1', { kind: 'ReplicaSet', name: 'crash-abc' }), status: { phase: 'Pending', initContainerStatuses: [{ name: 'pando-sidecar', ready: false, restartCount: 1, state: exited, lastState: exited }] } } as unknown as SlimPod);
+    h.core.replaced([crashing]);
+    await h.core.pass(true);
+    const [onPod, onDeployment] = h.events.filter((e) => e.reason === 'SidecarFailing');
+    assert.doesNotMatch(onPod!.message, /\n/);
+    assert.match(onPod!.message, /CrashLoopBackOff: it exited with code 1 \(Error\), restarted 1 time\(s\) \(kubelet: pando-sidecar: version=0\.3\.0-crash is built to crash; exiting 1\); fix: the sidecar keeps exiting/);
+    assert.equal(onDeployment!.message, 'the PandoCore sidecar of pod crash-abc-1 of deployment/crash cannot start: CrashLoopBackOff; fix: the sidecar keeps exiting: kubectl logs crash-abc-1 -n shop -c pando-sidecar --previous says why (license key, mode, version); the watchdog does not restart it: a new pod would get the same sidecar');
+  });
+
   it('clear() (leadership lost) removes the gauges: only the leader reports', async () => {
     const h = harness();
     h.core.replaced([pod('shop', 'bare')]);

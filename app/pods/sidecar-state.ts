@@ -135,9 +135,9 @@ export function failureFix(reason: SidecarFailureReason): string {
     case 'InvalidImageName':
     case 'ErrImageNeverPull':
     case 'ImageInspectError':
-      return 'the sidecar image cannot be pulled: check sidecar.image (repository, tag) and sidecar.imagePullSecrets (the pull Secret in this namespace), then delete the pod';
+      return 'the sidecar image cannot be pulled: check sidecar.image (repository, tag) and sidecar.imagePullSecrets (the pull Secret in this namespace; the kubelet retries the pull once it exists); a corrected image reaches new pods only: delete this one';
     case 'CreateContainerConfigError':
-      return 'the sidecar\'s configuration cannot be built (usually the license Secret or its key is missing in this namespace): pando setup-namespace NAMESPACE, then delete the pod';
+      return 'the sidecar\'s configuration cannot be built (usually the license Secret or its key is missing in this namespace): pando setup-namespace NAMESPACE (the kubelet retries: the pod then starts)';
     case 'OOMKilled':
       return 'the sidecar runs out of memory: raise sidecar.resources.limits.memory';
     case 'CrashLoopBackOff':

@@ -8,7 +8,10 @@
 //   - then the stand-in's crash version (its sidecar exits 1 at every start);
 // the watchdog (heal=restart) counts both as sidecar-failing with the kubelet's reason (gauge on the
 // webhook's /metrics), records SidecarFailing Events on each pod and its Deployment, never restarts
-// them (even with an unprotected pod in the same Deployment), and `pando doctor` exits 1 naming them.
+// them (even with an unprotected pod in the same Deployment), and `pando doctor` exits 1 naming them;
+//   - the license Secret gone with namespaceCheck off (the check on skips such pods): the kubelet's
+//     CreateContainerConfigError, counted and reported; `pando setup-namespace`, the fix doctor
+//     prints, makes the same pod run (no restart).
 // Skipped, with the reason, without a node (not root, no containerd, PANDO_NODE=0).
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,27 +71,27 @@ function skipWithoutNode(t: TestContext): boolean {
 }
 
 /** `kubectl get pods` columns of a Deployment's pods: NAME READY STATUS RESTARTS. */
-function table(app: string): string[][] {
-  return kubectl('get', 'pods', '-n', ns, '-l', `app=${app}`, '--no-headers').split('\n').filter((l) => l.trim()).map((l) => l.trim().split(/\s+/).slice(0, 4));
+function table(app: string, namespace = ns): string[][] {
+  return kubectl('get', 'pods', '-n', namespace, '-l', `app=${app}`, '--no-headers').split('\n').filter((l) => l.trim()).map((l) => l.trim().split(/\s+/).slice(0, 4));
 }
 
-async function podsOf(app: string): Promise<V1Pod[]> {
-  return (await core().listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+async function podsOf(app: string, namespace = ns): Promise<V1Pod[]> {
+  return (await core().listNamespacedPod({ namespace, labelSelector: `app=${app}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
 }
 
 const sidecarOf = (p: V1Pod) => [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].find((c) => c.name === SIDECAR_NAME);
 
 /** helm upgrade --install with the sidecar image `repository:tag` and heal=restart; the local webhook (re)started with the chart's env. */
-async function install(repository: string, tag: string): Promise<void> {
+async function install(repository: string, tag: string, extra: Record<string, unknown> = {}): Promise<void> {
   await webhook?.stop();
   webhook = undefined;
-  deployed = await deployProduct(cluster, { ...values, image: { repository, tag }, extra: { watchdog: { heal: 'restart' } } });
+  deployed = await deployProduct(cluster, { ...values, image: { repository, tag }, extra: { watchdog: { heal: 'restart' }, ...extra } });
   assert.equal(deployed.env[ENV.watchdogHeal], 'restart');
   webhook = await startWebhook(tls, deployed.env, port);
 }
 
-async function failingEvents(): Promise<string[]> {
-  const list = await core().listNamespacedEvent({ namespace: ns, fieldSelector: `reason=${EVENT_SIDECAR_FAILING}` });
+async function failingEvents(namespace = ns): Promise<string[]> {
+  const list = await core().listNamespacedEvent({ namespace, fieldSelector: `reason=${EVENT_SIDECAR_FAILING}` });
   return list.items.map((e) => `${e.involvedObject.kind}/${e.involvedObject.name}: ${e.message}`);
 }
 
@@ -211,4 +214,50 @@ test(`the stand-in told to crash (${STANDIN}:${CRASH}): sidecar-failing CrashLoo
   }
   assert.equal(await webhook.metric('pandocore_watchdog_restarts_total'), 0);
   assert.deepEqual(table('control').map((r) => r.slice(1)), [['1/1', 'Running', '0']], 'the control still runs');
+});
+
+test(`the license Secret gone with namespaceCheck=false: CreateContainerConfigError, counted and reported; pando setup-namespace (doctor's fix) makes the same pod run`, async (t) => {
+  if (skipWithoutNode(t)) return;
+  const good = STANDIN_VERSIONS.good[0];
+  await install(STANDIN, good, { namespaceCheck: false });
+  assert.equal(deployed!.env[ENV.namespaceCheck], 'false');
+  const bare = await createNamespace(cluster, 'e2e-sidecar-nosecret');
+  namespaces.push(bare);
+  await setupProtectedNamespace(cluster, bare, LICENSE);
+  await core().deleteNamespacedSecret({ name: 'pando-license', namespace: bare });
+  const t0 = Date.now();
+  await apps().createNamespacedDeployment({ namespace: bare, body: deployment('nosecret', true) });
+  const pod = await waitUntil("the sidecar waiting in CreateContainerConfigError", 60_000, async () => {
+    const [p] = await podsOf('nosecret', bare);
+    return p && sidecarOf(p)?.state?.waiting?.reason === 'CreateContainerConfigError' ? p : undefined;
+  }, 250);
+  const status = sidecarOf(pod)!;
+  console.log(`# nosecret pod ${pod.metadata!.name} after ${Date.now() - t0} ms: ${table('nosecret', bare).map((r) => r.join(' ')).join('; ')}; sidecar ${JSON.stringify({ image: status.image, restartCount: status.restartCount, state: status.state })}`);
+  assert.equal(pod.metadata?.annotations?.['pandocore.xyz/status'], 'injected', 'injected: the namespace check is off');
+  await waitUntil('the gauge counts CreateContainerConfigError', 30_000, async () => (await webhook!.metric('pandocore_sidecar_failing_pods', { namespace: bare, reason: 'CreateContainerConfigError' })) === 1, 250);
+  const events = await waitUntil('SidecarFailing Events on the pod and the Deployment', 30_000, async () => {
+    const found = await failingEvents(bare);
+    return found.length >= 2 ? found : undefined;
+  });
+  for (const e of events) console.log(`#   Event ${e}`);
+  assert.ok(events.some((e) => e.startsWith(`Pod/${pod.metadata!.name}: the PandoCore sidecar cannot start: CreateContainerConfigError (kubelet: secret "pando-license" not found); fix: `) && e.includes(`pando setup-namespace ${bare}`)), events.join('\n'));
+  const r = await runPando(cluster.kubeconfigPath, ['doctor', '-n', bare, '-o', 'json', '--no-probe']);
+  assert.equal(r.code, 1);
+  const checks = JSON.parse(r.stdout).checks as Array<{ id: string; status: string; message: string; fixes: string[] }>;
+  const check = checks.find((c) => c.id === 'sidecar-failing')!;
+  console.log(`# pando doctor: ${check.status}: ${check.message}\n#   fixes: ${check.fixes.join(' | ')}`);
+  assert.match(check.message, new RegExp(`CreateContainerConfigError: ${bare}/${pod.metadata!.name}`));
+  assert.ok(check.fixes.some((f) => f.includes(`pando setup-namespace ${bare}`)), check.fixes.join('\n'));
+
+  // The fix doctor prints: the kubelet retries and the same pod runs.
+  const setup = await runPando(cluster.kubeconfigPath, ['setup-namespace', bare]);
+  assert.equal(setup.code, 0, setup.stderr);
+  const t1 = Date.now();
+  await waitUntil('the same pod Running 2/2', 90_000, async () => {
+    const rows = table('nosecret', bare);
+    return rows.length === 1 && rows[0]![0] === pod.metadata!.name && rows[0]![1] === '2/2' && rows[0]![2] === 'Running';
+  }, 500);
+  await waitUntil('no longer counted', 30_000, async () => (await webhook!.metric('pandocore_sidecar_failing_pods', { namespace: bare })) === 0, 250);
+  timings.push(`after pando setup-namespace the same pod Running 2/2 and uncounted in ${Date.now() - t1} ms`);
+  console.log(`# ${timings.at(-1)}: ${table('nosecret', bare).map((x) => x.join(' ')).join('; ')}`);
 });

@@ -71,7 +71,7 @@ describe('sidecar state', () => {
 
   it('a long kubelet message is cut', () => {
     const long = sidecar({ state: { waiting: { reason: 'ErrImagePull', message: 'x'.repeat(5000) } } });
-    assert.ok(sidecarFailure(sidecarStatus(statusOf(long, 'init'), SIDECAR), POD, SIDECAR)!.message.length < 700);
+    assert.match(sidecarFailure(sidecarStatus(statusOf(long, 'init'), SIDECAR), POD, SIDECAR)!.cause, /\(kubelet: x{150}\.\.\.x{300}\)$/, 'both ends kept: the image at the start, the cause at the end');
   });
 
   it('no status for the sidecar (pod not scheduled yet): not failing', () => {

@@ -113,7 +113,7 @@ const ALERTS: Alert[] = [
     summary: 'The PandoCore sidecar rollout paused itself on a failing new sidecar',
     description: () => 'The sidecar rollout stopped cluster-wide: no further workload is restarted. Fix: pando rollout status names the workload, pod and reason (kubectl get events -A --field-selector reason=RolloutPaused); fix the sidecar (helm rollback, or a corrected version), then pando rollout resume.',
     runbook: [
-      'The rollout restarted a workload for the new sidecar and one of its new pods failed (sidecar in CrashLoopBackOff, OOMKilled, ImagePullBackOff or ErrImagePull, not Ready within `rollout.readyDeadlineSeconds`, or the Deployment past its `progressDeadlineSeconds`). It paused cluster-wide: no other workload is touched.',
+      'The rollout restarted a workload for the new sidecar and one of its new pods failed (sidecar in CrashLoopBackOff, OOMKilled, ImagePullBackOff, ErrImagePull or another reason the watchdog counts as sidecar-failing such as CreateContainerConfigError, not Ready within `rollout.readyDeadlineSeconds`, or the Deployment past its `progressDeadlineSeconds`). It paused cluster-wide: no other workload is touched.',
       '1. `pando rollout status` (or `kubectl get events -A --field-selector reason=RolloutPaused`): which workload, which pod, why.',
       '2. `kubectl -n NAMESPACE describe pod POD` and `kubectl -n NAMESPACE logs POD -c pando-sidecar --previous`: why the new sidecar fails.',
       '3. Fix it: `helm rollback` of the webhook to the last good sidecar, or `helm upgrade` with a corrected version (or the resources / pull Secret it lacked).',

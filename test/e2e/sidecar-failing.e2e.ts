@@ -154,6 +154,19 @@ test(`a sidecar image that does not exist (127.0.0.1:<closed port>/${STANDIN}:${
   for (const e of events) console.log(`#   Event ${e}`);
   const onPod = events.find((e) => e.startsWith(`Pod/${pod.metadata!.name}:`))!;
   assert.match(onPod, /the PandoCore sidecar cannot start: (ErrImagePull|ImagePullBackOff) \(kubelet: .*\); fix: the sidecar image cannot be pulled.*the watchdog does not restart it/);
+
+  // The kubelet backs off between pulls: ImagePullBackOff, counted under its own reason, one more Event on the pod.
+  const backOff = await waitUntil('the sidecar in ImagePullBackOff', 60_000, async () => {
+    const [p] = await podsOf('pull');
+    const w = p && sidecarOf(p)?.state?.waiting;
+    return w?.reason === 'ImagePullBackOff' ? w : undefined;
+  }, 250);
+  console.log(`# ${Date.now() - t0} ms after the create: ${table('pull').map((r) => r.join(' ')).join('; ')}; sidecar waiting ${JSON.stringify(backOff)}`);
+  const both = await waitUntil('one SidecarFailing Event on the pod per reason', 30_000, async () => {
+    const mine = (await failingEvents()).filter((e) => e.startsWith(`Pod/${pod.metadata!.name}:`));
+    return mine.length === 2 ? mine : undefined;
+  }, 250);
+  assert.ok(both.some((e) => /cannot start: ErrImagePull/.test(e)) && both.some((e) => /cannot start: ImagePullBackOff \(kubelet: Back-off pulling image/.test(e)), both.join('\n'));
 });
 
 test(`the stand-in told to crash (${STANDIN}:${CRASH}): sidecar-failing CrashLoopBackOff; with an unprotected pod in the same Deployment nothing is restarted; pando doctor exits 1 naming both`, async (t) => {
@@ -179,6 +192,8 @@ test(`the stand-in told to crash (${STANDIN}:${CRASH}): sidecar-failing CrashLoo
     return found.some((e) => e.startsWith(`Pod/${crashing.metadata!.name}: the PandoCore sidecar cannot start: CrashLoopBackOff`)) && found.some((e) => e.startsWith('Deployment/crash:')) ? found : undefined;
   });
   for (const e of events.filter((x) => x.includes('crash'))) console.log(`#   Event ${e}`);
+  const pullEvents = events.filter((e) => e.startsWith('Pod/pull-'));
+  assert.equal(pullEvents.length, 2, `the pull pod, through more pulls and back-offs: still one Event per reason: ${pullEvents.join('\n')}`);
 
   // An unprotected pod in the crash Deployment (created while the webhook is down) would make
   // heal=restart restart it: not while its other pod's sidecar cannot start.

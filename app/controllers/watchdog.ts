@@ -112,6 +112,8 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
   const reportedFailing = new Map<string, Set<string>>();
   /** `<workload key>|<reason>` -> the failing pods it was reported for; dropped when none is left. */
   const failingWorkloads = new Map<string, Set<string>>();
+  /** Workloads heal left alone because of a failing sidecar: logged once while that lasts. */
+  const heldBack = new Set<string>();
   /** Bumped by clear(): a pass of an older epoch stops at its next step. */
   let epoch = 0;
   const budget = new RestartBudget(deps.config.restartsPerMinute, deps.config.workloadCooldownMs);
@@ -293,6 +295,8 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
       const failing = failingKeys.get(key);
       if (failing) {
         // Its injected pods' sidecar cannot start: the restarted pods would get the same sidecar.
+        if (heldBack.has(key)) continue;
+        heldBack.add(key);
         deps.log.warn({ namespace: workload.namespace, workload: `${workload.kind}/${workload.name}`, reason: failing }, 'watchdog: not restarting a workload whose sidecar cannot start (a restart cannot fix it)');
         continue;
       }
@@ -368,6 +372,7 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
       reportedWorkloads.clear();
       reportedFailing.clear();
       failingWorkloads.clear();
+      heldBack.clear();
       counts = zeroCounts();
       if (retry) clearTimeout(retry);
       retry = undefined;
@@ -441,6 +446,7 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
         for (const uid of uids) if (pods.get(uid)?.classification?.state !== 'unprotected') uids.delete(uid);
         if (uids.size === 0) reportedWorkloads.delete(key);
       }
+      for (const key of heldBack) if (!failingKeys.has(key)) heldBack.delete(key);
       if (candidates.size > 0 && (await heal(candidates, failingKeys, current)) && current()) {
         // Over the per-minute limit: come back when the window has room, not only at the next resync.
         if (retry) clearTimeout(retry);

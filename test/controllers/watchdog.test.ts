@@ -197,6 +197,7 @@ describe('watchdog', () => {
     await h.core.pass(true);
     assert.equal(failing().length, before);
     assert.equal(logged(), 2, 'logged once per pod and reason, not every pass');
+    assert.equal(h.logs.filter((l) => /not restarting a workload whose sidecar cannot start/.test(l.msg)).length, 1, 'the held-back restart is logged once, not every pass');
     assert.ok(!h.restarts.includes('Deployment/web'));
 
     // The kubelet backs off: a new reason, one more Event on the pod and one on the Deployment.

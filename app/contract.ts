@@ -132,6 +132,8 @@ export const LABEL_ROLLOUT_CANARY = `${DOMAIN}/rollout-canary`;
 /** Event reasons the watchdog records. */
 export const EVENT_SIDECAR_MISSING = 'SidecarMissing';
 export const EVENT_SIDECAR_RESTART = 'SidecarRestart';
+/** On an injected pod (and its workload) whose sidecar the kubelet cannot start. */
+export const EVENT_SIDECAR_FAILING = 'SidecarFailing';
 /** Event reasons the rollout records on workloads. */
 export const EVENT_ROLLOUT_RESTART = 'RolloutRestart';
 export const EVENT_ROLLOUT_PAUSED = 'RolloutPaused';

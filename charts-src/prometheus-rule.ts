@@ -36,6 +36,23 @@ const ALERTS: Alert[] = [
     ],
   },
   {
+    name: 'PandoCoreSidecarFailing',
+    expr: () => 'sum by (namespace, reason) (pandocore_sidecar_failing_pods) > 0',
+    // The kubelet retries pulls and restarts with back-off: a failure that lasts 5 minutes is not a blip.
+    for: '5m',
+    severity: 'critical',
+    summary: 'Injected pods whose PandoCore sidecar the kubelet cannot start',
+    description: () => '{{ $value }} injected pod(s) in namespace {{ $labels.namespace }} cannot start the sidecar ({{ $labels.reason }}); with a native sidecar the app does not start either. Fix: kubectl get events -n {{ $labels.namespace }} --field-selector reason=SidecarFailing names each pod, the kubelet\'s message and the fix; pando doctor lists them. Restarting does not help.',
+    runbook: [
+      'The watchdog found injected pods whose sidecar container the kubelet cannot start or keeps restarting, with the kubelet\'s reason as the `reason` label. A native sidecar that does not start also holds back the pod\'s app containers. The watchdog never restarts these workloads: a new pod would get the same sidecar.',
+      '1. Find the pods: `kubectl get events -A --field-selector reason=SidecarFailing` (each names the pod, the kubelet\'s message and the fix), `pando doctor` (check `sidecar-failing`), or `kubectl get pods -A -l pandocore.xyz/protect=true` (STATUS `Init:ImagePullBackOff`, `Init:ErrImagePull`, `Init:CrashLoopBackOff`, `Init:Error`, `Init:CreateContainerConfigError`).',
+      '2. `ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`, `ErrImageNeverPull`: the sidecar image cannot be pulled. `kubectl -n NAMESPACE describe pod POD` shows the pull error; a wrong `sidecar.image` (repository, tag or digest): correct it with `helm upgrade`, then delete the pod (its workload makes a new one with the corrected image); a missing pull Secret (`sidecar.imagePullSecrets`, needed in the pod\'s namespace): `pando setup-namespace NAMESPACE`, and the kubelet\'s next pull succeeds.',
+      '3. `CreateContainerConfigError`: the sidecar\'s env cannot be built, usually the license Secret `pando-license` (or its key `license-key`) is missing in the pod\'s namespace: `pando setup-namespace NAMESPACE`; the kubelet retries and the same pod starts (seen on the e2e node about 7 s later).',
+      '4. `CrashLoopBackOff` (a native sidecar shows `Init:Error` between restarts) or `OOMKilled`: the sidecar starts and exits. `kubectl -n NAMESPACE logs POD -c pando-sidecar --previous` says why (license key, mode); for `OOMKilled` raise `sidecar.resources.limits.memory`. A new sidecar version that does this: `helm rollback` the webhook.',
+      '5. `CreateContainerError`, `RunContainerError` and the hook errors: the container runtime cannot create or start it; `kubectl -n NAMESPACE describe pod POD` shows the runtime\'s message.',
+    ],
+  },
+  {
     name: 'PandoCoreCertificateExpiring',
     expr: () => 'min(pandocore_tls_cert_expiry_timestamp_seconds) - time() < 14 * 86400',
     for: '15m',
@@ -96,7 +113,7 @@ const ALERTS: Alert[] = [
     summary: 'The PandoCore sidecar rollout paused itself on a failing new sidecar',
     description: () => 'The sidecar rollout stopped cluster-wide: no further workload is restarted. Fix: pando rollout status names the workload, pod and reason (kubectl get events -A --field-selector reason=RolloutPaused); fix the sidecar (helm rollback, or a corrected version), then pando rollout resume.',
     runbook: [
-      'The rollout restarted a workload for the new sidecar and one of its new pods failed (sidecar in CrashLoopBackOff, OOMKilled, ImagePullBackOff or ErrImagePull, not Ready within `rollout.readyDeadlineSeconds`, or the Deployment past its `progressDeadlineSeconds`). It paused cluster-wide: no other workload is touched.',
+      'The rollout restarted a workload for the new sidecar and one of its new pods failed (sidecar in CrashLoopBackOff, OOMKilled, ImagePullBackOff, ErrImagePull or another reason the watchdog counts as sidecar-failing such as CreateContainerConfigError, not Ready within `rollout.readyDeadlineSeconds`, or the Deployment past its `progressDeadlineSeconds`). It paused cluster-wide: no other workload is touched.',
       '1. `pando rollout status` (or `kubectl get events -A --field-selector reason=RolloutPaused`): which workload, which pod, why.',
       '2. `kubectl -n NAMESPACE describe pod POD` and `kubectl -n NAMESPACE logs POD -c pando-sidecar --previous`: why the new sidecar fails.',
       '3. Fix it: `helm rollback` of the webhook to the last good sidecar, or `helm upgrade` with a corrected version (or the resources / pull Secret it lacked).',

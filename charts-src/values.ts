@@ -344,7 +344,7 @@ export const VALUES: Group = {
     watchdog: {
       description: 'Finds labelled pods running without the sidecar (created while the webhook was unreachable): one replica, leader on a Lease.',
       properties: {
-        enabled: leaf('Run the watchdog: gauges pandocore_pods and pandocore_unprotected_pods, SidecarMissing Events, log lines; adds list/watch of pods and create of Events.', { type: 'boolean', default: true }),
+        enabled: leaf('Run the watchdog: gauges pandocore_pods, pandocore_unprotected_pods and pandocore_sidecar_failing_pods, SidecarMissing and SidecarFailing Events, log lines; adds list/watch of pods and create of Events.', { type: 'boolean', default: true }),
         heal: leaf('off: report only. restart: rollout-restart the Deployment, StatefulSet or DaemonSet of an unprotected pod (never bare pods or Jobs); adds get/patch of those.', { type: 'string', enum: [...WATCHDOG_HEAL_MODES], default: 'off' }),
         restartStale: leaf('Kept so values of earlier releases keep working: true turns on rollout.enabled (the health-gated sidecar rollout), which then alone restarts workloads whose pods run an older sidecar.', { type: 'boolean', default: false }),
         restartsPerMinute: leaf('At most this many workload restarts a minute (each workload at most once per 10 minutes).', { type: 'integer', minimum: 1, maximum: 1000, default: 5 }),

@@ -18,6 +18,7 @@ import {
   ANNOTATION_CONFIG_HASH,
   ANNOTATION_VERSION,
   ENV,
+  EVENT_SIDECAR_FAILING,
   LABEL_PROTECT,
   SIDECAR_CLUSTER_ROLE,
   SIDECAR_SERVICE_ACCOUNT,
@@ -420,6 +421,27 @@ function uninjectedCheck(f: DoctorFacts, plan: InjectionPlan): Check {
   return check('uninjected-pods', title, 'fail', `${pods.length} labelled pod(s) ${scope} without the sidecar (${why}): ${groups.map(describeGroup).join('; ')}${skippedText ? `; ${skippedText}` : ''}`, [...(skip?.fixes ?? []), ...groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? ''))]);
 }
 
+/**
+ * Injected pods whose sidecar the kubelet cannot start (the watchdog's sidecar-failing,
+ * app/pods/sidecar-state.ts): each named with the kubelet's reason, each reason with its fix. A
+ * restart does not help (a new pod gets the same sidecar), so no restart is offered.
+ */
+function sidecarFailingCheck(f: DoctorFacts, plan: InjectionPlan): Check {
+  const title = 'sidecars starting';
+  const judged = f.pods.filter((p) => p.metadata?.labels?.[LABEL_PROTECT] === 'true' && isLive(p)).map((pod) => ({ pod, c: classify(f, plan, pod) }));
+  const failing = judged.filter((j) => j.c.state === 'sidecar-failing');
+  const scope = f.namespace ? `in ${f.namespace.name}` : 'in the cluster';
+  if (failing.length === 0) return check('sidecar-failing', title, 'ok', `no injected pod ${scope} has a sidecar the kubelet cannot start`);
+  const byReason = new Map<string, string[]>();
+  for (const { pod, c } of failing) byReason.set(c.sidecar!.reason, [...(byReason.get(c.sidecar!.reason) ?? []), `${pod.metadata?.namespace}/${pod.metadata?.name}`]);
+  const named = [...byReason].map(([reason, pods]) => `${reason}: ${pods.join(', ')}`).join('; ');
+  const fixes = [...new Set(failing.map(({ c }) => `${c.sidecar!.reason}: ${c.sidecar!.fix}`))];
+  return check('sidecar-failing', title, 'fail', `${failing.length} injected pod(s) ${scope} whose PandoCore sidecar cannot start (${named}); a restart does not help: a new pod gets the same sidecar`, [
+    ...fixes,
+    `kubectl get events -A --field-selector reason=${EVENT_SIDECAR_FAILING}`,
+  ]);
+}
+
 function staleCheck(f: DoctorFacts, plan: InjectionPlan, current: ReturnType<typeof currentInjection>): Check {
   const title = 'sidecar versions';
   const judged = f.pods.filter(isLive).map((pod) => ({ pod, c: classify(f, plan, pod) }));
@@ -455,6 +477,8 @@ function podChecks(f: DoctorFacts, plan: InjectionPlan, current: ReturnType<type
   } else if (c.state === 'skipped') {
     const fixes = c.reason === 'namespace-not-ready' ? [`pando setup-namespace ${ns}`, restartCommand(owner, name)] : [];
     checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has no current sidecar: the webhook skips it (${c.reason}: ${c.message})`, fixes));
+  } else if (c.state === 'sidecar-failing') {
+    checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} has the sidecar ${annotations[ANNOTATION_VERSION]}, but ${c.sidecar!.cause}`, [c.sidecar!.fix]));
   } else if (c.state === 'stale' && current) {
     checks.push(check('pod-injection', 'pod injection', 'fail', `pod ${name} runs sidecar ${annotations[ANNOTATION_VERSION]} (config ${annotations[ANNOTATION_CONFIG_HASH]}); the webhook now injects ${current.version} (config ${current.configHash})`, [restartCommand(owner, name)]));
   } else {
@@ -487,6 +511,7 @@ export function evaluate(f: DoctorFacts): Check[] {
   const plan = doctorPlan(f);
   if (f.podName !== undefined) checks.push(...podChecks(f, plan, current));
   checks.push(uninjectedCheck(f, plan));
+  checks.push(sidecarFailingCheck(f, plan));
   checks.push(staleCheck(f, plan, current));
   return checks;
 }

@@ -5,6 +5,7 @@
 // the same cluster and the same persisted state makes the same plan.
 
 import { ANNOTATION_CONFIG_HASH, ANNOTATION_STATUS, ANNOTATION_VERSION, STATUS_INJECTED } from '../contract.ts';
+import { SIDECAR_FAILURE_REASONS, sidecarStatus, type PodStatusLike } from '../pods/sidecar-state.ts';
 
 export const ROLLOUT_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
 export type RolloutKind = (typeof ROLLOUT_KINDS)[number];
@@ -12,8 +13,11 @@ export type RolloutKind = (typeof ROLLOUT_KINDS)[number];
 export const WORKLOAD_STATES = ['done', 'in-progress', 'waiting', 'failed', 'manual', 'skipped'] as const;
 export type WorkloadState = (typeof WORKLOAD_STATES)[number];
 
-/** Why a new pod counts as failed: its sidecar's waiting/terminated reason, or one of ours. */
-export const FAILING_REASONS = ['CrashLoopBackOff', 'OOMKilled', 'ImagePullBackOff', 'ErrImagePull'] as const;
+/**
+ * Why a new pod counts as failed: its sidecar's waiting/terminated reason (every reason the watchdog
+ * counts as sidecar-failing, app/pods/sidecar-state.ts), or one of ours.
+ */
+export const FAILING_REASONS = SIDECAR_FAILURE_REASONS;
 
 export interface Target {
   version: string;
@@ -304,43 +308,24 @@ export function workloadSize(kind: RolloutKind, o: WorkloadObject): number {
   return kind === 'DaemonSet' ? (o.status?.desiredNumberScheduled ?? 0) : (o.spec?.replicas ?? 1);
 }
 
-interface ContainerStatus {
-  name?: string;
-  ready?: boolean;
-  restartCount?: number;
-  state?: { waiting?: { reason?: string }; running?: { startedAt?: string | Date }; terminated?: { reason?: string; exitCode?: number } };
-  lastState?: { terminated?: { reason?: string; exitCode?: number } };
-}
-
 interface PodObject {
   metadata?: { name?: string; annotations?: Record<string, string> };
-  status?: { containerStatuses?: ContainerStatus[]; initContainerStatuses?: ContainerStatus[] };
+  status?: PodStatusLike;
 }
 
 /** The sidecar's health in one pod (native sidecars report under initContainerStatuses). */
 export function podHealth(pod: PodObject, target: Target, sidecarName: string): PodHealth {
   const { current, stale } = podSidecar(pod.metadata?.annotations, target);
-  const status = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].find((c) => c.name === sidecarName);
-  let problem = status?.state?.waiting?.reason ?? status?.state?.terminated?.reason ?? status?.lastState?.terminated?.reason;
-  // A sidecar that is down and was restarted before keeps exiting: a crash loop. The kubelet says
-  // CrashLoopBackOff (waiting) for a regular container, but leaves a native sidecar (restartable
-  // init container) `terminated` (reason Error, `kubectl get pods`: Init:Error) through its back-off
-  // (kubelet v1.37.2, test/e2e/rollout-node.e2e.ts). OOMKilled keeps its own name.
-  const terminated = status?.state?.terminated;
-  const downAfterRestart = (status?.restartCount ?? 0) > 0 && (terminated !== undefined || status?.state?.waiting !== undefined);
-  const last = terminated ?? status?.lastState?.terminated;
-  const exited = downAfterRestart && last ? { ...(last.exitCode !== undefined ? { code: last.exitCode } : {}), ...(last.reason ? { reason: last.reason } : {}) } : undefined;
-  if (downAfterRestart && !(problem && (FAILING_REASONS as readonly string[]).includes(problem))) problem = 'CrashLoopBackOff';
-  const started = status?.state?.running?.startedAt;
-  const runningSince = started === undefined ? undefined : new Date(started).getTime();
+  // The kubelet's words, with a native sidecar's crash loop named (app/pods/sidecar-state.ts).
+  const s = sidecarStatus(pod.status, sidecarName);
   return {
     name: pod.metadata?.name ?? '',
     current,
     stale,
-    sidecarReady: status?.ready === true,
-    restartCount: status?.restartCount ?? 0,
-    ...(problem ? { problem } : {}),
-    ...(runningSince !== undefined && !Number.isNaN(runningSince) ? { runningSince } : {}),
-    ...(exited ? { exited } : {}),
+    sidecarReady: s.ready,
+    restartCount: s.restartCount,
+    ...(s.problem ? { problem: s.problem } : {}),
+    ...(s.runningSince !== undefined ? { runningSince: s.runningSince } : {}),
+    ...(s.exited ? { exited: s.exited } : {}),
   };
 }

@@ -2,11 +2,13 @@
 // reach the webhook starts without the sidecar. One replica (leader on a Lease) list-watches the
 // labelled pods, classifies each with the webhook's own core (app/pods/classify.ts), reports
 // (gauges, one log line and a SidecarMissing Event per newly found pod and its workload) and, when
-// asked (watchdog.heal=restart), restarts the owning workload within rate limits.
+// asked (watchdog.heal=restart), restarts the owning workload within rate limits. Injected pods whose
+// sidecar the kubelet cannot start are `sidecar-failing` (a gauge by reason, a SidecarFailing Event
+// per pod and reason and on its workload) and are never restarted: a new pod would fail the same way.
 import { CoreV1Api, type KubeConfig, type CoreV1Event, type V1OwnerReference } from '@kubernetes/client-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { WatchdogConfig } from '../config.ts';
-import { EVENT_SIDECAR_MISSING, EVENT_SIDECAR_RESTART, LABEL_PROTECT, LEASE_WATCHDOG } from '../contract.ts';
+import { EVENT_SIDECAR_FAILING, EVENT_SIDECAR_MISSING, EVENT_SIDECAR_RESTART, LABEL_PROTECT, LEASE_WATCHDOG } from '../contract.ts';
 import type { InjectionPlan } from '../inject/sidecar.ts';
 import { createHash } from 'node:crypto';
 import { POD_STATES, classifyWithReadiness, isLive, type Classification, type PodState, type ReadinessSource, type SlimPod } from '../pods/classify.ts';
@@ -24,13 +26,15 @@ const WORKLOAD_API_VERSIONS: Record<string, string> = { Deployment: 'apps/v1', S
 export interface WatchdogMetrics {
   pods: Gauge<'state'>;
   unprotected: Gauge<'namespace'>;
+  failing: Gauge<'namespace' | 'reason'>;
   restarts: Counter<'kind'>;
 }
 
 export function createWatchdogMetrics(registry: Registry): WatchdogMetrics {
   return {
-    pods: new Gauge({ name: 'pandocore_pods', help: 'Labelled pods by state (protected, stale, unprotected, skipped); set by the watchdog leader only.', labelNames: ['state'], registers: [registry] }),
+    pods: new Gauge({ name: 'pandocore_pods', help: 'Labelled pods by state (protected, stale, unprotected, skipped, sidecar-failing); set by the watchdog leader only.', labelNames: ['state'], registers: [registry] }),
     unprotected: new Gauge({ name: 'pandocore_unprotected_pods', help: 'Labelled pods without the sidecar that the webhook would inject now, by namespace (only namespaces that have any).', labelNames: ['namespace'], registers: [registry] }),
+    failing: new Gauge({ name: 'pandocore_sidecar_failing_pods', help: 'Injected pods whose sidecar the kubelet cannot start, by namespace and the kubelet\'s reason (ErrImagePull, ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError, ...; only pairs that have any).', labelNames: ['namespace', 'reason'], registers: [registry] }),
     restarts: new Counter({ name: 'pandocore_watchdog_restarts_total', help: 'Workloads restarted by the watchdog to get the sidecar into their pods, by kind.', labelNames: ['kind'], registers: [registry] }),
   };
 }
@@ -104,6 +108,12 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
   const reported = new Set<string>();
   /** Workload key -> the unprotected pods it was reported for; empty sets are dropped (item 12). */
   const reportedWorkloads = new Map<string, Set<string>>();
+  /** Pod uid -> the sidecar failure reasons it has had an Event for (once per pod per reason). */
+  const reportedFailing = new Map<string, Set<string>>();
+  /** `<workload key>|<reason>` -> the failing pods it was reported for; dropped when none is left. */
+  const failingWorkloads = new Map<string, Set<string>>();
+  /** Workloads heal left alone because of a failing sidecar: logged once while that lasts. */
+  const heldBack = new Set<string>();
   /** Bumped by clear(): a pass of an older epoch stops at its next step. */
   let epoch = 0;
   const budget = new RestartBudget(deps.config.restartsPerMinute, deps.config.workloadCooldownMs);
@@ -168,14 +178,23 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
   function publish() {
     counts = zeroCounts();
     const byNamespace = new Map<string, number>();
+    const failing = new Map<string, { namespace: string; reason: string; n: number }>();
     for (const { pod, classification } of pods.values()) {
       if (!classification) continue;
       counts[classification.state]++;
       if (classification.state === 'unprotected') byNamespace.set(pod.metadata.namespace, (byNamespace.get(pod.metadata.namespace) ?? 0) + 1);
+      if (classification.sidecar) {
+        const key = `${pod.metadata.namespace}|${classification.sidecar.reason}`;
+        const f = failing.get(key) ?? { namespace: pod.metadata.namespace, reason: classification.sidecar.reason, n: 0 };
+        f.n++;
+        failing.set(key, f);
+      }
     }
     for (const state of POD_STATES) deps.metrics.pods.set({ state }, counts[state]);
     deps.metrics.unprotected.reset();
     for (const [namespace, n] of byNamespace) deps.metrics.unprotected.set({ namespace }, n);
+    deps.metrics.failing.reset();
+    for (const { namespace, reason, n } of failing.values()) deps.metrics.failing.set({ namespace, reason }, n);
   }
 
   async function workloadOf(pod: SlimPod): Promise<Workload | undefined> {
@@ -226,11 +245,61 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
     });
   }
 
-  async function heal(candidates: Map<string, { workload: Workload; pods: SlimPod[]; state: PodState }>, current: () => boolean): Promise<boolean> {
+  /**
+   * An Event on the pod (once per pod and reason) and on its workload (once per workload and reason
+   * while a pod of it fails so), and a log line: the kubelet cannot start the injected sidecar.
+   */
+  async function reportFailing(entry: Entry, workload: Workload | undefined) {
+    const { pod } = entry;
+    const failure = entry.classification!.sidecar!;
+    const reasons = reportedFailing.get(pod.metadata.uid) ?? new Set<string>();
+    if (reasons.has(failure.reason)) return;
+    reasons.add(failure.reason);
+    reportedFailing.set(pod.metadata.uid, reasons);
+    const owner = workload ? `${workload.kind.toLowerCase()}/${workload.name}` : `pod/${pod.metadata.name}`;
+    const healNote = '; the watchdog does not restart it: a new pod would get the same sidecar';
+    deps.log.warn({ namespace: pod.metadata.namespace, pod: pod.metadata.name, owner, state: 'sidecar-failing', reason: failure.reason }, `watchdog: the sidecar of a labelled pod cannot start (${failure.reason})${healNote}`);
+    const what = `sidecar-failing-${failure.reason.toLowerCase()}`;
+    await emit({
+      name: eventName(pod.metadata.name, pod.metadata.uid, what),
+      namespace: pod.metadata.namespace,
+      involved: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid },
+      type: 'Warning',
+      reason: EVENT_SIDECAR_FAILING,
+      message: `${failure.message}${healNote}`,
+    });
+    const apiVersion = WORKLOAD_API_VERSIONS[workload?.kind ?? ''];
+    if (!workload || !apiVersion) return;
+    const key = `${workloadKey(workload)}|${failure.reason}`;
+    const known = failingWorkloads.get(key);
+    if (known) {
+      known.add(pod.metadata.uid);
+      return;
+    }
+    failingWorkloads.set(key, new Set([pod.metadata.uid]));
+    await emit({
+      name: eventName(workload.name, pod.metadata.uid, what),
+      namespace: workload.namespace,
+      involved: { apiVersion, kind: workload.kind, name: workload.name, ...(workload.uid ? { uid: workload.uid } : {}) },
+      type: 'Warning',
+      reason: EVENT_SIDECAR_FAILING,
+      message: `the PandoCore sidecar of pod ${pod.metadata.name} of ${owner} cannot start: ${failure.reason}; fix: ${failure.fix}${healNote}`,
+    });
+  }
+
+  async function heal(candidates: Map<string, { workload: Workload; pods: SlimPod[]; state: PodState }>, failingKeys: Map<string, string>, current: () => boolean): Promise<boolean> {
     let deferred = false;
     for (const [key, { workload, pods: its, state }] of candidates) {
       if (!current()) return false;
       if (!isHealable(workload) || deps.plan.excludedNamespaces.has(workload.namespace) || workload.namespace === deps.plan.ownNamespace) continue;
+      const failing = failingKeys.get(key);
+      if (failing) {
+        // Its injected pods' sidecar cannot start: the restarted pods would get the same sidecar.
+        if (heldBack.has(key)) continue;
+        heldBack.add(key);
+        deps.log.warn({ namespace: workload.namespace, workload: `${workload.kind}/${workload.name}`, reason: failing }, 'watchdog: not restarting a workload whose sidecar cannot start (a restart cannot fix it)');
+        continue;
+      }
       const at = now();
       const refusal = budget.refusal(key, at);
       if (refusal) {
@@ -290,6 +359,7 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
     deleted(uid: string) {
       pods.delete(uid);
       reported.delete(uid);
+      reportedFailing.delete(uid);
     },
     counts: () => ({ ...counts }),
     classifications: () => [...pods.values()].flatMap(({ pod, classification }) => (classification ? [{ namespace: pod.metadata.namespace, name: pod.metadata.name, ...classification }] : [])),
@@ -300,11 +370,15 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
       dirty.clear();
       reported.clear();
       reportedWorkloads.clear();
+      reportedFailing.clear();
+      failingWorkloads.clear();
+      heldBack.clear();
       counts = zeroCounts();
       if (retry) clearTimeout(retry);
       retry = undefined;
       for (const state of POD_STATES) deps.metrics.pods.remove({ state });
       deps.metrics.unprotected.reset();
+      deps.metrics.failing.reset();
     },
     /** Classifies what changed (or everything), publishes the gauges, reports new pods, heals. */
     pass(all = false) {
@@ -321,8 +395,25 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
       if (!current()) return;
       publish();
       const candidates = new Map<string, { workload: Workload; pods: SlimPod[]; state: PodState }>();
+      /** Workload key -> the reason one of its pods' sidecar cannot start: never healed. */
+      const failingKeys = new Map<string, string>();
       for (const [uid, entry] of pods) {
         const state = entry.classification?.state;
+        // A pod whose sidecar was seen failing keeps its workload from being restarted while it
+        // lives: a crash-looping sidecar runs for an instant at each restart, and a restart would
+        // give the new pods the same sidecar.
+        const failed = reportedFailing.get(uid);
+        if (state === 'sidecar-failing' || failed) {
+          const reason = entry.classification?.sidecar?.reason;
+          const isNew = reason !== undefined && !failed?.has(reason);
+          if (isNew || deps.config.heal === 'restart' || deps.config.restartStale) {
+            const workload = await workloadOf(entry.pod);
+            if (!current()) return;
+            if (workload) failingKeys.set(workloadKey(workload), reason ?? [...failed!].join(','));
+            if (isNew) await reportFailing(entry, workload);
+          }
+          if (state === 'sidecar-failing') continue;
+        }
         const wanted = state === 'unprotected' || (state === 'stale' && deps.config.restartStale);
         if (!wanted) continue;
         const isNew = state === 'unprotected' && !reported.has(uid);
@@ -343,12 +434,20 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
         }
       }
       for (const uid of reported) if (!pods.has(uid)) reported.delete(uid);
+      // Remembered while the pod lives: a crash-looping native sidecar runs for an instant at each
+      // restart, and each return to the same reason must not log or record again.
+      for (const uid of reportedFailing.keys()) if (!pods.has(uid)) reportedFailing.delete(uid);
+      for (const [key, uids] of failingWorkloads) {
+        for (const uid of uids) if (!pods.has(uid)) uids.delete(uid);
+        if (uids.size === 0) failingWorkloads.delete(key);
+      }
       // A workload is remembered only while a pod it was reported for is unprotected (item 12).
       for (const [key, uids] of reportedWorkloads) {
         for (const uid of uids) if (pods.get(uid)?.classification?.state !== 'unprotected') uids.delete(uid);
         if (uids.size === 0) reportedWorkloads.delete(key);
       }
-      if (candidates.size > 0 && (await heal(candidates, current)) && current()) {
+      for (const key of heldBack) if (!failingKeys.has(key)) heldBack.delete(key);
+      if (candidates.size > 0 && (await heal(candidates, failingKeys, current)) && current()) {
         // Over the per-minute limit: come back when the window has room, not only at the next resync.
         if (retry) clearTimeout(retry);
         retry = setTimeout(() => void core.pass().catch(() => undefined), 5_000);

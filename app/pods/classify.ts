@@ -10,8 +10,9 @@ import type { Reason } from '../inject/reasons.ts';
 import type { InjectionPlan } from '../inject/sidecar.ts';
 import type { NamespaceLookup } from '../kube/namespaces.ts';
 import { NODE_OS_LABELS } from '../inject/os.ts';
+import { sidecarContainerStatus, sidecarFailure, sidecarStatus, type ContainerStatusLike, type PodStatusLike, type SidecarFailure } from './sidecar-state.ts';
 
-export const POD_STATES = ['protected', 'stale', 'unprotected', 'skipped'] as const;
+export const POD_STATES = ['protected', 'stale', 'unprotected', 'skipped', 'sidecar-failing'] as const;
 export type PodState = (typeof POD_STATES)[number];
 
 export interface Classification {
@@ -20,6 +21,8 @@ export interface Classification {
   reason: Reason;
   /** decide()'s sentence, for logs, Events and doctor. */
   message: string;
+  /** sidecar-failing: why the injected sidecar cannot start, in the kubelet's words. */
+  sidecar?: SidecarFailure;
 }
 
 /**
@@ -28,7 +31,10 @@ export interface Classification {
  * unprotected: no sidecar, and it would inject one now;
  * skipped: it would leave the pod as it is for a reason (excluded namespace, namespace not set up,
  * pod resources, a hand-added sidecar, ...): reported with that reason, never healed, because a
- * new pod would come out the same (or, for an injected pod, lose its sidecar).
+ * new pod would come out the same (or, for an injected pod, lose its sidecar);
+ * sidecar-failing: injected (protected or stale), but the kubelet cannot start the sidecar
+ * (ErrImagePull, CrashLoopBackOff, CreateContainerConfigError, ...: app/pods/sidecar-state.ts);
+ * never healed either: a new pod would get the same sidecar and fail the same way.
  */
 export function classifyPod(pod: Pod, plan: InjectionPlan, context: ReviewContext = {}): Classification {
   const namespace = pod.metadata?.namespace;
@@ -42,10 +48,19 @@ export function classifyPod(pod: Pod, plan: InjectionPlan, context: ReviewContex
   } as AdmissionRequest;
   const decision = decideWith(request, plan, context);
   if (decision.action === 'inject') {
-    return { state: decision.reason === 'reinjected' ? 'stale' : 'unprotected', reason: decision.reason, message: decision.message };
+    if (decision.reason === 'reinjected') return withSidecarHealth(pod, { state: 'stale', reason: decision.reason, message: decision.message });
+    return { state: 'unprotected', reason: decision.reason, message: decision.message };
   }
-  if (decision.reason === 'already-injected') return { state: 'protected', reason: decision.reason, message: decision.message };
+  if (decision.reason === 'already-injected') return withSidecarHealth(pod, { state: 'protected', reason: decision.reason, message: decision.message });
   return { state: 'skipped', reason: decision.reason, message: decision.message };
+}
+
+/** An injected pod whose sidecar the kubelet cannot start is sidecar-failing, with the kubelet's reason. */
+function withSidecarHealth(pod: Pod, injected: Classification): Classification {
+  const status = (pod as { status?: PodStatusLike }).status;
+  if (!status?.initContainerStatuses && !status?.containerStatuses) return injected;
+  const failure = sidecarFailure(sidecarStatus(status, SIDECAR_NAME), { name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '' }, SIDECAR_NAME);
+  return failure ? { ...injected, state: 'sidecar-failing', sidecar: failure } : injected;
 }
 
 /** A pod the watchdog and doctor look at: not being deleted and not finished. */
@@ -64,7 +79,8 @@ export interface ControllerRef {
 /** Only what classification, reporting and healing read of a pod: memory stays small with many pods. */
 export interface SlimPod extends Pod {
   metadata: { name: string; namespace: string; uid: string; labels: Record<string, string>; annotations: Record<string, string>; controller?: ControllerRef; deletionTimestamp?: string };
-  status: { phase?: string };
+  /** The sidecar's container status, only while it is not running (what sidecar-failing reads). */
+  status: { phase?: string; initContainerStatuses?: ContainerStatusLike[]; containerStatuses?: ContainerStatusLike[] };
 }
 
 // The replicas of a workload have the same containers: one frozen copy serves them all.
@@ -122,8 +138,37 @@ export function slimPod(raw: any): SlimPod {
       ...(meta.deletionTimestamp ? { deletionTimestamp: String(meta.deletionTimestamp) } : {}),
     },
     spec: slimSpec,
-    status: raw?.status?.phase ? { phase: raw.status.phase } : {},
+    status: { ...(raw?.status?.phase ? { phase: raw.status.phase } : {}), ...slimSidecarStatus(raw?.status) },
   };
+}
+
+/**
+ * The sidecar's status, in the same place (init or regular containers) and only while it is down:
+ * a running sidecar is never sidecar-failing, so 10,000 healthy pods keep nothing of it.
+ */
+function slimSidecarStatus(status: PodStatusLike | undefined): Pick<SlimPod['status'], 'initContainerStatuses' | 'containerStatuses'> {
+  const c = sidecarContainerStatus(status, SIDECAR_NAME);
+  if (!c || c.state?.running !== undefined) return {};
+  const { waiting, terminated } = c.state ?? {};
+  const last = c.lastState?.terminated;
+  const slim: ContainerStatusLike = {
+    name: SIDECAR_NAME,
+    ...(c.ready !== undefined ? { ready: c.ready } : {}),
+    ...(c.restartCount !== undefined ? { restartCount: c.restartCount } : {}),
+    state: {
+      ...(waiting ? { waiting: pick(waiting, ['reason', 'message']) } : {}),
+      ...(terminated ? { terminated: pick(terminated, ['reason', 'exitCode', 'message']) } : {}),
+    },
+    ...(last ? { lastState: { terminated: pick(last, ['reason', 'exitCode']) } } : {}),
+  };
+  const native = (status?.initContainerStatuses ?? []).includes(c);
+  return native ? { initContainerStatuses: [slim] } : { containerStatuses: [slim] };
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }
 
 /** Where a namespace's readiness comes from (app/kube/namespaces.ts's cache, shared with the server). */

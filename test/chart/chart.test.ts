@@ -351,12 +351,12 @@ describe('chart: requirements', () => {
     equal(find(helmTemplate({ ...base, serviceMonitor: { enabled: true } }), 'ServiceMonitor').spec.endpoints[0].scrapeTimeout, '10s');
   });
 
-  test('PrometheusRule only when enabled: the six alerts, each with summary, a description naming the fix and a runbook', () => {
+  test('PrometheusRule only when enabled: the seven alerts, each with summary, a description naming the fix and a runbook', () => {
     ok(!objects.some((o) => o.kind === 'PrometheusRule'));
     const rule = find(helmTemplate({ ...base, prometheusRule: { enabled: true, labels: { release: 'prometheus' } } }), 'PrometheusRule');
     equal(rule.metadata.labels.release, 'prometheus');
     const alerts = rule.spec.groups[0].rules as { alert: string; expr: string; for: string; annotations: { summary: string; description: string; runbook: string } }[];
-    deepStrictEqual(alerts.map((a) => a.alert), ['PandoCoreUnprotectedPods', 'PandoCoreCertificateExpiring', 'PandoCoreCaBundleOutOfSync', 'PandoCoreInjectionErrors', 'PandoCoreWebhookAbsent', 'PandoCoreRolloutPaused']);
+    deepStrictEqual(alerts.map((a) => a.alert), ['PandoCoreUnprotectedPods', 'PandoCoreSidecarFailing', 'PandoCoreCertificateExpiring', 'PandoCoreCaBundleOutOfSync', 'PandoCoreInjectionErrors', 'PandoCoreWebhookAbsent', 'PandoCoreRolloutPaused']);
     for (const a of alerts) {
       ok(a.annotations.summary && a.annotations.description.includes('Fix: '), a.alert);
       match(a.annotations.runbook, new RegExp(`${a.alert}$`));
@@ -365,12 +365,15 @@ describe('chart: requirements', () => {
     equal(alerts[0]!.expr, 'sum by (namespace) (pandocore_unprotected_pods) > 0');
     equal(alerts[0]!.for, '5m');
     match(alerts[0]!.annotations.description, /^\{\{ \$value \}\} labelled pod/, "Prometheus' templates reach the rule unevaluated");
-    match(alerts[1]!.expr, /14 \* 86400/);
-    equal(alerts[2]!.expr, 'min(pandocore_cabundle_in_sync) == 0');
-    match(alerts[3]!.expr, /outcome="error"/);
-    equal(alerts[4]!.expr, `absent(up{job="pando-webhook", namespace="${NAMESPACE}"} == 1)`);
-    equal(alerts[5]!.expr, 'max(pandocore_rollout_paused) == 1');
-    match(alerts[5]!.annotations.description, /pando rollout resume/);
+    equal(alerts[1]!.expr, 'sum by (namespace, reason) (pandocore_sidecar_failing_pods) > 0');
+    equal(alerts[1]!.for, '5m');
+    match(alerts[1]!.annotations.description, /\(\{\{ \$labels\.reason \}\}\).*reason=SidecarFailing.*Restarting does not help/);
+    match(alerts[2]!.expr, /14 \* 86400/);
+    equal(alerts[3]!.expr, 'min(pandocore_cabundle_in_sync) == 0');
+    match(alerts[4]!.expr, /outcome="error"/);
+    equal(alerts[5]!.expr, `absent(up{job="pando-webhook", namespace="${NAMESPACE}"} == 1)`);
+    equal(alerts[6]!.expr, 'max(pandocore_rollout_paused) == 1');
+    match(alerts[6]!.annotations.description, /pando rollout resume/);
   });
 });
 

@@ -124,6 +124,7 @@ describe('doctor checks', () => {
       ['namespace-setup', 'ok'],
       ['injection-probe', 'ok'],
       ['uninjected-pods', 'ok'],
+      ['sidecar-failing', 'ok'],
       ['stale-pods', 'ok'],
     ]);
   });
@@ -285,6 +286,33 @@ describe('doctor checks', () => {
     assert.deepEqual(failures(noProbe).map((c) => c.id), ['stale-pods']);
     const unknown = byId(evaluate({ ...healthy(), probe: undefined, deployment: null }));
     assert.equal(unknown.get('stale-pods')?.status, 'warn');
+  });
+
+  it('injected pods whose sidecar cannot start: one fail naming each pod with the kubelet\'s reason and the fix per reason, never a restart', () => {
+    const f = healthy();
+    const withSidecar = (name: string, sidecar: object) => ({ ...pod(name, INJECTED_V1, 'web-5d8f'), status: { phase: 'Pending', initContainerStatuses: [{ name: 'pando-sidecar', image: 'x', imageID: '', ready: false, restartCount: 0, ...sidecar }] } }) as V1Pod;
+    const pullFailed = withSidecar('web-1', { state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "x"' } } });
+    const crashing = withSidecar('web-2', { restartCount: 3, state: { terminated: { reason: 'Error', exitCode: 1 } }, lastState: { terminated: { reason: 'Error', exitCode: 1 } } });
+    const noSecret = withSidecar('web-3', { state: { waiting: { reason: 'CreateContainerConfigError', message: 'secret "pando-license" not found' } } });
+    const starting = withSidecar('web-4', { state: { waiting: { reason: 'PodInitializing' } } });
+    f.pods = [pullFailed, crashing, noSecret, starting];
+    const fails = failures(f);
+    assert.deepEqual(fails.map((c) => c.id), ['sidecar-failing'], 'only this check fails: the pods are injected, current, and not unprotected');
+    const c = fails[0]!;
+    assert.match(c.message, /^3 injected pod\(s\) in shop whose PandoCore sidecar cannot start \(ImagePullBackOff: shop\/web-1; CrashLoopBackOff: shop\/web-2; CreateContainerConfigError: shop\/web-3\); a restart does not help/);
+    assert.equal(c.fixes.length, 4);
+    assert.match(c.fixes[0]!, /^ImagePullBackOff: the sidecar image cannot be pulled: check sidecar\.image/);
+    assert.match(c.fixes[1]!, /^CrashLoopBackOff: the sidecar keeps exiting: kubectl logs web-2 -n shop -c pando-sidecar --previous/);
+    assert.match(c.fixes[2]!, /^CreateContainerConfigError: .*pando setup-namespace shop/);
+    assert.equal(c.fixes[3], 'kubectl get events -A --field-selector reason=SidecarFailing');
+    assert.ok(!c.fixes.some((x) => /rollout restart/.test(x)), 'no restart offered');
+    // --pod names it too.
+    const one = byId(evaluate({ ...f, podName: 'web-1', pod: pullFailed })).get('pod-injection')!;
+    assert.equal(one.status, 'fail');
+    assert.match(one.message, /^pod web-1 has the sidecar 1\.0\.0, but the PandoCore sidecar cannot start: ImagePullBackOff \(kubelet: Back-off pulling image "x"\)$/);
+    assert.match(one.fixes[0]!, /^the sidecar image cannot be pulled/);
+    // Still starting only: ok.
+    assert.equal(byId(evaluate({ ...f, pods: [starting] })).get('sidecar-failing')!.status, 'ok');
   });
 
   it('--pod: not labelled, not injected, stale, current', () => {

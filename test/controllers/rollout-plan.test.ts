@@ -228,6 +228,9 @@ describe('rollout planner: failure, pause and resume', () => {
     assert.equal(at({ ...base, progressDeadlineExceeded: true }).pause?.reason, 'ProgressDeadlineExceeded');
     assert.equal(at({ ...base, pods: [{ ...base.pods[0]!, problem: 'ImagePullBackOff' }] }).pause?.reason, 'ImagePullBackOff');
     assert.equal(at({ ...base, pods: [{ ...base.pods[0]!, problem: 'OOMKilled' }] }).pause?.reason, 'OOMKilled');
+    // Every reason the watchdog counts as sidecar-failing pauses at once (before: only at readyDeadline).
+    assert.equal(at({ ...base, pods: [{ ...base.pods[0]!, problem: 'CreateContainerConfigError' }] }).pause?.reason, 'CreateContainerConfigError');
+    assert.equal(at({ ...base, pods: [{ ...base.pods[0]!, problem: 'InvalidImageName' }] }).pause?.reason, 'InvalidImageName');
     // An old pod's trouble is not the new version's.
     assert.equal(at({ ...base, pods: [{ ...base.pods[0]!, current: false, stale: true, problem: 'CrashLoopBackOff' }] }).pause, undefined);
   });

@@ -90,7 +90,7 @@ describe('watchdog and the webhook selectors (issue 23 item 2)', () => {
       pod('shop', 'api-abc-1', { kind: 'ReplicaSet', name: 'api-abc' }),
     ]);
     await h.core.pass(true);
-    assert.deepEqual(h.core.counts(), { protected: 0, stale: 0, unprotected: 1, skipped: 3 });
+    assert.deepEqual(h.core.counts(), { protected: 0, stale: 0, unprotected: 1, skipped: 3, 'sidecar-failing': 0 });
     assert.deepEqual(h.restarts, ['shop/Deployment/api'], 'only the selected namespace is healed');
     assert.deepEqual(h.events.filter((e) => e.reason === 'SidecarMissing').map((e) => e.namespace).sort(), ['shop', 'shop']);
     const reasons = h.core.classifications().filter((c) => c.namespace !== 'shop');
@@ -109,7 +109,7 @@ describe('watchdog and the webhook selectors (issue 23 item 2)', () => {
     const h = harness();
     h.core.replaced([pod('gone', 'web-abc-1', { kind: 'ReplicaSet', name: 'web-abc' })]);
     await h.core.pass(true);
-    assert.deepEqual(h.core.counts(), { protected: 0, stale: 0, unprotected: 0, skipped: 1 });
+    assert.deepEqual(h.core.counts(), { protected: 0, stale: 0, unprotected: 0, skipped: 1, 'sidecar-failing': 0 });
     assert.equal(h.core.classifications()[0]!.reason, 'namespace-check-failed');
     assert.deepEqual(h.restarts, []);
   });

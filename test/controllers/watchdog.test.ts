@@ -72,7 +72,7 @@ describe('watchdog', () => {
     const web = [1, 2, 3].map((i) => pod('shop', `web-abc-${i}`, { kind: 'ReplicaSet', name: 'web-abc' }));
     h.core.replaced([...web, pod('shop', 'bare'), injected(pod('shop', 'fine')), pod('quiet', 'excluded')]);
     await h.core.pass(true);
-    assert.deepEqual(h.core.counts(), { protected: 1, stale: 0, unprotected: 4, skipped: 1 });
+    assert.deepEqual(h.core.counts(), { protected: 1, stale: 0, unprotected: 4, skipped: 1, 'sidecar-failing': 0 });
     assert.equal(await h.metric('pandocore_pods', { state: 'unprotected' }), 4);
     assert.equal(await h.metric('pandocore_pods', { state: 'skipped' }), 1);
     assert.equal(await h.metric('pandocore_unprotected_pods', { namespace: 'shop' }), 4);
@@ -157,13 +157,86 @@ describe('watchdog', () => {
     const off = harness({ heal: 'restart' }, NEWER);
     off.core.replaced([old]);
     await off.core.pass(true);
-    assert.deepEqual(off.core.counts(), { protected: 0, stale: 1, unprotected: 0, skipped: 0 });
+    assert.deepEqual(off.core.counts(), { protected: 0, stale: 1, unprotected: 0, skipped: 0, 'sidecar-failing': 0 });
     assert.deepEqual(off.restarts, []);
     assert.equal(off.events.length, 0, 'stale pods are counted, not reported as missing');
     const on = harness({ restartStale: true }, NEWER);
     on.core.replaced([old]);
     await on.core.pass(true);
     assert.deepEqual(on.restarts, ['Deployment/web']);
+  });
+
+  it('sidecar-failing: counted by reason, one SidecarFailing Event per pod and reason and one on the Deployment, logged once, never restarted (heal=restart)', async () => {
+    const h = harness({ heal: 'restart' });
+    const pullFailed = { phase: 'Pending', initContainerStatuses: [{ name: 'pando-sidecar', ready: false, restartCount: 0, state: { waiting: { reason: 'ErrImagePull', message: 'failed to pull and unpack image "x": connection refused' } } }] };
+    const backOff = { phase: 'Pending', initContainerStatuses: [{ name: 'pando-sidecar', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "x"' } } }] };
+    const running = { phase: 'Running', initContainerStatuses: [{ name: 'pando-sidecar', ready: true, restartCount: 0, state: { running: { startedAt: '2026-11-24T12:00:00Z' } } }] };
+    const withStatus = (p: SlimPod, status: object) => injected({ ...p, status } as SlimPod);
+    const web = [1, 2].map((i) => withStatus(pod('shop', `web-abc-${i}`, { kind: 'ReplicaSet', name: 'web-abc' }), pullFailed));
+    // An unprotected pod of the same Deployment would have it restarted: not while its sidecar cannot start.
+    const webBare = pod('shop', 'web-abc-3', { kind: 'ReplicaSet', name: 'web-abc' });
+    const api = pod('shop', 'api-abc-1', { kind: 'ReplicaSet', name: 'api-abc' });
+    h.core.replaced([...web, webBare, api]);
+    await h.core.pass(true);
+    assert.deepEqual(h.core.counts(), { protected: 0, stale: 0, unprotected: 2, skipped: 0, 'sidecar-failing': 2 });
+    assert.equal(await h.metric('pandocore_pods', { state: 'sidecar-failing' }), 2);
+    assert.equal(await h.metric('pandocore_sidecar_failing_pods', { namespace: 'shop', reason: 'ErrImagePull' }), 2);
+    const failing = () => h.events.filter((e) => e.reason === 'SidecarFailing');
+    assert.deepEqual(failing().map((e) => `${e.involved.kind}/${e.involved.name}`).sort(), ['Deployment/web', 'Pod/web-abc-1', 'Pod/web-abc-2']);
+    assert.ok(failing().every((e) => e.type === 'Warning'));
+    assert.match(failing().find((e) => e.involved.name === 'web-abc-1')!.message, /cannot start: ErrImagePull \(kubelet: failed to pull .*connection refused\); fix: the sidecar image cannot be pulled.*the watchdog does not restart it/);
+    assert.match(failing().find((e) => e.involved.kind === 'Deployment')!.message, /pod web-abc-\d of deployment\/web cannot start: ErrImagePull; fix: /);
+    assert.deepEqual(h.restarts, ['Deployment/api'], 'web is not restarted, api (only unprotected) is');
+    assert.equal(h.logs.filter((l) => /not restarting a workload whose sidecar cannot start/.test(l.msg)).length, 1);
+    const logged = () => h.logs.filter((l) => /the sidecar of a labelled pod cannot start/.test(l.msg)).length;
+    assert.equal(logged(), 2);
+
+    // Another pass: nothing new, still no restart of web.
+    const before = failing().length;
+    h.advance(700_000); // past web's cooldown: still not restarted
+    await h.core.pass(true);
+    assert.equal(failing().length, before);
+    assert.equal(logged(), 2, 'logged once per pod and reason, not every pass');
+    assert.equal(h.logs.filter((l) => /not restarting a workload whose sidecar cannot start/.test(l.msg)).length, 1, 'the held-back restart is logged once, not every pass');
+    assert.ok(!h.restarts.includes('Deployment/web'));
+
+    // The kubelet backs off: a new reason, one more Event on the pod and one on the Deployment.
+    h.core.upserted(withStatus(web[0]!, backOff));
+    await h.core.pass();
+    assert.deepEqual(failing().slice(3).map((e) => `${e.involved.kind}/${e.involved.name}`).sort(), ['Deployment/web', 'Pod/web-abc-1']);
+    assert.equal(await h.metric('pandocore_sidecar_failing_pods', { namespace: 'shop', reason: 'ImagePullBackOff' }), 1);
+    // And back to ErrImagePull: already reported for this pod.
+    h.core.upserted(withStatus(web[0]!, pullFailed));
+    await h.core.pass();
+    assert.equal(failing().length, 5);
+
+    // Fixed (the sidecar runs): no longer counted, no series left for it.
+    for (const p of web) h.core.upserted(withStatus(p, running));
+    await h.core.pass();
+    assert.equal(h.core.counts()['sidecar-failing'], 0);
+    assert.equal(h.core.counts().protected, 2);
+    assert.equal((await h.registry.getMetricsAsJSON()).find((m) => m.name === 'pandocore_sidecar_failing_pods')!.values.length, 0);
+    // Running for an instant, as a crash-looping native sidecar does at each restart: web is still
+    // not restarted while a pod whose sidecar failed lives.
+    h.advance(700_000);
+    await h.core.pass(true);
+    assert.ok(!h.restarts.includes('Deployment/web'), h.restarts.join(', '));
+    // Those pods gone: the unprotected pod of web is healed as any other.
+    for (const p of web) h.core.deleted(p.metadata.uid);
+    await h.core.pass(true);
+    assert.ok(h.restarts.includes('Deployment/web'), h.restarts.join(', '));
+  });
+
+  it('sidecar-failing Events are one line and the workload\'s names the fix once, with a termination message ending in a newline (as the stand-in writes it)', async () => {
+    const h = harness();
+    const exited = { terminated: { reason: 'Error', exitCode: 1, message: 'pando-sidecar: version=0.3.0-crash is built to crash; exiting 1\n' } };
+    const crashing = injected({ ...pod('shop', 'crash-abc-1', { kind: 'ReplicaSet', name: 'crash-abc' }), status: { phase: 'Pending', initContainerStatuses: [{ name: 'pando-sidecar', ready: false, restartCount: 1, state: exited, lastState: exited }] } } as unknown as SlimPod);
+    h.core.replaced([crashing]);
+    await h.core.pass(true);
+    const [onPod, onDeployment] = h.events.filter((e) => e.reason === 'SidecarFailing');
+    assert.doesNotMatch(onPod!.message, /\n/);
+    assert.match(onPod!.message, /CrashLoopBackOff: it exited with code 1 \(Error\), restarted 1 time\(s\) \(kubelet: pando-sidecar: version=0\.3\.0-crash is built to crash; exiting 1\); fix: the sidecar keeps exiting/);
+    assert.equal(onDeployment!.message, 'the PandoCore sidecar of pod crash-abc-1 of deployment/crash cannot start: CrashLoopBackOff; fix: the sidecar keeps exiting: kubectl logs crash-abc-1 -n shop -c pando-sidecar --previous says why (license key, mode, version); the watchdog does not restart it: a new pod would get the same sidecar');
   });
 
   it('clear() (leadership lost) removes the gauges: only the leader reports', async () => {

@@ -53,7 +53,7 @@ gobuild "$out/bin/pando-sidecar" "$root/test/sidecar-standin" .
 # config, so each has its own image ID and the kubelet reports the tag the pod named); the crash
 # version's config also sets PANDO_STANDIN_CRASH, which makes the stand-in log why and exit 1 at
 # every start; the oom version's sets PANDO_STANDIN_ALLOC_MIB=256, twice the chart's sidecar memory
-# limit (128Mi), so the kernel kills it once it is ready (OOMKilled).
+# limit (128Mi), so the kernel kills it 2 s after it is ready (OOMKilled).
 for version in 0.1.0 0.2.0 0.3.1 0.3.0-crash 0.3.2-oom; do
   extra=()
   [[ "$version" == *-crash ]] && extra=(-env "PANDO_STANDIN_CRASH=the e2e's bad sidecar version")

@@ -27,7 +27,7 @@ export const NODE_IMAGES = { pause: 'pando.test/pause:1', sidecar: 'pando.test/s
  * The stand-in's versions, each its own image `pando.test/sidecar-standin:<version>` (built by
  * build-node.sh, which lists the same): good ones and one whose sidecar exits 1 at every start
  * (CrashLoopBackOff on the kubelet), for the rollout on the node (test/e2e/rollout-node.e2e.ts);
- * one that allocates 256 MiB once ready, above the chart's 128Mi sidecar limit, so the kernel
+ * one that allocates 256 MiB 2 s after it is ready, above the chart's 128Mi sidecar limit, so the kernel
  * OOM-kills it (test/e2e/node-heal.e2e.ts).
  */
 export const STANDIN_VERSIONS = { good: ['0.1.0', '0.2.0', '0.3.1'], crash: '0.3.0-crash', oom: '0.3.2-oom' } as const;

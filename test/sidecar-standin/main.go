@@ -14,14 +14,21 @@
 //   - PANDO_STANDIN_VERSION: logged at start (each version is its own image, so the kubelet reports
 //     the tag the pod asked for);
 //   - PANDO_STANDIN_CRASH: the bad version: logs why, then exits 1 at once, every start, so the
-//     kubelet restarts it with back-off (CrashLoopBackOff).
+//     kubelet restarts it with back-off (CrashLoopBackOff);
+//   - PANDO_STANDIN_ALLOC_MIB: the greedy version: 2 s after it is ready (so the kubelet reports it
+//     running and ready first), it allocates and touches that many MiB (logged before and, if it
+//     survives, after) and keeps them, so a memory limit below that makes the kernel kill it
+//     (OOMKilled, exit 137) at every start.
 package main
 
 import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"syscall"
+	"time"
 )
 
 const defaultReadyFile = "/dev/shm/pando-sidecar-ready"
@@ -67,7 +74,31 @@ func main() {
 		os.Exit(1)
 	}
 	logf("ready (%s)", readyFile)
+	held := allocate(version)
 	s := <-stop
+	runtime.KeepAlive(held)
 	_ = os.Remove(readyFile)
 	logf("%s: exiting 0", s)
+}
+
+// allocate waits 2 s, then allocates and touches PANDO_STANDIN_ALLOC_MIB MiB (none when unset) and
+// returns them, so that they stay resident in the container's memory cgroup.
+func allocate(version string) []byte {
+	v := os.Getenv("PANDO_STANDIN_ALLOC_MIB")
+	if v == "" {
+		return nil
+	}
+	mib, err := strconv.Atoi(v)
+	if err != nil || mib <= 0 {
+		logf("PANDO_STANDIN_ALLOC_MIB=%q is not a positive number of MiB; allocating nothing", v)
+		return nil
+	}
+	time.Sleep(2 * time.Second)
+	logf("version=%s allocating and touching %d MiB (PANDO_STANDIN_ALLOC_MIB)", version, mib)
+	buf := make([]byte, mib<<20)
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = 1
+	}
+	logf("holding %d MiB", mib)
+	return buf
 }

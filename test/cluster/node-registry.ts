@@ -103,8 +103,8 @@ export async function publishNodeImages(repoRoot: string, registries: NodeRegist
 /**
  * containerd's registry host configuration (CRI `config_path`, containerd docs/hosts.md): one
  * directory per registry name with a hosts.toml whose host is the registry on 127.0.0.1 over plain
- * HTTP. containerd 1.6 needs a `[host]` table (without one the file is refused and the name falls
- * back to https on its own name).
+ * HTTP. containerd 1.6 needs a `[host]` table: without one 1.6.20 drops the file and resolves the
+ * name itself (https://pando.test through the host's DNS, seen with `ctr images pull --hosts-dir`).
  */
 export function writeRegistryHosts(dir: string, registries: NodeRegistries): void {
   const hosts: Array<[string, string]> = [

@@ -65,6 +65,11 @@ export function startRegistries(repoRoot: string): NodeRegistries {
   return out;
 }
 
+/** Whether both registries run and answer (`scripts/registry.sh running`). */
+export function registriesRunning(repoRoot: string): boolean {
+  return REGISTRIES.every((name) => spawnSync('bash', [script(repoRoot), 'running', name], { stdio: 'ignore' }).status === 0);
+}
+
 /** Stops the registries a node start started, when they are still the same processes. */
 export function stopRegistries(repoRoot: string, started: NodeRegistries['started'] | undefined, log: (line: string) => void): void {
   for (const [name, pid] of Object.entries(started ?? {}) as [RegistryName, number][]) {

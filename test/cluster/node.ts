@@ -15,7 +15,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { freePort } from './free-port.ts';
-import { NODE_PRIVATE_IMAGES, publishNodeImages, startRegistries, stopRegistries, writeRegistryHosts, type NodeImage, type NodeRegistries } from './node-registry.ts';
+import { NODE_PRIVATE_IMAGES, publishNodeImages, registriesRunning, startRegistries, stopRegistries, writeRegistryHosts, type NodeImage, type NodeRegistries } from './node-registry.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -420,10 +420,14 @@ export async function startNode(o: NodeOptions): Promise<void> {
   o.log(`node ${NODE_NAME} Ready in ${Date.now() - t0} ms (kubelet :${port}, scheduler ${NODE_SCHEDULER}, taint ${NODE_TAINT.key}=${NODE_TAINT.value}:${NODE_TAINT.effect})`);
 }
 
-/** True when the recorded node processes are all alive. */
+/**
+ * True when the recorded node processes are all alive and the registries it pulls from answer (one
+ * stopped under it, say by another run's `scripts/registry.sh stop`, makes the next start replace
+ * the node, with registries and images anew).
+ */
 export function nodeRunning(stateDir: string, repoRoot: string): boolean {
   const s = readNodeState(paths(stateDir, repoRoot));
-  return !!s && (['containerd', 'kubelet', 'kube-scheduler'] as const).every((c) => s.pids[c] !== undefined && alive(s.pids[c]!));
+  return !!s && (['containerd', 'kubelet', 'kube-scheduler'] as const).every((c) => s.pids[c] !== undefined && alive(s.pids[c]!)) && registriesRunning(repoRoot);
 }
 
 /**

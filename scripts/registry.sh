@@ -1,28 +1,46 @@
 #!/usr/bin/env bash
-# A local OCI registry for the chart and image publishing tests: Debian's docker-registry, bound to
-# 127.0.0.1 on a free port, with its own config (no htpasswd, filesystem storage under
-# .tools/registry/). Installed from Debian on first use when running as root.
-#   scripts/registry.sh start   prints HOST:PORT (reuses a registry this script already started)
-#   scripts/registry.sh stop    stops it and deletes its storage
+# Local OCI registries: Debian's docker-registry, bound to 127.0.0.1 on a free port, with its own
+# config (filesystem storage under .tools/registry/ or .tools/registry-private/). Installed from
+# Debian on first use when running as root.
+#   - the project registry (no NAME): no authentication; the chart and image publishing tests, the
+#     webhook image of the e2e, and the e2e node's images (pando.test/..., test/cluster/node.ts);
+#   - `private`: htpasswd (basic) authentication over plain HTTP, for the node's images behind a
+#     pull Secret (pando-private.test/...). The user and a password made at start are in
+#     .tools/registry-private/credentials (USER:PASSWORD, mode 0600); htpasswd (bcrypt, the only
+#     hash the registry accepts) comes from Debian's apache2-utils.
+#   scripts/registry.sh start [private]    prints HOST:PORT (reuses a registry this script already started)
+#   scripts/registry.sh running [private]  exit 0 when that registry is up and answers
+#   scripts/registry.sh stop [private]     stops it and deletes its storage
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dir="$root/.tools/registry"
+name="${2:-}"
+case "$name" in
+  '') dir="$root/.tools/registry" ;;
+  private) dir="$root/.tools/registry-private" ;;
+  *) printf '[registry] error: unknown registry %s (none or private)\n' "$name" >&2; exit 2 ;;
+esac
 pid_file="$dir/pid"
 addr_file="$dir/addr"
+credentials_file="$dir/credentials"
+user=pando-e2e
 
-log() { printf '[registry] %s\n' "$*" >&2; }
-die() { printf '[registry] error: %s\n' "$*" >&2; exit 1; }
+log() { printf '[registry%s] %s\n' "${name:+ $name}" "$*" >&2; }
+die() { printf '[registry%s] error: %s\n' "${name:+ $name}" "$*" >&2; exit 1; }
 
 running() { [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; }
-healthy() { curl -fs -o /dev/null --max-time 2 "http://$1/v2/"; }
+healthy() {
+  local auth=()
+  [[ -n "$name" ]] && auth=(-u "$(cat "$credentials_file" 2>/dev/null)")
+  curl -fs -o /dev/null --max-time 2 "${auth[@]}" "http://$1/v2/"
+}
 
-ensure_installed() {
-  command -v docker-registry >/dev/null && return 0
-  [[ "$(id -u)" -eq 0 ]] || die "docker-registry is missing: apt-get install docker-registry (or run as root to install it)"
-  log "installing docker-registry from Debian"
-  apt-cache show docker-registry >/dev/null 2>&1 || apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
-  command -v docker-registry >/dev/null || die "apt-get install docker-registry did not install the binary"
+install_from_debian() { # command package
+  command -v "$1" >/dev/null && return 0
+  [[ "$(id -u)" -eq 0 ]] || die "$1 is missing: apt-get install $2 (or run as root to install it)"
+  log "installing $2 from Debian"
+  apt-cache show "$2" >/dev/null 2>&1 || apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+  command -v "$1" >/dev/null || die "apt-get install $2 did not install $1"
 }
 
 free_port() {
@@ -31,10 +49,20 @@ free_port() {
 
 start() {
   if running && healthy "$(cat "$addr_file")"; then cat "$addr_file"; return 0; fi
-  ensure_installed
+  install_from_debian docker-registry docker-registry
   command -v curl >/dev/null || die "curl is needed to check the registry"
   rm -rf "$dir"; mkdir -p "$dir/data"
-  local port; port="$(free_port)"
+  local port auth=''; port="$(free_port)"
+  if [[ -n "$name" ]]; then
+    install_from_debian htpasswd apache2-utils
+    local password; password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+    (umask 077; printf '%s:%s' "$user" "$password" > "$credentials_file")
+    htpasswd -Bbn "$user" "$password" > "$dir/htpasswd" 2>/dev/null
+    auth="auth:
+  htpasswd:
+    realm: pando-$name
+    path: $dir/htpasswd"
+  fi
   cat > "$dir/config.yml" <<CONFIG
 version: 0.1
 log:
@@ -48,6 +76,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:$port
+$auth
 CONFIG
   # setsid: the registry outlives this script (npm scripts and tests call start and stop apart).
   setsid docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 < /dev/null &
@@ -72,6 +101,7 @@ stop() {
 
 case "${1:-}" in
   start) start ;;
+  running) running && healthy "$(cat "$addr_file")" ;;
   stop) stop ;;
-  *) die "usage: scripts/registry.sh start|stop" ;;
+  *) die "usage: scripts/registry.sh start|running|stop [private]" ;;
 esac

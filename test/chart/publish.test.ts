@@ -10,12 +10,15 @@ import { after, before, test } from 'node:test';
 import { CHART_DIR, KUBE_VERSION, NAMESPACE, ROOT, byKey, find, helm, helmTemplate, parseObjects } from './render.ts';
 
 let registry = '';
+// A registry that already runs (an e2e node pulls from it: test/cluster/node-registry.ts) is left running.
+let registryWasUp = false;
 before(() => {
+  registryWasUp = spawnSync('bash', [`${ROOT}/scripts/registry.sh`, 'running'], { stdio: 'ignore' }).status === 0;
   registry = execFileSync('bash', [`${ROOT}/scripts/registry.sh`, 'start'], { encoding: 'utf8' }).trim();
   match(registry, /^127\.0\.0\.1:\d+$/);
 });
 after(() => {
-  spawnSync('bash', [`${ROOT}/scripts/registry.sh`, 'stop']);
+  if (!registryWasUp) spawnSync('bash', [`${ROOT}/scripts/registry.sh`, 'stop']);
 });
 
 test('chart:publish pushes to oci://; helm template from the registry equals the local chart', () => {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the e2e node needs beside the kubelet (built by build.sh): Debian's containerd and runc
 # (installed when root and missing, as scripts/registry.sh installs docker-registry), and, built here
-# from Go (nothing is pulled), the CNI plugin, the pause image, the sidecar stand-in image and the
-# tool that writes those images as OCI image-layout tars for `ctr images import`.
+# from Go (nothing comes from outside), the CNI plugin, the pause image, the sidecar stand-in image and the
+# tool that writes those images as OCI image-layout tars (node.ts pushes them to the registries on
+# 127.0.0.1 the node pulls from).
 # Into .tools/node/ (bin/ and images/); skips when the stamp matches the sources and this script.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,6 +24,14 @@ if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! comma
   apt-cache show containerd >/dev/null 2>&1 || apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc containernetworking-plugins >/dev/null
   command -v containerd >/dev/null && command -v runc >/dev/null && [[ -x "$loopback" ]] || die "apt-get install containerd runc containernetworking-plugins did not install them"
+fi
+# skopeo pushes the images below to the registries the node pulls from (test/cluster/node-registry.ts).
+if ! command -v skopeo >/dev/null; then
+  [[ "$(id -u)" -eq 0 ]] || die "skopeo is missing: apt-get install skopeo (or run as root to install it)"
+  log "installing skopeo from Debian"
+  apt-cache show skopeo >/dev/null 2>&1 || apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends skopeo >/dev/null
+  command -v skopeo >/dev/null || die "apt-get install skopeo did not install it"
 fi
 
 stamp="$(cat "$here/build-node.sh" "$here"/cmd/{cni,pause,ociimage}/*.go "$root"/test/sidecar-standin/{go.mod,*.go} | sha256sum | cut -c1-16)"

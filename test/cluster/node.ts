@@ -1,7 +1,7 @@
 // One node beside the e2e control plane, when run as root with containerd: kubelet and
 // kube-scheduler (built by build.sh), Debian's containerd 1.6 and runc, our CNI plugin and images
-// (built by build-node.sh, imported, never pulled). Everything listens on 127.0.0.1 and lives under
-// .tools/cluster/node/. See ../../../README.md ("A node") and NOTES ("A real node") for why each
+// (built by build-node.sh, pushed to the registries on 127.0.0.1 and pulled from there by containerd:
+// node-registry.ts). Everything listens on 127.0.0.1 and lives under .tools/cluster/node/. See ../../../README.md ("A node") and NOTES ("A real node") for why each
 // setting is what it is.
 //
 // The node cannot disturb the e2e that expect Pending pods: it is tainted
@@ -15,13 +15,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { freePort } from './free-port.ts';
+import { NODE_PRIVATE_IMAGES, publishNodeImages, registriesRunning, startRegistries, stopRegistries, writeRegistryHosts, type NodeImage, type NodeRegistries } from './node-registry.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const NODE_NAME = '127.0.0.1';
 export const NODE_SCHEDULER = 'pando-test-node';
 export const NODE_TAINT = { key: 'pandocore.xyz/test-node', value: 'true', effect: 'NoSchedule' } as const;
-/** Images imported into the node's containerd (built by build-node.sh). */
+/** Images the node pulls from the project registry (built by build-node.sh; node-registry.ts). */
 export const NODE_IMAGES = { pause: 'pando.test/pause:1', sidecar: 'pando.test/sidecar-standin:1' } as const;
 /**
  * The stand-in's versions, each its own image `pando.test/sidecar-standin:<version>` (built by
@@ -60,6 +61,8 @@ interface NodeState {
   hostDirsAbsent: string[];
   /** libcni's cached results before the start (only newer ones are removed). */
   cniResultsBefore: string[];
+  /** The registries this start had to start (pid), stopped with the node. */
+  registries?: NodeRegistries['started'];
 }
 
 export interface NodePaths {
@@ -88,7 +91,7 @@ export function noNodeReason(): string | undefined {
   if (process.env.PANDO_NODE === '0') return 'PANDO_NODE=0';
   if (process.getuid?.() !== 0) return 'not root (the kubelet and containerd need root)';
   if (process.platform !== 'linux') return `${process.platform} is not Linux`;
-  for (const c of ['containerd', 'runc', 'ctr', 'iptables-save']) if (!which(c)) return `${c} is not installed (run as root: test/cluster/build-node.sh installs it)`;
+  for (const c of ['containerd', 'runc', 'ctr', 'iptables-save', 'skopeo']) if (!which(c)) return `${c} is not installed (run as root: test/cluster/build-node.sh installs it)`;
   return undefined;
 }
 
@@ -252,6 +255,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  # Where each registry name is served (node-registry.ts): http://127.0.0.1:PORT.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = ${q(join(dir, 'registry-hosts'))}
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -297,7 +303,7 @@ registerWithTaints:
   value: "${NODE_TAINT.value}"
   effect: ${NODE_TAINT.effect}
 failSwapOn: false
-# The imported images are never pulled again: no image garbage collection.
+# Images are pulled once per node start: no image garbage collection.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
@@ -331,7 +337,8 @@ export interface NodeOptions {
 }
 
 /**
- * Starts containerd, imports the images, starts the kubelet and the scheduler, and waits for the
+ * Starts the registries (or reuses them) and pushes the node's images there, starts containerd
+ * (which pulls the images when pods need them), starts the kubelet and the scheduler, and waits for the
  * node to be Ready. The kubelet and the scheduler use the admin kubeconfig: the API server runs with
  * RBAC only (no Node authorizer), where a system:node identity is bound to nothing.
  */
@@ -359,6 +366,19 @@ export async function startNode(o: NodeOptions): Promise<void> {
   spawnSync('chmod', ['0755', join(p.dir, 'cni/bin/pando-cni'), join(p.dir, 'cni/bin/loopback')]);
   writeFileSync(join(p.dir, 'cni/conf/10-pando.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'pando', plugins: [{ type: 'pando-cni' }] }));
   writeFileSync(join(p.dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+  const registries = startRegistries(o.repoRoot);
+  state.registries = registries.started;
+  save();
+  const images: NodeImage[] = [
+    { tar: 'pause.tar', name: NODE_IMAGES.pause },
+    { tar: 'sidecar-standin.tar', name: NODE_IMAGES.sidecar },
+    ...STANDIN_TARS.map((tar) => ({ tar, name: `pando.test/sidecar-standin:${tar.slice('sidecar-standin-'.length, -'.tar'.length)}` })),
+    { tar: 'sidecar-standin.tar', name: NODE_PRIVATE_IMAGES.sidecar },
+  ].map((i) => ({ ...i, tar: join(p.nodeToolsDir, 'images', i.tar) }));
+  const tPush = Date.now();
+  await publishNodeImages(o.repoRoot, registries, images);
+  writeRegistryHosts(join(p.dir, 'registry-hosts'), registries);
+  o.log(`${images.length} images pushed in ${Date.now() - tPush} ms: pando.test/* to the project registry ${registries.addresses['']}, ${NODE_PRIVATE_IMAGES.sidecar} to the private one ${registries.addresses.private} (htpasswd)`);
   writeFileSync(join(p.dir, 'containerd.toml'), containerdConfig(p.dir));
   const socket = join(p.dir, 'containerd.sock');
 
@@ -378,11 +398,7 @@ export async function startNode(o: NodeOptions): Promise<void> {
   state.pids.containerd = launch(p, 'containerd', which('containerd')!, ['--config', join(p.dir, 'containerd.toml')]);
   save();
   await waitFor('containerd', 30_000, () => existsSync(socket) && ctr('version').status === 0);
-  for (const tar of ['pause.tar', 'sidecar-standin.tar', ...STANDIN_TARS]) {
-    const r = ctr('images', 'import', join(p.nodeToolsDir, 'images', tar));
-    if (r.status !== 0) throw new Error(`ctr images import ${tar}: ${r.stderr.trim()}`);
-  }
-  o.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2]} ready; images ${Object.values(NODE_IMAGES).join(', ')} and the stand-in's versions ${STANDIN_ALL.join(', ')} imported`);
+  o.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2]} ready; it pulls ${Object.values(NODE_IMAGES).join(', ')} and the stand-in's versions ${STANDIN_ALL.join(', ')} from the project registry`);
 
   const [port, healthzPort] = [await freePort(), await freePort()];
   writeFileSync(join(p.dir, 'kubelet.yaml'), kubeletConfig(p.dir, port, healthzPort));
@@ -407,10 +423,14 @@ export async function startNode(o: NodeOptions): Promise<void> {
   o.log(`node ${NODE_NAME} Ready in ${Date.now() - t0} ms (kubelet :${port}, scheduler ${NODE_SCHEDULER}, taint ${NODE_TAINT.key}=${NODE_TAINT.value}:${NODE_TAINT.effect})`);
 }
 
-/** True when the recorded node processes are all alive. */
+/**
+ * True when the recorded node processes are all alive and the registries it pulls from answer (one
+ * stopped under it, say by another run's `scripts/registry.sh stop`, makes the next start replace
+ * the node, with registries and images anew).
+ */
 export function nodeRunning(stateDir: string, repoRoot: string): boolean {
   const s = readNodeState(paths(stateDir, repoRoot));
-  return !!s && (['containerd', 'kubelet', 'kube-scheduler'] as const).every((c) => s.pids[c] !== undefined && alive(s.pids[c]!));
+  return !!s && (['containerd', 'kubelet', 'kube-scheduler'] as const).every((c) => s.pids[c] !== undefined && alive(s.pids[c]!)) && registriesRunning(repoRoot);
 }
 
 /**
@@ -508,6 +528,7 @@ export async function cleanupNode(stateDir: string, repoRoot: string, log: (line
       for (const e of added) rmSync(join(CNI_RESULTS, e), { force: true });
       if (added.length > 0) log(`removed ${added.length} cached CNI results`);
     }
+    stopRegistries(repoRoot, state.registries, log);
     rmSync(stateFile(p), { force: true });
   }
   // Nothing is mounted under the node dir any more: its files (containerd's root) can go.

@@ -21,6 +21,8 @@ function run(command: string, args: string[]): string {
   return r.stdout.trim();
 }
 run('bash', [join(REPO_ROOT, 'scripts/tools/helm.sh')]);
+// A registry that already runs (a cluster:up's node pulls from it) is reused and left running.
+const registryWasUp = spawnSync('bash', [join(REPO_ROOT, 'scripts/registry.sh'), 'running'], { stdio: 'ignore' }).status === 0;
 const registry = run('bash', [join(REPO_ROOT, 'scripts/registry.sh'), 'start']);
 const chartRef = run('bash', [join(REPO_ROOT, 'scripts/chart/publish.sh'), `oci://${registry}/charts`]);
 console.log(`[e2e] chart published as ${chartRef}`);
@@ -53,7 +55,7 @@ try {
   status = run.status ?? 1;
 } finally {
   await cluster.stop();
-  spawnSync('bash', [join(REPO_ROOT, 'scripts/registry.sh'), 'stop']);
+  if (!registryWasUp) spawnSync('bash', [join(REPO_ROOT, 'scripts/registry.sh'), 'stop']);
   console.log(`[cluster] e2e finished in ${Math.round((Date.now() - t0) / 1000)} s (exit ${status})`);
 }
 process.exit(status);

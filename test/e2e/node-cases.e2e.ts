@@ -14,7 +14,7 @@ import { parseQuantity } from '../../app/inject/quantity.ts';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
 import { NODE_IMAGES } from '../cluster/node.ts';
 import { deployProduct, prepare, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode } from './node-support.ts';
+import { kubectlOn, nodeMissing, onTheNode, podRows, rowText, skipWithoutNode, type PodRow } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -34,25 +34,8 @@ const ns = { cron: '', init: '', restricted: '', limits: '', license: '' };
 
 const kubectl = (...args: string[]): string => kubectlOn(cluster, ...args);
 
-interface PodRow {
-  name: string;
-  ready: string;
-  status: string;
-  restarts: string;
-}
-
-const rowText = (r: PodRow): string => `${r.name} ${r.ready} ${r.status} ${r.restarts}`;
-
-/** `kubectl get pods`, as the table shows them. */
-function podRows(namespace: string, ...select: string[]): PodRow[] {
-  return kubectl('get', 'pods', '-n', namespace, ...select, '--no-headers')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => {
-      const [name, ready, status, restarts] = l.trim().split(/\s+/) as [string, string, string, string];
-      return { name, ready, status, restarts };
-    });
-}
+/** `kubectl get pods -n NAMESPACE SELECT...`. */
+const podRowsIn = (namespace: string, ...select: string[]): PodRow[] => podRows(cluster, namespace, ...select);
 
 /**
  * Polls `kubectl get pod NAME` until `done(row)`, recording every STATUS it shows on the way
@@ -62,7 +45,7 @@ async function watchPod(namespace: string, name: string, what: string, done: (r:
   const t0 = Date.now();
   const seen: string[] = [];
   const row = await waitUntil(`pod ${namespace}/${name} ${what}`, timeoutMs, async () => {
-    const r = podRows(namespace, name)[0]!;
+    const r = podRowsIn(namespace, name)[0]!;
     if (seen.at(-1) !== r.status) seen.push(r.status);
     return done(r) ? r : undefined;
   });
@@ -91,10 +74,7 @@ const getPod = (namespace: string, name: string): any => JSON.parse(kubectl('get
 const sidecarStatus = (p: any): any => (p.status.initContainerStatuses ?? []).find((s: any) => s.name === SIDECAR_NAME);
 const injected = (p: any): boolean => p.metadata.annotations?.[ANNOTATION_STATUS] === 'injected' && (p.spec.initContainers ?? []).some((c: any) => c.name === SIDECAR_NAME);
 
-function skipWithoutNode(t: TestContext): boolean {
-  if (noNode) t.skip(`no node: ${noNode}`);
-  return noNode !== undefined;
-}
+const skip = (t: TestContext): boolean => skipWithoutNode(t, noNode);
 
 async function setUpNamespace(prefix: string, labels: Record<string, string> = {}): Promise<string> {
   const name = await createNamespace(cluster, prefix, labels);
@@ -122,7 +102,7 @@ before(async () => {
 after(() => tearDown({ cluster, tls, webhook, deployed, namespaces }));
 
 test("a CronJob's Job (kubectl create job --from=cronjob/...) with the labelled template completes: the sidecar does not keep the pod alive", async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   // Suspended, so the controller never starts a Job of its own during the test: the Jobs are the
   // ones a user triggers by hand with `kubectl create job --from=cronjob/NAME`.
   const cronJob = (name: string, labelled: boolean): object => ({
@@ -150,7 +130,7 @@ test("a CronJob's Job (kubectl create job --from=cronjob/...) with the labelled 
     await waitUntil(`Job ${name}-manual Complete`, 90_000, async () => kubectl('get', 'job', `${name}-manual`, '-n', ns.cron, '--no-headers').trim().split(/\s+/)[1] === 'Complete', 500);
     const ms = Date.now() - t0;
     const job = kubectl('get', 'job', `${name}-manual`, '-n', ns.cron, '--no-headers').trim().split(/\s+/);
-    const rows = podRows(ns.cron, '-l', `app=${name}`);
+    const rows = podRowsIn(ns.cron, '-l', `app=${name}`);
     console.log(`# Job ${name}-manual ${job[1]} ${job[2]} in ${ms} ms; pod ${rows.map(rowText).join('; ')}`);
     return { job, rows, ms };
   };
@@ -169,7 +149,7 @@ test("a CronJob's Job (kubectl create job --from=cronjob/...) with the labelled 
 });
 
 test("the pod's own init container that waits for the sidecar's ready file completes; without the sidecar it fails", async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   // The user's init container runs the stand-in's `wait`: it polls the ready file the sidecar writes
   // in /dev/shm. On this node (containerd 1.6) /dev/shm is the pod sandbox's, shared by all the
   // pod's containers, so the sidecar's file is seen without a volume (the labelled pod shows it).
@@ -203,7 +183,7 @@ test("the pod's own init container that waits for the sidecar's ready file compl
 });
 
 test('Pod Security restricted enforced: a pod with its own runAsNonRoot and read-only root runs, with the sidecar 2/2', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   // The namespace really enforces: a pod that sets nothing is refused (server-side dry-run).
   const plain = spawnSync(join(BIN_DIR, 'kubectl'), ['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pod(ns.restricted, 'plain', false, {})), encoding: 'utf8', env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 60_000 });
   assert.notEqual(plain.status, 0, 'a pod without a securityContext must be refused');
@@ -228,7 +208,7 @@ test('Pod Security restricted enforced: a pod with its own runAsNonRoot and read
 });
 
 test('LimitRange (Container default and max, Pod max): the injected pod runs inside the limits, 2/2', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   // Container max below the sidecar's default limits (200m, 128Mi) but above its requests: the
   // webhook lowers the sidecar's limits to the max; the app gets the Container defaults.
   const containerMax = { cpu: '150m', memory: '96Mi' };
@@ -267,7 +247,7 @@ test('LimitRange (Container default and max, Pod max): the injected pod runs ins
 });
 
 test('license Secret missing: with the namespace check (default) the pod is skipped and runs 1/1; with namespaceCheck false the sidecar cannot start', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   kubectl('delete', 'secret', LICENSE_SECRET_NAME, '-n', ns.license);
 
   create(pod(ns.license, 'control', false, {}));

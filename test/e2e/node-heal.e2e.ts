@@ -19,7 +19,7 @@ import { RESTARTED_AT_ANNOTATION } from '../../app/controllers/heal.ts';
 import type { Cluster } from '../cluster/harness.ts';
 import { NODE_IMAGES, STANDIN_VERSIONS } from '../cluster/node.ts';
 import { deployProduct, prepare, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode } from './node-support.ts';
+import { kubectlOn, nodeMissing, onTheNode, skipWithoutNode } from './node-support.ts';
 import { createNamespace, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -116,10 +116,7 @@ async function podViews(namespace: string, app: string): Promise<PodView[]> {
 
 const show = (p: PodView) => `${p.name} ${p.ready} ${p.status} ${p.restarts}${p.terminating ? ' (terminating)' : ''}`;
 
-function skipWithoutNode(t: TestContext): boolean {
-  if (noNode) t.skip(`no node: ${noNode}`);
-  return noNode !== undefined;
-}
+const skip = (t: TestContext): boolean => skipWithoutNode(t, noNode);
 
 async function restartWebhook(env: Record<string, string>): Promise<void> {
   await webhook?.stop();
@@ -144,7 +141,7 @@ after(async () => {
 });
 
 test(`OOM: the sidecar (stand-in ${OOM}, 256 MiB over the chart's 128Mi limit) is OOMKilled and restarted by the kubelet; the app keeps running, restartCount 0, the pod Running`, async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const ns = await createNamespace(cluster, 'e2e-nh-oom');
   namespaces.push(ns);
   await setupProtectedNamespace(cluster, ns, LICENSE);
@@ -212,7 +209,7 @@ test(`OOM: the sidecar (stand-in ${OOM}, 256 MiB over the chart's 128Mi limit) i
 });
 
 test('heal on the node: webhook down, a labelled Deployment runs 1/1 without the sidecar; the webhook up with watchdog.heal=restart rolls it to pods Running 2/2, the old ones gone; the unlabelled control is never restarted', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const ns = await createNamespace(cluster, 'e2e-nh-heal');
   namespaces.push(ns);
   await setupProtectedNamespace(cluster, ns, LICENSE);

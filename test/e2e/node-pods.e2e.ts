@@ -14,7 +14,7 @@ import { ANNOTATION_MODE, LABEL_PROTECT, SIDECAR_NAME } from '../../app/contract
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
 import { NODE_IMAGES } from '../cluster/node.ts';
 import { deployProduct, prepare, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode } from './node-support.ts';
+import { kubectlOn, nodeMissing, onTheNode, podRows, skipWithoutNode, type PodRow } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -33,23 +33,8 @@ const namespaces: string[] = [];
 
 const kubectl = (...args: string[]): string => kubectlOn(cluster, ...args);
 
-interface PodRow {
-  name: string;
-  ready: string;
-  status: string;
-  restarts: string;
-}
-
-/** `kubectl get pods -l SELECTOR`, as the table shows them. */
-function podRows(selector: string): PodRow[] {
-  return kubectl('get', 'pods', '-n', ns, '-l', selector, '--no-headers')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => {
-      const [name, ready, status, restarts] = l.trim().split(/\s+/) as [string, string, string, string];
-      return { name, ready, status, restarts };
-    });
-}
+/** `kubectl get pods -l SELECTOR` in this file's namespace. */
+const podRowsOf = (selector: string): PodRow[] => podRows(cluster, ns, '-l', selector);
 
 
 function deployment(name: string, labelled: boolean): object {
@@ -76,10 +61,7 @@ function apply(obj: object): void {
   assert.equal(r.status, 0, r.stderr);
 }
 
-function skipWithoutNode(t: TestContext): boolean {
-  if (noNode) t.skip(`no node: ${noNode}`);
-  return noNode !== undefined;
-}
+const skip = (t: TestContext): boolean => skipWithoutNode(t, noNode);
 
 before(async () => {
   ({ cluster, tls, port, values } = await prepare({ licenseKey: LICENSE, image: { repository: SIDECAR_REPOSITORY, tag: SIDECAR_TAG } }));
@@ -96,21 +78,21 @@ before(async () => {
 after(() => tearDown({ cluster, tls, webhook, deployed, namespaces }));
 
 test('control: an unlabelled Deployment on the node reaches READY 2/2, its pods Running 1/1', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const t0 = Date.now();
   apply(deployment('control', false));
   await waitUntil('Deployment control READY 2/2', 90_000, async () => kubectl('get', 'deployment', 'control', '-n', ns, '--no-headers').trim().split(/\s+/)[1] === '2/2', 500);
-  const rows = podRows('app=control');
+  const rows = podRowsOf('app=control');
   console.log(`# control READY 2/2 in ${Date.now() - t0} ms: ${rows.map((r) => `${r.name} ${r.ready} ${r.status} ${r.restarts}`).join('; ')}`);
   assert.deepEqual(rows.map((r) => [r.ready, r.status, r.restarts]), [['1/1', 'Running', '0'], ['1/1', 'Running', '0']]);
 });
 
 test('a labelled Deployment runs with the native sidecar: Running, 2/2, restarts 0, sidecar started first, its log shows the mode', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const t0 = Date.now();
   apply(deployment('protected', true));
   await waitUntil('Deployment protected READY 2/2', 90_000, async () => kubectl('get', 'deployment', 'protected', '-n', ns, '--no-headers').trim().split(/\s+/)[1] === '2/2', 500);
-  const rows = podRows('app=protected');
+  const rows = podRowsOf('app=protected');
   console.log(`# protected READY 2/2 in ${Date.now() - t0} ms: ${rows.map((r) => `${r.name} ${r.ready} ${r.status} ${r.restarts}`).join('; ')}`);
   assert.deepEqual(rows.map((r) => [r.ready, r.status, r.restarts]), [['2/2', 'Running', '0'], ['2/2', 'Running', '0']], 'app + native sidecar, both ready, never restarted');
   const pods = JSON.parse(kubectl('get', 'pods', '-n', ns, '-l', 'app=protected', '-o', 'json')).items as any[];
@@ -129,7 +111,7 @@ test('a labelled Deployment runs with the native sidecar: Running, 2/2, restarts
 });
 
 test('a Job with the labelled pod template completes: the native sidecar does not keep it alive', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const t0 = Date.now();
   apply({
     apiVersion: 'batch/v1',
@@ -145,7 +127,7 @@ test('a Job with the labelled pod template completes: the native sidecar does no
   });
   await waitUntil('Job once Complete', 90_000, async () => kubectl('get', 'job', 'once', '-n', ns, '--no-headers').trim().split(/\s+/)[1] === 'Complete', 500);
   const job = kubectl('get', 'job', 'once', '-n', ns, '--no-headers').trim().split(/\s+/);
-  const rows = podRows('app=once');
+  const rows = podRowsOf('app=once');
   console.log(`# Job once ${job[1]} ${job[2]} in ${Date.now() - t0} ms; pod ${rows.map((r) => `${r.name} ${r.ready} ${r.status} ${r.restarts}`).join('; ')}`);
   assert.deepEqual([job[1], job[2]], ['Complete', '1/1']);
   assert.deepEqual(rows.map((r) => [r.ready, r.status]), [['0/2', 'Completed']], 'both containers stopped, the pod Succeeded');

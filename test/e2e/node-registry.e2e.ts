@@ -18,7 +18,7 @@ import { BIN_DIR, REPO_ROOT, type Cluster } from '../cluster/harness.ts';
 import { NODE_IMAGES } from '../cluster/node.ts';
 import { NODE_PRIVATE_IMAGES, PRIVATE_REGISTRY_HOST, privateRegistryCredentials } from '../cluster/node-registry.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode } from './node-support.ts';
+import { kubectlOn, nodeMissing, onTheNode, podRows, skipWithoutNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -77,7 +77,7 @@ function pod(namespace: string, name: string, o: { image?: string; labelled?: bo
 
 /** READY and STATUS of a pod as `kubectl get pods` shows them. */
 function row(namespace: string, name: string): { ready: string; status: string } {
-  const [, ready, status] = kubectl('get', 'pod', name, '-n', namespace, '--no-headers').trim().split(/\s+/) as [string, string, string];
+  const { ready, status } = podRows(cluster, namespace, name)[0]!;
   return { ready, status };
 }
 
@@ -98,10 +98,7 @@ async function untilRunning(namespace: string, name: string, ready: string, seen
   return Date.now() - t0;
 }
 
-function skipWithoutNode(t: TestContext): boolean {
-  if (noNode) t.skip(`no node: ${noNode}`);
-  return noNode !== undefined;
-}
+const skip = (t: TestContext): boolean => skipWithoutNode(t, noNode);
 
 before(async () => {
   ({ cluster, tls, port, values } = await prepare({ licenseKey: LICENSE, image: { repository: PRIVATE_REPOSITORY, tag: PRIVATE_TAG } }));
@@ -121,7 +118,7 @@ after(async () => {
 });
 
 test('control: the private registry refuses a pull without credentials (ErrImagePull/ImagePullBackOff, 401); with the pull Secret the pod runs', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const ns = await createNamespace(cluster, 'e2e-registry-control');
   namespaces.push(ns);
   create(pullSecret(ns));
@@ -145,7 +142,7 @@ test('control: the private registry refuses a pull without credentials (ErrImage
 });
 
 test('labelled pod, namespace set up by pando setup-namespace (the pull Secret copied): injected, Running 2/2, the sidecar pulled from the private registry', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const ns = await createNamespace(cluster, 'e2e-registry-ready');
   namespaces.push(ns);
   const setup = await runPando(cluster.kubeconfigPath, ['setup-namespace', ns]);
@@ -177,7 +174,7 @@ test('labelled pod, namespace set up by pando setup-namespace (the pull Secret c
 });
 
 test('labelled pod, namespace without the pull Secret: not injected (namespace-not-ready, kubectl shows why), Running 1/1, never ErrImagePull or ImagePullBackOff', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const ns = await createNamespace(cluster, 'e2e-registry-missing');
   namespaces.push(ns);
   await setupProtectedNamespace(cluster, ns, LICENSE); // ServiceAccount, RoleBinding, license: no pull Secret
@@ -213,7 +210,7 @@ test('labelled pod, namespace without the pull Secret: not injected (namespace-n
 });
 
 test('what the namespace check prevents: with it off (PANDO_NAMESPACE_CHECK=false), the same pod is injected and its sidecar never pulls (Init:ErrImagePull / Init:ImagePullBackOff)', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const ns = await createNamespace(cluster, 'e2e-registry-unchecked');
   namespaces.push(ns);
   await setupProtectedNamespace(cluster, ns, LICENSE);

@@ -1,6 +1,7 @@
 // What the e2e files that run pods on the node (test/cluster/node.ts) share: the pod-spec part that
 // puts a pod there, and kubectl against the e2e cluster as a user would run it.
 import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
@@ -30,4 +31,31 @@ export async function nodeMissing(cluster: Cluster): Promise<string | undefined>
   const why = node.status === 404 ? 'the cluster has none (run as root with containerd; PANDO_NODE=0 turns it off)' : `node ${NODE_NAME} is not Ready`;
   console.log(`# skipped: no node: ${why}`);
   return why;
+}
+
+/** Skips the test, with the reason, when the cluster has no node (`why` from nodeMissing). */
+export function skipWithoutNode(t: TestContext, why: string | undefined): boolean {
+  if (why) t.skip(`no node: ${why}`);
+  return why !== undefined;
+}
+
+/** A pod as `kubectl get pods` shows it. */
+export interface PodRow {
+  name: string;
+  ready: string;
+  status: string;
+  restarts: string;
+}
+
+export const rowText = (r: PodRow): string => `${r.name} ${r.ready} ${r.status} ${r.restarts}`;
+
+/** `kubectl get pods -n NAMESPACE SELECT...` (pod names or `-l SELECTOR`), as the table shows them. */
+export function podRows(cluster: Cluster, namespace: string, ...select: string[]): PodRow[] {
+  return kubectlOn(cluster, 'get', 'pods', '-n', namespace, ...select, '--no-headers')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      const [name, ready, status, restarts] = l.trim().split(/\s+/) as [string, string, string, string];
+      return { name, ready, status, restarts };
+    });
 }

@@ -20,7 +20,7 @@ import { ANNOTATION_ROLLOUT_TARGET, ENV, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, RO
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
 import { NODE_IMAGES, STANDIN_VERSIONS } from '../cluster/node.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode } from './node-support.ts';
+import { kubectlOn, nodeMissing, onTheNode, skipWithoutNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -129,10 +129,7 @@ function assertAllRun(version: string): Map<string, PodView> {
   return pods;
 }
 
-function skipWithoutNode(t: TestContext): boolean {
-  if (noNode) t.skip(`no node: ${noNode}`);
-  return noNode !== undefined;
-}
+const skip = (t: TestContext): boolean => skipWithoutNode(t, noNode);
 
 /** helm upgrade to sidecar tag `tag` with the rollout on, and the local webhook restarted with the chart's env (a pass every second). */
 async function upgradeTo(tag: string): Promise<void> {
@@ -232,7 +229,7 @@ after(async () => {
 let controlPod = '';
 
 test(`control first, then 6 labelled Deployments in 2 namespaces run on the node: every pod Running 2/2 with sidecar ${FIRST}`, async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   let t0 = Date.now();
   await apps().createNamespacedDeployment({ namespace: team, body: deployment('control', false) });
   await waitUntil('Deployment control READY 1/1', 90_000, async () => kubectl('get', 'deployment', 'control', '-n', team, '--no-headers').trim().split(/\s+/)[1] === '1/1', 500);
@@ -254,7 +251,7 @@ test(`control first, then 6 labelled Deployments in 2 namespaces run on the node
 let goodPods = new Map<string, PodView>();
 
 test(`a good version (${GOOD}): the canary namespace first, then the other, at most 2 at once; every pod Running 2/2 with sidecar ${GOOD}`, async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const t0 = Date.now();
   await upgradeTo(GOOD);
   const target = (await status()).report.target as string;
@@ -278,7 +275,7 @@ test(`a good version (${GOOD}): the canary namespace first, then the other, at m
 });
 
 test(`a bad version (${BAD}): the canary's new sidecar crash-loops on the kubelet, the rollout pauses, the old pod keeps serving, nothing else is restarted; ${FIXED} and pando rollout resume finish it`, async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   assert.equal(goodPods.size, 6, `the good upgrade ran first`);
   let t0 = Date.now();
   await upgradeTo(BAD);

@@ -22,7 +22,7 @@ import type { Cluster } from '../cluster/harness.ts';
 import { freePort } from '../cluster/free-port.ts';
 import { NODE_IMAGES, STANDIN_VERSIONS } from '../cluster/node.ts';
 import { deployProduct, prepare, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode } from './node-support.ts';
+import { kubectlOn, nodeMissing, onTheNode, skipWithoutNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -65,10 +65,7 @@ function deployment(name: string, labelled: boolean, replicas = 1): V1Deployment
   };
 }
 
-function skipWithoutNode(t: TestContext): boolean {
-  if (noNode) t.skip(`no node: ${noNode}`);
-  return noNode !== undefined;
-}
+const skip = (t: TestContext): boolean => skipWithoutNode(t, noNode);
 
 /** `kubectl get pods` columns of a Deployment's pods: NAME READY STATUS RESTARTS. */
 function table(app: string, namespace = ns): string[][] {
@@ -111,7 +108,7 @@ after(async () => {
 });
 
 test('control: an unlabelled Deployment runs on the node (READY 1/1, no sidecar)', async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const t0 = Date.now();
   await apps().createNamespacedDeployment({ namespace: ns, body: deployment('control', false) });
   await waitUntil('Deployment control READY 1/1', 90_000, async () => kubectl('get', 'deployment', 'control', '-n', ns, '--no-headers').trim().split(/\s+/)[1] === '1/1', 500);
@@ -122,7 +119,7 @@ test('control: an unlabelled Deployment runs on the node (READY 1/1, no sidecar)
 });
 
 test(`a sidecar image that does not exist (127.0.0.1:<closed port>/${STANDIN}:${MISSING_TAG}): sidecar-failing with the kubelet's reason, gauge, Events on pod and Deployment`, async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   await install(`127.0.0.1:${closedPort}/${STANDIN}`, MISSING_TAG);
   const t0 = Date.now();
   await apps().createNamespacedDeployment({ namespace: ns, body: deployment('pull', true) });
@@ -170,7 +167,7 @@ test(`a sidecar image that does not exist (127.0.0.1:<closed port>/${STANDIN}:${
 });
 
 test(`the stand-in told to crash (${STANDIN}:${CRASH}): sidecar-failing CrashLoopBackOff; with an unprotected pod in the same Deployment nothing is restarted; pando doctor exits 1 naming both`, async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   await install(STANDIN, CRASH);
   let t0 = Date.now();
   await apps().createNamespacedDeployment({ namespace: ns, body: deployment('crash', true) });
@@ -232,7 +229,7 @@ test(`the stand-in told to crash (${STANDIN}:${CRASH}): sidecar-failing CrashLoo
 });
 
 test(`the license Secret gone with namespaceCheck=false: CreateContainerConfigError, counted and reported; pando setup-namespace (doctor's fix) makes the same pod run`, async (t) => {
-  if (skipWithoutNode(t)) return;
+  if (skip(t)) return;
   const good = STANDIN_VERSIONS.good[0];
   await install(STANDIN, good, { namespaceCheck: false });
   assert.equal(deployed!.env[ENV.namespaceCheck], 'false');

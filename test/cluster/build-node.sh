@@ -52,9 +52,12 @@ gobuild "$out/bin/pando-sidecar" "$root/test/sidecar-standin" .
 # node.ts): the same binary, one image per version (PANDO_STANDIN_VERSION in its config, so each
 # has its own image ID and the kubelet reports the tag the pod named); the crash version's config
 # also sets PANDO_STANDIN_CRASH, which makes the stand-in log why and exit 1 at every start.
-for version in 0.1.0 0.2.0 0.3.1 0.3.0-crash; do
+# The slow version's sets PANDO_STANDIN_READY_DELAY=3s: it is ready 3 s after it starts
+# (test/e2e/node-startup-probe.e2e.ts).
+for version in 0.1.0 0.2.0 0.3.1 0.3.0-crash 0.3.3-slow; do
   crash=()
   [[ "$version" == *-crash ]] && crash=(-env "PANDO_STANDIN_CRASH=the e2e's bad sidecar version")
+  [[ "$version" == *-slow ]] && crash=(-env "PANDO_STANDIN_READY_DELAY=3s")
   "$out/bin/ociimage" -out "$out/images/sidecar-standin-$version.tar" -name "pando.test/sidecar-standin:$version" \
     -entrypoint /pando-sidecar -user 65532:65532 -file "$out/bin/pando-sidecar:/pando-sidecar" -env "PANDO_STANDIN_VERSION=$version" "${crash[@]}"
 done

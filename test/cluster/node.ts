@@ -26,10 +26,12 @@ export const NODE_IMAGES = { pause: 'pando.test/pause:1', sidecar: 'pando.test/s
 /**
  * The stand-in's versions, each its own image `pando.test/sidecar-standin:<version>` (built by
  * build-node.sh, which lists the same): good ones, and one whose sidecar exits 1 at every start
- * (CrashLoopBackOff on the kubelet), for the rollout on the node (test/e2e/rollout-node.e2e.ts).
+ * (CrashLoopBackOff on the kubelet), for the rollout on the node (test/e2e/rollout-node.e2e.ts);
+ * one ready 3 s after it starts, for the startup probe (test/e2e/node-startup-probe.e2e.ts).
  */
-export const STANDIN_VERSIONS = { good: ['0.1.0', '0.2.0', '0.3.1'], crash: '0.3.0-crash' } as const;
-const STANDIN_TARS = [...STANDIN_VERSIONS.good, STANDIN_VERSIONS.crash].map((v) => `sidecar-standin-${v}.tar`);
+export const STANDIN_VERSIONS = { good: ['0.1.0', '0.2.0', '0.3.1'], crash: '0.3.0-crash', slow: '0.3.3-slow' } as const;
+const STANDIN_ALL = [...STANDIN_VERSIONS.good, STANDIN_VERSIONS.crash, STANDIN_VERSIONS.slow];
+const STANDIN_TARS = STANDIN_ALL.map((v) => `sidecar-standin-${v}.tar`);
 
 const SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'] as const;
 const IPTABLES_TABLES = ['filter', 'nat', 'mangle'] as const;
@@ -379,7 +381,7 @@ export async function startNode(o: NodeOptions): Promise<void> {
     const r = ctr('images', 'import', join(p.nodeToolsDir, 'images', tar));
     if (r.status !== 0) throw new Error(`ctr images import ${tar}: ${r.stderr.trim()}`);
   }
-  o.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2]} ready; images ${Object.values(NODE_IMAGES).join(', ')} and the stand-in's versions ${[...STANDIN_VERSIONS.good, STANDIN_VERSIONS.crash].join(', ')} imported`);
+  o.log(`containerd ${spawnSync('containerd', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ')[2]} ready; images ${Object.values(NODE_IMAGES).join(', ')} and the stand-in's versions ${STANDIN_ALL.join(', ')} imported`);
 
   const [port, healthzPort] = [await freePort(), await freePort()];
   writeFileSync(join(p.dir, 'kubelet.yaml'), kubeletConfig(p.dir, port, healthzPort));

@@ -14,7 +14,9 @@
 //   - PANDO_STANDIN_VERSION: logged at start (each version is its own image, so the kubelet reports
 //     the tag the pod asked for);
 //   - PANDO_STANDIN_CRASH: the bad version: logs why, then exits 1 at once, every start, so the
-//     kubelet restarts it with back-off (CrashLoopBackOff).
+//     kubelet restarts it with back-off (CrashLoopBackOff);
+//   - PANDO_STANDIN_READY_DELAY: the slow version: runs this long (a Go duration) before it writes
+//     the ready file, as a real sidecar loading its policy does (test/e2e/node-startup-probe.e2e.ts).
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 const defaultReadyFile = "/dev/shm/pando-sidecar-ready"
@@ -61,6 +64,20 @@ func main() {
 	logf("mode=%s uid=%d (license key present)", mode, os.Getuid())
 	if version != "" {
 		logf("version=%s", version)
+	}
+	if delay := os.Getenv("PANDO_STANDIN_READY_DELAY"); delay != "" {
+		d, err := time.ParseDuration(delay)
+		if err != nil {
+			logf("PANDO_STANDIN_READY_DELAY=%q is not a duration; exiting 1", delay)
+			os.Exit(1)
+		}
+		logf("getting ready (%s)", d)
+		select {
+		case <-time.After(d):
+		case s := <-stop:
+			logf("%s before ready: exiting 0", s)
+			os.Exit(0)
+		}
 	}
 	if err := os.WriteFile(readyFile, []byte(mode+"\n"), 0o644); err != nil {
 		logf("cannot write the ready file %s: %v; exiting 1", readyFile, err)

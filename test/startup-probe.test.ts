@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import { loadConfig } from '../app/config.ts';
+import { planRollout, podHealth } from '../app/controllers/rollout-plan.ts';
 import { ENV } from '../app/contract.ts';
 import { ConfigError } from '../app/errors.ts';
 import { planInjection } from '../app/inject/sidecar.ts';
@@ -100,5 +101,31 @@ describe('sidecar.startupProbe: injection', () => {
     assert.notEqual(resources.configHash, without.configHash, 'the same rule as resources');
     const other = planInjection(loadConfig({ [NAME]: JSON.stringify({ ...STANDIN, failureThreshold: 10 }) }));
     assert.notEqual(other.configHash, withProbe.configHash, 'another probe is another config');
+  });
+});
+
+describe('sidecar.startupProbe: the rollout reads a sidecar still probing as starting, not failing', () => {
+  // The sidecar's status while its probe has not passed yet, as the node showed it: running,
+  // started false, ready false (kubelet v1.37.2 prober_manager: a restartable init container is
+  // Ready only once started).
+  const TARGET = { version: '1.0.0', configHash: 'bbbbbbbbbbbb' };
+  const pod = {
+    metadata: { name: 'web-1', annotations: { 'pandocore.xyz/status': 'injected', 'pandocore.xyz/version': TARGET.version, 'pandocore.xyz/config-hash': TARGET.configHash } },
+    status: { initContainerStatuses: [{ name: 'pando-sidecar', ready: false, started: false, restartCount: 0, state: { running: { startedAt: '2026-12-06T10:01:31Z' } } }] },
+  };
+
+  it('podHealth: current, not Ready, no problem, no restart; the plan waits, no pause', () => {
+    const health = podHealth(pod, TARGET, 'pando-sidecar');
+    assert.deepEqual({ current: health.current, sidecarReady: health.sidecarReady, restartCount: health.restartCount, problem: health.problem }, { current: true, sidecarReady: false, restartCount: 0, problem: undefined });
+    const now = Date.parse('2026-12-06T10:01:40Z');
+    const plan = planRollout({
+      target: TARGET,
+      workloads: [{ kind: 'Deployment', namespace: 'shop', name: 'web', size: 1, manual: false, canary: false, restartedFor: `${TARGET.version}/${TARGET.configHash}`, restartedAt: now - 9000, complete: false, progressDeadlineExceeded: false, pods: [health] }],
+      state: { paused: false },
+      limits: { maxConcurrent: 4, soakMs: 30_000, readyDeadlineMs: 60_000 },
+      now,
+    });
+    assert.equal(plan.pause, undefined, 'no pause while the probe runs');
+    assert.equal(plan.verdicts.get('shop/Deployment/web')?.state, 'in-progress');
   });
 });

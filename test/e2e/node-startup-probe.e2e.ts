@@ -99,6 +99,14 @@ async function watch(namespace: string, name: string, ms: number, done: (p: any,
   const deadline = Date.now() + ms;
   let lastRow = 0;
   for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
+    // kubectl's row first, then the JSON: the JSON a check reads is never older than the row.
+    if (Date.now() - lastRow >= 500) {
+      lastRow = Date.now();
+      t.row = podRow(namespace, name);
+      if (t.statuses.at(-1) !== t.row.status) t.statuses.push(t.row.status);
+      const [ready, all] = t.row.ready.split('/');
+      if (t.allReadySeen === undefined && t.row.status === 'Running' && ready === all) t.allReadySeen = Date.now();
+    }
     const p = await getPod(namespace, name);
     const now = Date.now();
     const sidecar = sidecarOf(p);
@@ -110,14 +118,7 @@ async function watch(namespace: string, name: string, ms: number, done: (p: any,
       if (sidecar?.ready !== true) t.appBeforeSidecarReady++;
     }
     t.last = p;
-    if (now - lastRow >= 500) {
-      lastRow = now;
-      t.row = podRow(namespace, name);
-      if (t.statuses.at(-1) !== t.row.status) t.statuses.push(t.row.status);
-      const [ready, all] = t.row.ready.split('/');
-      if (t.allReadySeen === undefined && t.row.status === 'Running' && ready === all) t.allReadySeen = Date.now();
-      if (done(p, t.row)) break;
-    }
+    if (done(p, t.row)) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   return t;
@@ -195,7 +196,7 @@ test('control, no startup probe: with the crashing sidecar version the app start
   if (skipWithoutNode(t)) return;
   await useChart(STANDIN_VERSIONS.crash);
   create(pod(ns.plain, 'crash-unprobed', true));
-  const w = await watch(ns.plain, 'crash-unprobed', 60_000, (p, r) => appOf(p)?.state?.running !== undefined && Number(r.restarts) >= 1);
+  const w = await watch(ns.plain, 'crash-unprobed', 60_000, (p) => appOf(p)?.state?.running !== undefined && sidecarOf(p)?.restartCount >= 1);
   const sidecar = sidecarOf(w.last);
   console.log(`# no probe, crashing sidecar: ${w.row.ready} ${w.row.status} restarts ${w.row.restarts}; app ${JSON.stringify(appOf(w.last)?.state)}; sidecar restartCount ${sidecar?.restartCount}; STATUS ${w.statuses.join(' -> ')}`);
   assert.ok(appOf(w.last)?.state?.running, 'the app runs without a working sidecar');

@@ -4,6 +4,7 @@
 
 import { ENV, LABEL_ROLLOUT_CANARY, LICENSE_SECRET_KEY, LICENSE_SECRET_NAME, MODES, type Mode } from './contract.ts';
 import { ConfigError } from './errors.ts';
+import { parseStartupProbe, startupBudgetSeconds, type StartupProbe } from './startup-probe.ts';
 import { builtInNamespaceSelector, DEFAULT_OBJECT_SELECTOR, SELECTOR_OPERATORS, type LabelSelector } from './pods/selection.ts';
 
 export interface ResourceList {
@@ -31,6 +32,11 @@ export interface SidecarConfig {
   readonly imagePullSecrets: readonly string[];
   /** Pod-level resources without room for the sidecar: skip the pod, or grow them by the sidecar's. */
   readonly podResources: (typeof POD_RESOURCES_POLICIES)[number];
+  /**
+   * The sidecar's startup probe; undefined: none (the default). With one, the kubelet starts the
+   * pod's next init container and the app only once it succeeds (native sidecar).
+   */
+  readonly startupProbe?: StartupProbe;
 }
 
 export const PULL_POLICIES = ['IfNotPresent', 'Always', 'Never'] as const;
@@ -350,6 +356,10 @@ function selfSignedConfig(env: Env, namespace: string): SelfSignedConfig {
   });
 }
 
+function optionalProbe(probe: StartupProbe | undefined): { startupProbe?: StartupProbe } {
+  return probe ? { startupProbe: probe } : {};
+}
+
 export function loadConfig(env: Env): Config {
   const image = raw(env, ENV.sidecarImage) ?? DEFAULT_SIDECAR_IMAGE;
   if (/\s/.test(image)) throw new ConfigError(ENV.sidecarImage, `"${image}" is not an image reference`);
@@ -420,6 +430,7 @@ export function loadConfig(env: Env): Config {
       pullPolicy: oneOf(env, ENV.sidecarPullPolicy, PULL_POLICIES, 'IfNotPresent'),
       imagePullSecrets: Object.freeze(secretNames(env, ENV.sidecarPullSecrets)),
       podResources: oneOf(env, ENV.sidecarPodResources, POD_RESOURCES_POLICIES, 'skip'),
+      ...optionalProbe(parseStartupProbe(ENV.sidecarStartupProbe, env[ENV.sidecarStartupProbe])),
     }),
     bodyLimitBytes: positiveInt(env, ENV.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES, 64 * 1024 * 1024),
     reviewBytesInFlight: positiveInt(env, ENV.reviewBytesInFlight, DEFAULT_REVIEW_BYTES_IN_FLIGHT, 1024 * 1024 * 1024),
@@ -435,6 +446,11 @@ export function loadConfig(env: Env): Config {
   }
   if (config.bodyStallMs > config.bodyTimeoutMs) {
     throw new ConfigError(ENV.bodyStallMs, `must not be longer than ${ENV.bodyTimeoutMs} (${config.bodyTimeoutMs})`);
+  }
+  const probe = config.sidecar.startupProbe;
+  if (probe && config.rollout && startupBudgetSeconds(probe) * 1000 >= config.rollout.readyDeadlineMs) {
+    // The rollout would judge a new sidecar that is still within its probe's budget not Ready, and pause.
+    throw new ConfigError(ENV.sidecarStartupProbe, `allows ${startupBudgetSeconds(probe)} s to start (initialDelaySeconds + periodSeconds x failureThreshold), not less than ${ENV.rolloutReadyDeadlineSeconds} (${config.rollout.readyDeadlineMs / 1000})`);
   }
   if (config.port === config.metricsPort) {
     throw new ConfigError(ENV.metricsPort, `must differ from ${ENV.port} (${config.port})`);

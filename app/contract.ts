@@ -70,6 +70,8 @@ export const ENV = {
   sidecarPullPolicy: 'PANDO_SIDECAR_IMAGE_PULL_POLICY',
   sidecarPullSecrets: 'PANDO_SIDECAR_IMAGE_PULL_SECRETS',
   sidecarPodResources: 'PANDO_SIDECAR_POD_RESOURCES',
+  /** The sidecar's startup probe as JSON (the chart's sidecar.startupProbe); unset or {}: none. */
+  sidecarStartupProbe: 'PANDO_SIDECAR_STARTUP_PROBE',
   bodyLimitBytes: 'PANDO_BODY_LIMIT_BYTES',
   reviewBytesInFlight: 'PANDO_REVIEW_BYTES_IN_FLIGHT',
   bodyTimeoutMs: 'PANDO_BODY_TIMEOUT_MS',

@@ -2,6 +2,7 @@
 // table are all generated from VALUES below, so helm rejects what the constructs would reject.
 import { MODES } from '../app/contract.ts';
 import { DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_SIDECAR_RESOURCES, WATCHDOG_HEAL_MODES } from '../app/config.ts';
+import { STARTUP_PROBE_SCHEMA } from '../app/startup-probe.ts';
 
 export interface ResourceRequirements {
   requests?: Record<string, string | number>;
@@ -39,6 +40,7 @@ export interface Values {
     native: boolean;
     resources: ResourceRequirements;
     podResources: 'skip' | 'grow';
+    startupProbe: Record<string, unknown>;
   };
   resources: ResourceRequirements;
   timeoutSeconds: number;
@@ -220,6 +222,7 @@ export const VALUES: Group = {
           ...resourcesSchema({ requests: { ...DEFAULT_SIDECAR_RESOURCES.requests }, limits: { ...DEFAULT_SIDECAR_RESOURCES.limits } }),
           required: ['requests', 'limits'],
         }),
+        startupProbe: leaf('Opt-in startup probe of the sidecar (a Kubernetes probe: exactly one of exec, httpGet, tcpSocket, grpc, with initialDelaySeconds, periodSeconds, timeoutSeconds, failureThreshold; no host). Empty: none, and the kubelet starts the app as soon as the sidecar runs. Set: it starts the app only once the probe succeeds, so a sidecar that never gets ready keeps the app from starting (Init:0/1, then restarts: the watchdog reports sidecar-failing). Pods injected without it count as stale.', { ...STARTUP_PROBE_SCHEMA, default: {} }),
         podResources: leaf('Pods with pod-level resources that leave no room for the sidecar: skip them (with a warning), or grow grows the pod-level requests and limits by the sidecar\'s.', { type: 'string', enum: ['skip', 'grow'], default: 'skip' }),
       },
     },

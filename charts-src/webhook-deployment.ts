@@ -8,7 +8,7 @@ import { Construct } from 'constructs';
 import type { IDeploymentSpec } from 'kubernetes-models/apps/v1/DeploymentSpec';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import { ENV, PATH_HEALTHZ, PATH_READYZ } from '../app/contract.ts';
-import { present } from './binding.ts';
+import { isEmpty, present } from './binding.ts';
 import { NAMES, PORTS, type PandoContext } from './context.ts';
 import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
 import { ROLLOUT_ENABLED, rolloutEnabled } from './rollout-config-map.ts';
@@ -72,6 +72,8 @@ export class WebhookDeployment extends Construct {
       { name: ENV.sidecarPodResources, value: b.str('$.Values.sidecar.podResources', v.sidecar.podResources) },
       { name: ENV.sidecarNative, value: b.str('$.Values.sidecar.native', String(v.sidecar.native)) },
       { name: ENV.sidecarResources, value: b.str('toJson $.Values.sidecar.resources', sortedJson(v.sidecar.resources)) },
+      // Only when set: without it the Deployment is what it was.
+      b.when('$.Values.sidecar.startupProbe', !isEmpty(v.sidecar.startupProbe), { name: ENV.sidecarStartupProbe, value: b.str('toJson $.Values.sidecar.startupProbe', sortedJson(v.sidecar.startupProbe ?? {})) }),
       { name: ENV.logLevel, value: b.str('$.Values.logLevel', v.logLevel) },
       // A body that has not arrived in 40 % of the API server's timeout is refused (issue 23 item 1),
       // so an honest review behind it still has the rest.

@@ -22,6 +22,7 @@ export const INJECTION_ENV = [
   ENV.sidecarPullPolicy,
   ENV.sidecarPullSecrets,
   ENV.sidecarPodResources,
+  ENV.sidecarStartupProbe,
 ] as const;
 
 export type InjectionEnv = Partial<Record<(typeof INJECTION_ENV)[number], string>>;

@@ -58,6 +58,10 @@ function sidecarTemplate(config: Config): Omit<Container, 'env'> {
       seccompProfile: { type: 'RuntimeDefault' },
     },
     terminationMessagePolicy: 'FallbackToLogsOnError',
+    // Opt-in (sidecar.startupProbe): the kubelet then starts the app once the sidecar is ready, not
+    // once it runs. Absent when unset, so the template, and the config hash of every pod injected
+    // without it, stay what they were.
+    ...(sidecar.startupProbe ? { startupProbe: structuredClone(sidecar.startupProbe) as Record<string, unknown> } : {}),
   };
 }
 

@@ -214,6 +214,43 @@ describe('values: the schema accepts and refuses', () => {
   test('a namespaceSelector operator Kubernetes does not know', () => rejects({ ...base, webhook: { namespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Maybe' }] } } }, /operator/));
 });
 
+describe('values: sidecar.startupProbe', () => {
+  const probe = { exec: { command: ['/pando-sidecar', 'probe'] }, periodSeconds: 1, failureThreshold: 30 };
+
+  test('unset (the default {}): no env var, the Deployment is what it was', () => {
+    ok(!(ENV.sidecarStartupProbe in env(helmTemplate(base))));
+    ok(!(ENV.sidecarStartupProbe in env(helmTemplate({ ...base, sidecar: { startupProbe: null } }))), 'null is no probe too');
+  });
+
+  test('set: the webhook gets it as JSON and accepts it', () => {
+    const json = env(helmTemplate({ ...base, sidecar: { startupProbe: probe } }))[ENV.sidecarStartupProbe]!;
+    deepStrictEqual(JSON.parse(json), probe);
+    deepStrictEqual(loadConfig({ [ENV.sidecarStartupProbe]: json }).sidecar.startupProbe, probe);
+  });
+
+  test('--set sidecar.startupProbe.tcpSocket.port=9000 reaches a config the webhook accepts', () => {
+    const r = helmTemplateRaw(base, undefined, ['--set', 'sidecar.startupProbe.tcpSocket.port=9000']);
+    equal(r.status, 0, r.stderr);
+    const json = (container(parseObjects(r.stdout)).env as { name: string; value?: string }[]).find((e) => e.name === ENV.sidecarStartupProbe)?.value ?? '';
+    deepStrictEqual(loadConfig({ [ENV.sidecarStartupProbe]: json }).sidecar.startupProbe, { tcpSocket: { port: 9000 } });
+  });
+
+  const rejects = (values: unknown, message: RegExp) => {
+    const r = helmTemplateRaw(values);
+    ok(r.status !== 0, 'helm accepted the values');
+    match(r.stderr, message);
+  };
+  test('helm refuses a probe host (Pod Security baseline refuses it)', () => rejects({ ...base, sidecar: { startupProbe: { httpGet: { path: '/', port: 80, host: 'x' } } } }, /startupProbe/));
+  test('helm refuses two handlers and none', () => {
+    rejects({ ...base, sidecar: { startupProbe: { exec: { command: ['a'] }, tcpSocket: { port: 1 } } } }, /startupProbe/);
+    rejects({ ...base, sidecar: { startupProbe: { periodSeconds: 1 } } }, /startupProbe/);
+  });
+  test('helm refuses periodSeconds 0 and successThreshold 2', () => {
+    rejects({ ...base, sidecar: { startupProbe: { ...probe, periodSeconds: 0 } } }, /periodSeconds/);
+    rejects({ ...base, sidecar: { startupProbe: { ...probe, successThreshold: 2 } } }, /successThreshold/);
+  });
+});
+
 describe('values: NOTES.txt follows them', () => {
   // helm template leaves NOTES.txt out; the same text rendered as a template of a copy of the chart.
   const notes = (values: unknown): string => {

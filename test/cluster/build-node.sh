@@ -57,16 +57,19 @@ gobuild "$out/bin/pando-sidecar" "$root/test/sidecar-standin" .
 "$out/bin/ociimage" -out "$out/images/pause.tar" -name pando.test/pause:1 -entrypoint /pause -file "$out/bin/pause:/pause"
 "$out/bin/ociimage" -out "$out/images/sidecar-standin.tar" -name pando.test/sidecar-standin:1 \
   -entrypoint /pando-sidecar -user 65532:65532 -file "$out/bin/pando-sidecar:/pando-sidecar"
-# The stand-in's versions for test/e2e/rollout-node.e2e.ts and node-heal.e2e.ts (keep equal to
-# STANDIN_VERSIONS in node.ts): the same binary, one image per version (PANDO_STANDIN_VERSION in its
-# config, so each has its own image ID and the kubelet reports the tag the pod named); the crash
-# version's config also sets PANDO_STANDIN_CRASH, which makes the stand-in log why and exit 1 at
-# every start; the oom version's sets PANDO_STANDIN_ALLOC_MIB=256, twice the chart's sidecar memory
-# limit (128Mi), so the kernel kills it 2 s after it is ready (OOMKilled).
-for version in 0.1.0 0.2.0 0.3.1 0.3.0-crash 0.3.2-oom; do
+# The stand-in's versions for test/e2e/rollout-node.e2e.ts, node-heal.e2e.ts and
+# node-startup-probe.e2e.ts (keep equal to STANDIN_VERSIONS in node.ts): the same binary, one image
+# per version (PANDO_STANDIN_VERSION in its config, so each has its own image ID and the kubelet
+# reports the tag the pod named); the crash version's config also sets PANDO_STANDIN_CRASH, which
+# makes the stand-in log why and exit 1 at every start; the oom version's sets
+# PANDO_STANDIN_ALLOC_MIB=256, twice the chart's sidecar memory limit (128Mi), so the kernel kills it
+# 2 s after it is ready (OOMKilled); the slow version's sets PANDO_STANDIN_READY_DELAY=3s: it is
+# ready 3 s after it starts.
+for version in 0.1.0 0.2.0 0.3.1 0.3.0-crash 0.3.2-oom 0.3.3-slow; do
   extra=()
   [[ "$version" == *-crash ]] && extra=(-env "PANDO_STANDIN_CRASH=the e2e's bad sidecar version")
   [[ "$version" == *-oom ]] && extra=(-env "PANDO_STANDIN_ALLOC_MIB=256")
+  [[ "$version" == *-slow ]] && extra=(-env "PANDO_STANDIN_READY_DELAY=3s")
   "$out/bin/ociimage" -out "$out/images/sidecar-standin-$version.tar" -name "pando.test/sidecar-standin:$version" \
     -entrypoint /pando-sidecar -user 65532:65532 -file "$out/bin/pando-sidecar:/pando-sidecar" -env "PANDO_STANDIN_VERSION=$version" "${extra[@]}"
 done

@@ -29,10 +29,11 @@ export const NODE_IMAGES = { pause: 'pando.test/pause:1', sidecar: 'pando.test/s
  * build-node.sh, which lists the same): good ones and one whose sidecar exits 1 at every start
  * (CrashLoopBackOff on the kubelet), for the rollout on the node (test/e2e/rollout-node.e2e.ts);
  * one that allocates 256 MiB 2 s after it is ready, above the chart's 128Mi sidecar limit, so the kernel
- * OOM-kills it (test/e2e/node-heal.e2e.ts).
+ * OOM-kills it (test/e2e/node-heal.e2e.ts); one ready 3 s after it starts, for the startup probe
+ * (test/e2e/node-startup-probe.e2e.ts).
  */
-export const STANDIN_VERSIONS = { good: ['0.1.0', '0.2.0', '0.3.1'], crash: '0.3.0-crash', oom: '0.3.2-oom' } as const;
-const STANDIN_ALL = [...STANDIN_VERSIONS.good, STANDIN_VERSIONS.crash, STANDIN_VERSIONS.oom];
+export const STANDIN_VERSIONS = { good: ['0.1.0', '0.2.0', '0.3.1'], crash: '0.3.0-crash', oom: '0.3.2-oom', slow: '0.3.3-slow' } as const;
+const STANDIN_ALL = [...STANDIN_VERSIONS.good, STANDIN_VERSIONS.crash, STANDIN_VERSIONS.oom, STANDIN_VERSIONS.slow];
 const STANDIN_TARS = STANDIN_ALL.map((v) => `sidecar-standin-${v}.tar`);
 
 const SYSCTLS = ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops'] as const;

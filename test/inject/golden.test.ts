@@ -71,6 +71,11 @@ const EXPECTED_REASON: Record<string, string> = {
   'pull-secrets': 'injected',
   'pull-secret-missing': 'namespace-not-ready',
   'namespace-check-failed': 'namespace-check-failed',
+  // sidecar.startupProbe set: the sidecar gains it; a pod injected before the value was set is stale
+  // (its config hash differs, as after a resources change) and gets the sidecar replaced.
+  'startup-probe': 'injected',
+  'startup-probe-classic': 'injected',
+  'startup-probe-set-after-injection': 'reinjected',
 };
 
 async function post(c: GoldenCase, review: AdmissionReview): Promise<AdmissionReview> {

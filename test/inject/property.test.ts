@@ -70,15 +70,21 @@ function request(pod: Pod): AdmissionRequest {
 }
 
 describe('injection properties', () => {
+  const PROBE = JSON.stringify({ exec: { command: ['/pando-sidecar', 'probe'] }, periodSeconds: 1, failureThreshold: 30 });
   const plans = {
     native: planInjection(configFor({})),
     classic: planInjection(configFor({ PANDO_SIDECAR_NATIVE: 'false' })),
   };
+  // The same with sidecar.startupProbe set: another config of the same sidecar.
+  const probed = {
+    native: planInjection(configFor({ PANDO_SIDECAR_STARTUP_PROBE: PROBE })),
+    classic: planInjection(configFor({ PANDO_SIDECAR_NATIVE: 'false', PANDO_SIDECAR_STARTUP_PROBE: PROBE })),
+  };
 
   it(`holds for ${PROPERTY_RUNS} generated pods`, () => {
     fc.assert(
-      fc.property(podArb, ({ pod, native }) => {
-        const plan = native ? plans.native : plans.classic;
+      fc.property(podArb, fc.boolean(), ({ pod, native }, probe) => {
+        const plan = (probe ? probed : plans)[native ? 'native' : 'classic'];
         const before = structuredClone(pod);
         const first = review(request(pod), plan);
         assert.equal(first.reason, 'injected', first.message);
@@ -94,6 +100,7 @@ describe('injection properties', () => {
         const second = review(request(patched), plan);
         assert.equal(second.reason, 'already-injected');
         assert.deepEqual(second.patch, [], 'second review: empty patch');
+        assert.equal(findSidecars(patched)[0]?.startupProbe !== undefined, probe, 'the sidecar has a startup probe exactly when one is configured');
       }),
       { numRuns: PROPERTY_RUNS },
     );
@@ -108,6 +115,23 @@ describe('injection properties', () => {
         assert.equal(again.reason, 'reinjected');
         const patched = applyStrict(old, again.patch);
         assert.equal(findSidecars(patched).length, 1);
+        assert.deepEqual(review(request(patched), to).patch, []);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('replaces a sidecar injected before sidecar.startupProbe was set (or after it was unset), never adds a second', () => {
+    fc.assert(
+      fc.property(podArb, fc.boolean(), ({ pod, native }, set) => {
+        const kind = native ? 'native' : 'classic';
+        const [from, to] = set ? [plans[kind], probed[kind]] : [probed[kind], plans[kind]];
+        const old = applyStrict(pod, review(request(pod), from).patch);
+        const again = review(request(old), to);
+        assert.equal(again.reason, 'reinjected');
+        const patched = applyStrict(old, again.patch);
+        assert.equal(findSidecars(patched).length, 1);
+        assert.equal(findSidecars(patched)[0]?.startupProbe !== undefined, set);
         assert.deepEqual(review(request(patched), to).patch, []);
       }),
       { numRuns: 200 },

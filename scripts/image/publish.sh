@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # npm run image:publish -- REGISTRY/pando-webhook [TAG]
-# Pushes the image npm run image built (.tools/image/oci) unchanged, so the registry digest is the
-# build's digest. TLS verification is off only for a registry on the loopback address.
-# Prints the pinned reference REGISTRY/pando-webhook@sha256:... and writes it to .tools/image/published.
+# Pushes the image index npm run image built (.tools/image/oci) unchanged, with every platform's
+# image (skopeo copy --all), so the registry digest is the build's index digest. TLS verification
+# is off only for a registry on the loopback address.
+# Prints the pinned reference REGISTRY/pando-webhook@sha256:... (the index; a runtime picks its
+# platform from it) and writes it to .tools/image/published.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -22,8 +24,8 @@ tls=()
 case "${REPO%%/*}" in
   127.0.0.1|127.0.0.1:*|localhost|localhost:*|\[::1\]|\[::1\]:*) tls=(--dest-tls-verify=false) ;;
 esac
-log "skopeo copy $DIGEST -> $REPO:$TAG"
-skopeo copy --quiet --policy "$POLICY" "${tls[@]}" --digestfile "$IMAGE_DIR/pushed-digest" \
+log "skopeo copy --all $DIGEST ($(cut -f1 "$IMAGE_DIR/platforms.txt" | paste -sd " ")) -> $REPO:$TAG"
+skopeo copy --all --quiet --policy "$POLICY" "${tls[@]}" --digestfile "$IMAGE_DIR/pushed-digest" \
   "oci:$IMAGE_DIR/oci:$SRC_TAG" "docker://$REPO:$TAG"
 PUSHED="$(cat "$IMAGE_DIR/pushed-digest")"
 [ "$PUSHED" = "$DIGEST" ] || die "the registry has $PUSHED, the build is $DIGEST (the copy was converted)"

@@ -9,6 +9,7 @@
 //   ... https://127.0.0.1:${hook.port}/mutate ...
 //   await hook.stop();
 import { spawn, execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
@@ -23,10 +24,20 @@ const POLICY = join(REPO_ROOT, 'scripts/image/policy.json');
 /** Where the certificate directory is mounted in the image (PANDO_TLS_CERT_FILE points into it). */
 export const TLS_MOUNT_PATH = '/etc/pando-webhook/tls';
 
+export type Platform = 'linux/amd64' | 'linux/arm64';
+
+/** The platform this machine runs natively (what a runtime here picks from an image index). */
+export function hostPlatform(): Platform {
+  return process.arch === 'arm64' ? 'linux/arm64' : 'linux/amd64';
+}
+
 export interface PulledImage {
   ref: string;
-  /** Manifest digest, sha256:... */
+  /** The platform's image manifest digest, sha256:... (for an index: the entry of `platform`). */
   digest: string;
+  /** The digest `ref` resolves to: the image index (or the manifest, for a single-platform image). */
+  refDigest: string;
+  platform: Platform;
   /** The unpacked root filesystem, shared by every run of this digest; do not write to it. */
   rootfs: string;
   /** From the image config: what a runtime would start. */
@@ -42,26 +53,60 @@ function isLoopbackRegistry(ref: string): boolean {
   return /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(host);
 }
 
+/** REGISTRY/REPO of REGISTRY/REPO@sha256:... or REGISTRY/REPO:TAG. */
+function repositoryOf(ref: string): string {
+  const at = ref.indexOf('@');
+  if (at >= 0) return ref.slice(0, at);
+  const slash = ref.lastIndexOf('/');
+  const colon = ref.lastIndexOf(':');
+  return colon > slash ? ref.slice(0, colon) : ref;
+}
+
+const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
+
 /**
- * Copies `ref` (REGISTRY/REPO@sha256:... or :TAG) from the registry into an OCI layout and unpacks
- * it, once per digest, under .tools/image/pulled/. TLS verification is off for loopback registries.
+ * What `ref` resolves to in the registry, and the manifest digest of `platform` in it: an image
+ * index yields its entry for the platform (as a runtime on such a node picks it), a single image
+ * its own digest if its config has that platform. A pinned ref must resolve to exactly its digest.
  */
-export async function pullImage(ref: string): Promise<PulledImage> {
+async function resolvePlatform(ref: string, platform: Platform, tls: string[]): Promise<{ refDigest: string; digest: string }> {
+  const { stdout: raw } = await run('skopeo', ['inspect', '--raw', ...tls, `docker://${ref}`], { encoding: 'buffer', maxBuffer: 16 << 20 });
+  const refDigest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
   const pinned = /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1];
+  if (pinned && refDigest !== pinned) throw new Error(`${ref}: the registry served ${refDigest}`);
+  const doc = JSON.parse(raw.toString('utf8')) as { mediaType?: string; manifests?: { digest: string; platform?: { os: string; architecture: string } }[] };
+  if (doc.mediaType && INDEX_TYPES.includes(doc.mediaType)) {
+    const [os, architecture] = platform.split('/');
+    const entry = doc.manifests?.find((m) => m.platform?.os === os && m.platform?.architecture === architecture);
+    if (!entry) throw new Error(`${ref}: the index has no ${platform} image (${(doc.manifests ?? []).map((m) => `${m.platform?.os}/${m.platform?.architecture}`).join(', ')})`);
+    return { refDigest, digest: entry.digest };
+  }
+  const { stdout } = await run('skopeo', ['inspect', '--config', ...tls, `docker://${ref}`]);
+  const config = JSON.parse(stdout) as { os?: string; architecture?: string };
+  if (`${config.os}/${config.architecture}` !== platform) throw new Error(`${ref}: a ${config.os}/${config.architecture} image, not ${platform}`);
+  return { refDigest, digest: refDigest };
+}
+
+/**
+ * Copies the `platform` image of `ref` (REGISTRY/REPO@sha256:... or :TAG; an index or a single
+ * image) from the registry into an OCI layout and unpacks it, once per manifest digest, under
+ * .tools/image/pulled/. TLS verification is off for loopback registries.
+ */
+export async function pullImage(ref: string, platform: Platform = hostPlatform()): Promise<PulledImage> {
   const pulledDir = join(IMAGE_DIR, 'pulled');
   mkdirSync(pulledDir, { recursive: true });
-  let digest = pinned;
-  let bundle = pinned ? join(pulledDir, pinned.slice(7)) : undefined;
-  if (!bundle || !existsSync(join(bundle, 'config.json'))) {
+  const tls = isLoopbackRegistry(ref) ? ['--tls-verify=false'] : [];
+  const { refDigest, digest } = await resolvePlatform(ref, platform, tls);
+  const bundle = join(pulledDir, digest.slice(7));
+  if (!existsSync(join(bundle, 'config.json'))) {
     const work = mkdtempSync(join(pulledDir, 'tmp-'));
     try {
-      const tls = isLoopbackRegistry(ref) ? ['--src-tls-verify=false'] : [];
       const digestFile = join(work, 'digest');
-      await run('skopeo', ['copy', '--quiet', '--policy', POLICY, ...tls, '--digestfile', digestFile, `docker://${ref}`, `oci:${work}/oci:image`]);
-      digest = readFileSync(digestFile, 'utf8').trim();
-      if (pinned && digest !== pinned) throw new Error(`${ref}: the registry served ${digest}`);
+      const srcTls = tls.length > 0 ? ['--src-tls-verify=false'] : [];
+      await run('skopeo', ['copy', '--quiet', '--policy', POLICY, ...srcTls, '--digestfile', digestFile, `docker://${repositoryOf(ref)}@${digest}`, `oci:${work}/oci:image`]);
+      const copied = readFileSync(digestFile, 'utf8').trim();
+      if (copied !== digest) throw new Error(`${ref}: copied ${copied} for the ${platform} image ${digest}`);
       await run('umoci', ['unpack', '--image', `${work}/oci:image`, join(work, 'bundle')]);
-      bundle = join(pulledDir, digest.slice(7));
       try {
         renameSync(join(work, 'bundle'), bundle);
       } catch (err) {
@@ -77,7 +122,9 @@ export async function pullImage(ref: string): Promise<PulledImage> {
   };
   return {
     ref,
-    digest: digest as string,
+    digest,
+    refDigest,
+    platform,
     rootfs: join(bundle, 'rootfs'),
     uid: spec.process.user.uid,
     gid: spec.process.user.gid,
@@ -116,6 +163,12 @@ function httpsStatus(port: number, path: string, caPem: string | undefined): Pro
 export interface ImageWebhookOptions {
   /** REGISTRY/pando-webhook@sha256:... (a tag works too). */
   ref: string;
+  /**
+   * Which image of an index to run; default the host's. Another architecture runs under qemu-user
+   * through binfmt_misc (scripts/image/host-arm64.sh registers it with the F flag, so the
+   * interpreter needs no file inside the chroot); give readyTimeoutMs room for the emulation.
+   */
+  platform?: Platform;
   /** The chart's env for the webhook container; listening and TLS variables are set here. */
   env?: Record<string, string>;
   /**
@@ -175,7 +228,7 @@ exec chroot --userspec="$U:$G" --groups="$G" "$R" "$@"
 /** Pulls the image (once per digest) and starts the webhook from it; resolves when /readyz is 200. */
 export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<ImageWebhook> {
   if (process.getuid?.() !== 0) throw new Error('startWebhookFromImage needs root (mount namespace, chroot)');
-  const image = await pullImage(opts.ref);
+  const image = await pullImage(opts.ref, opts.platform);
   // Mount points a runtime creates; the image itself has none of them.
   for (const dir of ['proc', 'dev', TLS_MOUNT_PATH.slice(1)]) mkdirSync(join(image.rootfs, dir), { recursive: true });
 
@@ -237,7 +290,7 @@ export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<
   for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
     if (child.exitCode !== null || child.signalCode !== null) {
       cleanup();
-      throw new Error(`the webhook from ${opts.ref} exited (${child.exitCode ?? child.signalCode}):\n${output()}`);
+      throw new Error(`the webhook from ${opts.ref} (${image.platform}) exited (${child.exitCode ?? child.signalCode}):\n${output()}`);
     }
     if ((await httpsStatus(port, '/readyz', opts.caPem)) === 200) {
       const coldStartMs = performance.now() - started;
@@ -268,5 +321,5 @@ export async function startWebhookFromImage(opts: ImageWebhookOptions): Promise<
     await sleep(10);
   }
   await stop();
-  throw new Error(`the webhook from ${opts.ref} did not become ready in time:\n${output()}`);
+  throw new Error(`the webhook from ${opts.ref} (${image.platform}) did not become ready in ${opts.readyTimeoutMs ?? 30_000} ms:\n${output()}`);
 }

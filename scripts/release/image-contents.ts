@@ -1,7 +1,7 @@
 // What an image in an OCI layout really contains, read from its layers (not from the build's inputs):
 // the Debian packages' control records in /var/lib/dpkg/status.d/, the Node binary's version string,
 // and every package.json at a node_modules/<name>/ path. Also what scripts/image says it installs
-// (its package list), for the comparison `npm run sbom -- --check` makes.
+// (the package list its build wrote per architecture), for the comparison `npm run sbom -- --check` makes.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -136,27 +136,35 @@ export function debianDistro(found: FoundPackage[]): string | undefined {
 }
 
 /**
- * What scripts/image says it installs, as spdx.ts packageKey strings: the DEB_PACKAGES of
- * scripts/image/build.sh (names; the version is the archive's of the day), Node at the node
- * devDependency's version, the app itself, and every package of package-lock.json that
- * `npm ci --omit=dev` installs.
+ * What scripts/image says one platform image is made of, as spdx.ts packageKey strings, from the
+ * package list the build wrote for that architecture (.tools/image/packages-ARCH.txt, the one list:
+ * build.sh writes it from the .debs it unpacked, the Node package it took the binary from and the
+ * app it staged). Lines: deb<TAB>name<TAB>version<TAB>arch, npm<TAB>node-linux-ARCH<TAB>version (the
+ * image holds its binary: `binary:node`), npm<TAB>name<TAB>version (/app/node_modules) and
+ * app<TAB>name<TAB>version (/app itself).
  */
-export function declaredPackages(root: string): string[] {
-  const buildSh = readFileSync(join(root, 'scripts/image/build.sh'), 'utf8');
-  const m = /^DEB_PACKAGES=\(([^)]*)\)/m.exec(buildSh);
-  if (!m) throw new Error('scripts/image/build.sh has no DEB_PACKAGES=(...) line: the image\'s package list moved');
-  const debs = m[1]!.trim().split(/\s+/).map((w) => w.replace(/^["']|["']$/g, '').replace(/:.*$/, '')).filter(Boolean);
-  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { name?: string; version?: string; dev?: boolean; link?: boolean }> };
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string; version: string };
-  const out = new Set<string>(debs.map((d) => `deb:${d}`));
-  out.add(`binary:node@${lock.packages['node_modules/node']?.version}`);
-  out.add(`app:${pkg.name}@${pkg.version}`);
-  for (const [path, entry] of Object.entries(lock.packages)) {
-    if (!path || entry.dev || entry.link || !entry.version) continue;
-    const name = entry.name ?? path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
-    out.add(`npm:${name}@${entry.version}`);
-  }
+export function parsePackageList(text: string, source = 'the package list'): string[] {
+  const out = new Set<string>();
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    const [kind, name, version, arch, ...rest] = line.split('\t');
+    const bad = () => new Error(`${source} line ${i + 1} is not KIND<TAB>NAME<TAB>VERSION[<TAB>ARCH]: ${JSON.stringify(line)}`);
+    if (!name || !version || rest.length) throw bad();
+    if (kind === 'deb') {
+      if (!arch) throw bad();
+      out.add(`deb:${name}@${version}:${arch}`);
+    } else if (kind === 'npm' && /^node-linux-[a-z0-9]+$/.test(name) && !arch) out.add(`binary:node@${version}`);
+    else if ((kind === 'npm' || kind === 'app') && !arch) out.add(`${kind}:${name}@${version}`);
+    else throw bad();
+  });
   return [...out].sort();
+}
+
+/** The package list of one architecture (amd64, arm64) that the build wrote into imageDir. */
+export function declaredPackages(imageDir: string, arch: string): string[] {
+  const file = join(imageDir, `packages-${arch}.txt`);
+  if (!existsSync(file)) throw new Error(`${file} is missing: the build of this image wrote no package list for ${arch} (npm run image writes one per platform)`);
+  return parsePackageList(readFileSync(file, 'utf8'), `packages-${arch}.txt`);
 }
 
 /** sha256 of a file, hex. */

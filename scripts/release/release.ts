@@ -2,9 +2,11 @@
 //
 // Publishes the image and the chart and, for each by digest, a cosign signature, an SBOM attestation
 // (SPDX 2.3 JSON, predicate https://spdx.dev/Document) and a SLSA v1 provenance attestation
-// (https://slsa.dev/provenance/v1). The image: the one `npm run image` built (`--build` builds it
-// again; none built yet: builds it); an OCI index is signed as a whole and per platform
-// (`cosign sign --recursive`), each platform image attested with its own SBOM. The chart: dist/
+// (https://slsa.dev/provenance/v1). The image: the index `npm run image` built (linux/amd64 and
+// linux/arm64, pushed whole by image:publish; `--build` builds it again; none built yet: builds it),
+// signed as a whole and per platform (`cosign sign --recursive`), each platform image attested with
+// its own SBOM (checked against that platform's packages-ARCH.txt) and provenance (its node-linux-ARCH
+// tarball and .deb files by digest); the index with an SBOM naming the platform images. The chart: dist/
 // (`npm run chart` writes it) with `image.repository` and `image.digest` set to the image just
 // published, so the chart pins the signed image; packaged and pushed with helm.
 //

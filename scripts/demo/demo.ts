@@ -112,11 +112,11 @@ async function step<T>(label: string, work: () => Promise<T>): Promise<T> {
 }
 
 /** A Go build script: silent for minutes when cold, so a progress line with an estimate every 15 s. */
-async function build(key: string, label: string, script: string, timings: Timings): Promise<void> {
+async function build(key: string, label: string, script: string, timings: Timings, args: string[] = []): Promise<void> {
   const started = Date.now();
   const ticker = setInterval(() => say(progressLine(label, Date.now() - started, timings.previous(key), FIRST_BUILD_HINT[key])), PROGRESS_EVERY_MS);
   try {
-    await mustRun(label, 'bash', [join(REPO_ROOT, script)]);
+    await mustRun(label, 'bash', [join(REPO_ROOT, script), ...args]);
   } finally {
     clearInterval(ticker);
   }
@@ -452,26 +452,9 @@ async function up(): Promise<void> {
   say(usage(state));
 }
 
-/** scripts/image/build.sh, skipped when the built image is of this commit and app/ has no changes (as after npm run test:e2e). */
+/** scripts/image/build.sh --reuse: skipped when the built image is of this commit and its inputs have no changes (as after npm run test:e2e). */
 async function buildImage(timings: Timings): Promise<void> {
-  const dir = join(REPO_ROOT, '.tools/image');
-  const git = (args: string[]) => spawnSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim();
-  const dirty = git(['status', '--porcelain', '--', 'app', 'package.json', 'package-lock.json', 'Containerfile', 'scripts/image']);
-  if (!dirty && existsSync(join(dir, 'digest')) && existsSync(join(dir, 'tag'))) {
-    const tag = readFileSync(join(dir, 'tag'), 'utf8').trim();
-    const config = spawnSync('skopeo', ['inspect', '--config', `oci:${join(dir, 'oci')}:${tag}`], { encoding: 'utf8' });
-    let revision = '';
-    try {
-      revision = (JSON.parse(config.stdout) as { config?: { Labels?: Record<string, string> } }).config?.Labels?.['org.opencontainers.image.revision'] ?? '';
-    } catch {
-      revision = '';
-    }
-    if (revision === git(['rev-parse', 'HEAD'])) {
-      say('  up to date (built from this commit)');
-      return;
-    }
-  }
-  await build('image', 'building the image', 'scripts/image/build.sh', timings);
+  await build('image', 'building the image', 'scripts/image/build.sh', timings, ['--reuse']);
 }
 
 async function startWebhook(cluster: Cluster, parts: Omit<DemoState, 'webhookPid' | 'webhookArg' | 'kubeconfig' | 'startedAt'>, imageRef = ''): Promise<DemoState> {

@@ -22,7 +22,10 @@
 #                          app<TAB>name<TAB>version for /app itself; the one list `npm run sbom -- --check`
 #                          compares each platform's SBOM with
 #   report.txt             per platform: compressed size and the files over 1 MB
-# Flags: --quiet (less output)
+# Flags: --reuse: keep the index already built when it was built from this commit, for the same
+#        platforms, with no uncommitted change in the inputs (the build is reproducible, so a rebuild
+#        would give the same digest; image:reproducible never passes it). The e2e, test:image and the
+#        demo pass it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -52,9 +55,19 @@ CREATED="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)"
 SOURCE_URL="$("$NODE" -p "const p=require('$ROOT/package.json'); (p.repository && (p.repository.url || p.repository)) || ''")"
 # Not the git remote: a clone's remote is a path or carries credentials, and would change the digest.
 LICENSES="$("$NODE" -p "require('$ROOT/package.json').license")"
-if [ -n "$(git -C "$ROOT" status --porcelain -- app package.json package-lock.json Containerfile scripts/image)" ]; then
+DIRTY="$(git -C "$ROOT" status --porcelain -- app package.json package-lock.json tsconfig.json tsconfig.build.json Containerfile scripts/image)"
+if [ -n "$DIRTY" ]; then
   log "warning: uncommitted changes in app/ or the image inputs: the image is not exactly revision $REVISION"
 fi
+# What the index in .tools/image was built from (written last, only for a clean tree): --reuse keeps it.
+BUILT_FROM_FILE="$IMAGE_DIR/built-from"
+BUILT_FROM="$REVISION $SOURCE_DATE_EPOCH ${PLATFORMS[*]}"
+if [ "${1:-}" = "--reuse" ] && [ -z "$DIRTY" ] && [ -f "$BUILT_FROM_FILE" ] && [ "$(cat "$BUILT_FROM_FILE")" = "$BUILT_FROM" ] \
+  && [ -f "$IMAGE_DIR/digest" ] && [ -d "$IMAGE_DIR/oci" ]; then
+  log "up to date: the index of ${PLATFORMS[*]} built from ${REVISION:0:12} ($(cat "$IMAGE_DIR/digest"))"
+  exit 0
+fi
+rm -f "$BUILT_FROM_FILE"
 NODE_VERSION="$("$NODE" -p "require('$ROOT/package-lock.json').packages['node_modules/node'].version")"
 
 CACHE="$IMAGE_DIR/cache"
@@ -225,3 +238,4 @@ echo "$VERSION" > "$IMAGE_DIR/tag"
 log "OCI index of ${PLATFORMS[*]} ($(elapsed "$t0")): $(cat "$IMAGE_DIR/digest")"
 
 "$NODE" "$ROOT/scripts/image/report.ts" "$IMAGE_DIR" | tee "$IMAGE_DIR/report.txt"
+[ -n "$DIRTY" ] || echo "$BUILT_FROM" > "$BUILT_FROM_FILE"

@@ -16,7 +16,8 @@ if [ -z "$REGISTRY" ]; then
   trap 'bash "$ROOT/scripts/registry.sh" stop >/dev/null 2>&1 || true' EXIT
 fi
 
-bash "$ROOT/scripts/image/build.sh"
+# The index npm run image or image:reproducible just built from this commit is reused (same digest).
+bash "$ROOT/scripts/image/build.sh" --reuse
 # Forget earlier pulls, so the tests run what the registry serves.
 rm -rf "$IMAGE_DIR/pulled"
 REF="$(bash "$ROOT/scripts/image/publish.sh" "$REGISTRY/$IMAGE_NAME")"

@@ -32,7 +32,7 @@ console.log(`[e2e] chart published as ${chartRef}`);
 let imageRef = '';
 const fromSource = process.env.PANDO_E2E_FROM === 'source';
 if (!fromSource && process.getuid?.() === 0) {
-  run('bash', [join(REPO_ROOT, 'scripts/image/build.sh')]);
+  run('bash', [join(REPO_ROOT, 'scripts/image/build.sh'), '--reuse']);
   imageRef = run('bash', [join(REPO_ROOT, 'scripts/image/publish.sh'), `${registry}/pando-webhook`]).split('\n').pop()!;
   console.log(`[e2e] webhook image published as ${imageRef}; the scenarios run it`);
 } else {

@@ -16,7 +16,8 @@ export const NAMES = {
   servingCertificate: 'pando-webhook-serving',
 } as const;
 
-export const PORTS = { https: 8443, metrics: 9090, service: 443 } as const;
+// The Service's own ports; the pod's are the values securePort and metricsPort.
+export const PORTS = { metrics: 9090, service: 443 } as const;
 
 export interface PandoContext {
   readonly b: Binding;

@@ -2,7 +2,7 @@
 import { ApiObject } from 'cdk8s';
 import { Construct } from 'constructs';
 import { k8s } from 'cdk8s-plus-28';
-import { NAMES, PORTS, type PandoContext } from './context.ts';
+import { NAMES, type PandoContext } from './context.ts';
 
 export interface WebhookNetworkPolicyProps {
   readonly ctx: PandoContext;
@@ -26,12 +26,12 @@ export class WebhookNetworkPolicy extends Construct {
         // (networkPolicy.ingressFrom) for the webhook port; scrapers keep the metrics port.
         ingress: [
           {
-            ports: [{ port: PORTS.https, protocol: 'TCP' }],
+            ports: [{ port: ctx.b.scalar('$.Values.securePort', ctx.values.securePort), protocol: 'TCP' }],
             // Always written (an empty list admits any source, as no list does): the item's first
             // key carries the helm list dash, so it cannot be optional.
             from: ctx.b.block('$.Values.networkPolicy.ingressFrom', ctx.values.networkPolicy.ingressFrom),
           },
-          { ports: [{ port: PORTS.metrics, protocol: 'TCP' }] },
+          { ports: [{ port: ctx.b.scalar('$.Values.metricsPort', ctx.values.metricsPort), protocol: 'TCP' }] },
         ],
       },
     });

@@ -80,6 +80,10 @@ export interface Values {
   priorityClassName: string;
   podAnnotations: Record<string, string>;
   terminationGracePeriodSeconds: number;
+  hostNetwork: boolean;
+  securePort: number;
+  metricsPort: number;
+  schedulerName: string;
 }
 
 /** One value: its JSON schema (with the default) and the sentence values.yaml and the README show. */
@@ -375,6 +379,10 @@ export const VALUES: Group = {
     priorityClassName: leaf('Priority class of the webhook pods.', { type: 'string', default: '' }),
     podAnnotations: leaf('Extra annotations of the webhook pods.', { type: 'object', additionalProperties: { type: 'string' }, default: {} }),
     terminationGracePeriodSeconds: leaf('Grace period of the webhook pods (the webhook drains for 3 s, then stops within 9 s).', { type: 'integer', minimum: 13, maximum: 300, default: 30 }),
+    hostNetwork: leaf('Run the webhook pods in the node\'s network namespace (dnsPolicy ClusterFirstWithHostNet), for clusters whose API server cannot reach the pod network (a custom CNI on EKS, for example): the API server then reaches the webhook on the node\'s address, so pick a securePort (and metricsPort) free on every node, and keep the default podAntiAffinity (two replicas on one node would clash on the port). The webhook listens on every address of the node (PANDO_HOST, settable with extraEnv). The NetworkPolicy does not apply to such pods.', { type: 'boolean', default: false }),
+    securePort: leaf('Port the webhook serves HTTPS (reviews, /readyz) on, the Service\'s target port; with hostNetwork a port of the node, so one free on every node (not the kubelet\'s 10250).', { type: 'integer', minimum: 1, maximum: 65535, default: 8443 }),
+    metricsPort: leaf('Port of the plain-HTTP metrics and /healthz listener (the Service keeps 9090 as its own port); must differ from securePort.', { type: 'integer', minimum: 1, maximum: 65535, default: 9090 }),
+    schedulerName: leaf('Scheduler of the webhook pods (a custom scheduler profile); empty: the default scheduler.', { type: 'string', pattern: '^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$', default: '' }),
   },
 };
 

@@ -9,7 +9,7 @@ import type { IDeploymentSpec } from 'kubernetes-models/apps/v1/DeploymentSpec';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import { ENV, PATH_HEALTHZ, PATH_READYZ } from '../app/contract.ts';
 import { isEmpty, present } from './binding.ts';
-import { NAMES, PORTS, type PandoContext } from './context.ts';
+import { NAMES, type PandoContext } from './context.ts';
 import { EXISTING_LICENSE, licenseSource } from './license-secret.ts';
 import { ROLLOUT_ENABLED, rolloutEnabled } from './rollout-config-map.ts';
 import type { Values } from './values.ts';
@@ -20,6 +20,8 @@ import { namespaceSelectorJson, objectSelectorJson, sortedJson } from './webhook
 const BODY_TIMEOUT_MS_PER_TIMEOUT_SECOND = 400;
 
 export const TLS_MOUNT = '/etc/pando/tls';
+/** The webhook exits at start when its two listeners share a port (app/config.ts). */
+export const PORTS_CLASH = 'securePort and metricsPort must differ';
 
 export interface WebhookDeploymentProps {
   readonly ctx: PandoContext;
@@ -54,14 +56,15 @@ export class WebhookDeployment extends Construct {
     const { ctx } = props;
     const { b, values: v } = ctx;
     if (v.replicas < 1) throw new Error(`replicas must be at least 1 (got ${v.replicas})`);
+    if (!b.helm && v.securePort === v.metricsPort) throw new Error(`${PORTS_CLASH} (both ${v.securePort})`);
     const certManager = v.tls.certManager;
     const selfSignedOnly = <T>(item: T) => b.when('not $.Values.tls.certManager', !certManager, item);
     const certManagerOnly = <T>(item: T) => b.when('$.Values.tls.certManager', certManager, item);
 
     const env = present<IEnvVar>([
       { name: ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-      { name: ENV.port, value: String(PORTS.https) },
-      { name: ENV.metricsPort, value: String(PORTS.metrics) },
+      { name: ENV.port, value: b.str('$.Values.securePort', String(v.securePort)) },
+      { name: ENV.metricsPort, value: b.str('$.Values.metricsPort', String(v.metricsPort)) },
       { name: ENV.defaultMode, value: b.str('$.Values.defaultMode', v.defaultMode) },
       { name: ENV.excludedNamespaces, value: b.str('join "," $.Values.excludedNamespaces', v.excludedNamespaces.join(',')) },
       { name: ENV.sidecarImage, value: sidecarImage(ctx) },
@@ -135,6 +138,10 @@ export class WebhookDeployment extends Construct {
           automountServiceAccountToken: true,
           imagePullSecrets: b.optionalBlock('$.Values.imagePullSecrets', v.imagePullSecrets),
           priorityClassName: b.optionalBlock('$.Values.priorityClassName', v.priorityClassName),
+          schedulerName: b.optionalBlock('$.Values.schedulerName', v.schedulerName),
+          // hostNetwork (cert-manager's webhook chart has the same pair): the pod keeps cluster DNS.
+          hostNetwork: b.optionalBlock('$.Values.hostNetwork', v.hostNetwork || undefined),
+          dnsPolicy: b.optionalBlock('ternary "ClusterFirstWithHostNet" "" $.Values.hostNetwork', v.hostNetwork ? 'ClusterFirstWithHostNet' : undefined),
           nodeSelector: b.optionalBlock('$.Values.nodeSelector', v.nodeSelector),
           tolerations: b.optionalBlock('$.Values.tolerations', v.tolerations) as never,
           affinity: b.optionalBlock('$.Values.affinity', v.affinity),
@@ -147,8 +154,9 @@ export class WebhookDeployment extends Construct {
               image: webhookImage(ctx),
               imagePullPolicy: b.str('$.Values.image.pullPolicy', v.image.pullPolicy) as Values['image']['pullPolicy'],
               ports: [
-                { name: 'https', containerPort: PORTS.https, protocol: 'TCP' },
-                { name: 'metrics', containerPort: PORTS.metrics, protocol: 'TCP' },
+                // The probes name these ports, so they follow securePort and metricsPort.
+                { name: 'https', containerPort: b.scalar('$.Values.securePort', v.securePort), protocol: 'TCP' },
+                { name: 'metrics', containerPort: b.scalar('$.Values.metricsPort', v.metricsPort), protocol: 'TCP' },
               ],
               env,
               resources: b.block('$.Values.resources', v.resources),

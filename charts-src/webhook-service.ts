@@ -1,4 +1,4 @@
-// The Service the API server calls: 443 to the webhook's HTTPS port, plus the metrics port.
+// The Service the API server calls: 443 to the webhook's HTTPS port (securePort), plus the metrics port.
 import { ApiObject, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
@@ -18,8 +18,8 @@ export class WebhookService extends Construct {
       metadata: { name: NAMES.app, namespace: ctx.namespace, labels: { ...ctx.labels } },
       type: kplus.ServiceType.CLUSTER_IP,
       ports: [
-        { name: 'https', port: PORTS.service, targetPort: PORTS.https, protocol: kplus.Protocol.TCP },
-        { name: 'metrics', port: PORTS.metrics, targetPort: PORTS.metrics, protocol: kplus.Protocol.TCP },
+        { name: 'https', port: PORTS.service, targetPort: ctx.b.scalar('$.Values.securePort', ctx.values.securePort), protocol: kplus.Protocol.TCP },
+        { name: 'metrics', port: PORTS.metrics, targetPort: ctx.b.scalar('$.Values.metricsPort', ctx.values.metricsPort), protocol: kplus.Protocol.TCP },
       ],
     });
     for (const [key, value] of Object.entries(ctx.selectorLabels)) this.service.selectLabel(key, value);

@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { alertRunbooks } from '../prometheus-rule.ts';
 import { LABEL_INJECTION, LABEL_PROTECT, LABEL_PROTECT_NAMESPACE, LICENSE_SECRET_NAME } from '../../app/contract.ts';
 import { HPA_MAX_BELOW_REPLICAS } from '../autoscaler.ts';
+import { PORTS_CLASH } from '../webhook-deployment.ts';
 import { EXISTING_LICENSE, LICENSE_BOTH, LICENSE_REQUIRED } from '../license-secret.ts';
 import { PandoChart } from '../pando-chart.ts';
 import { VALUES, defaultValues, valueRows, valuesSchema } from '../values.ts';
@@ -46,6 +47,9 @@ function templates(version: string): ChartFile[] {
       '{{- /* Checks that span several values (the schema checks each value alone). */}}',
       '{{- if and $.Values.hpa.enabled (lt (int $.Values.hpa.maxReplicas) (int $.Values.replicas)) }}',
       `{{- fail (printf "${HPA_MAX_BELOW_REPLICAS} (%d < %d)" (int $.Values.hpa.maxReplicas) (int $.Values.replicas)) }}`,
+      '{{- end }}',
+      '{{- if eq (int $.Values.securePort) (int $.Values.metricsPort) }}',
+      `{{- fail (printf "${PORTS_CLASH} (both %d)" (int $.Values.securePort)) }}`,
       '{{- end }}',
       `{{- if and (eq $.Values.licenseKey "") (not (${EXISTING_LICENSE})) }}`,
       `{{- fail ${JSON.stringify(LICENSE_REQUIRED)} }}`,

@@ -111,6 +111,34 @@ describe('chart: requirements', () => {
     deepStrictEqual(pod.affinity, { nodeAffinity: {}, ...ANTI_AFFINITY });
   });
 
+  test('Deployment on the node\'s network (hostNetwork, securePort, metricsPort, schedulerName): ports, env, probes, Service, NetworkPolicy and DNS follow; the default render has none of it', () => {
+    const values = { ...base, hostNetwork: true, securePort: 10260, metricsPort: 10261, schedulerName: 'edge-scheduler' };
+    const rendered = helmTemplate(values);
+    const pod = find(rendered, 'Deployment').spec.template.spec;
+    equal(pod.hostNetwork, true);
+    // cert-manager's webhook chart does the same: a host-network pod still resolves cluster names.
+    equal(pod.dnsPolicy, 'ClusterFirstWithHostNet');
+    equal(pod.schedulerName, 'edge-scheduler');
+    const c = container(rendered);
+    deepStrictEqual(c.ports, [{ name: 'https', containerPort: 10260, protocol: 'TCP' }, { name: 'metrics', containerPort: 10261, protocol: 'TCP' }]);
+    equal(env(rendered)[ENV.port], '10260');
+    equal(env(rendered)[ENV.metricsPort], '10261');
+    // The probes name the ports, so the kubelet probes securePort and metricsPort.
+    const portOf = (name: string) => c.ports.find((p: any) => p.name === name).containerPort;
+    equal(portOf(c.readinessProbe.httpGet.port), 10260);
+    equal(portOf(c.livenessProbe.httpGet.port), 10261);
+    deepStrictEqual(find(rendered, 'Service').spec.ports.map((p: any) => [p.name, p.port, p.targetPort]), [['https', 443, 10260], ['metrics', 9090, 10261]]);
+    deepStrictEqual(find(rendered, 'NetworkPolicy', 'pando-webhook').spec.ingress.map((i: any) => i.ports), [[{ port: 10260, protocol: 'TCP' }], [{ port: 10261, protocol: 'TCP' }]]);
+    // The webhook reads its ports from the env: the config it would load matches the container ports.
+    const config = loadConfig({ ...env(rendered), [ENV.namespace]: NAMESPACE, [ENV.podName]: 'p' } as Record<string, string>);
+    deepStrictEqual([config.port, config.metricsPort], [10260, 10261]);
+    // Defaults: nothing of it, the ports as before.
+    const defaults = find(objects, 'Deployment').spec.template.spec;
+    for (const field of ['hostNetwork', 'dnsPolicy', 'schedulerName']) equal(defaults[field], undefined, field);
+    deepStrictEqual(container(objects).ports.map((p: any) => p.containerPort), [8443, 9090]);
+    equal(find(helmTemplate({ ...base, hostNetwork: false }), 'Deployment').spec.template.spec.dnsPolicy, undefined);
+  });
+
   test('Deployment: a preferred (soft) podAntiAffinity on the node by default, selecting its own pods; null drops it (kube-score deployment-has-host-podantiaffinity)', () => {
     const pod = find(objects, 'Deployment').spec.template.spec;
     deepStrictEqual(pod.affinity, ANTI_AFFINITY);
@@ -529,6 +557,10 @@ describe('chart: helm rejects bad values', () => {
   test('a misspelt value', () => rejects({ ...base, replica: 3 }, /additional properties|replica/i));
   test('timeoutSeconds above 30', () => rejects({ ...base, timeoutSeconds: 31 }, /timeoutSeconds/));
   test('hpa.maxReplicas below replicas', () => rejects({ ...base, replicas: 7 }, /hpa.maxReplicas must be at least replicas \(5 < 7\)/));
+  test('securePort equal to metricsPort (the webhook would exit at start)', () => rejects({ ...base, securePort: 9090 }, /securePort and metricsPort must differ \(both 9090\)/));
+  test('securePort outside 1-65535', () => rejects({ ...base, securePort: 70000 }, /securePort/));
+  test('hostNetwork not a boolean', () => rejects({ ...base, hostNetwork: 'node' }, /hostNetwork/));
+  test('schedulerName not a DNS subdomain', () => rejects({ ...base, schedulerName: 'My Scheduler' }, /schedulerName/));
 });
 
 describe('chart: Kubernetes schemas', () => {
@@ -547,6 +579,7 @@ describe('chart: Kubernetes schemas', () => {
     const renders = [
       helmTemplate(base),
       helmTemplate({ ...base, tls: { certManager: true }, protectedNamespaces: ['a'], webhook: { url: 'https://127.0.0.1:1/mutate' }, networkPolicy: { egress: { enabled: true, apiServerTo: [{ ipBlock: { cidr: '10.0.0.10/32' } }] } }, watchdog: { heal: 'restart' } }),
+      helmTemplate({ ...base, hostNetwork: true, securePort: 10260, metricsPort: 10261, schedulerName: 'edge-scheduler' }),
     ];
     let checked = 0;
     for (const object of renders.flat()) {
@@ -557,7 +590,7 @@ describe('chart: Kubernetes schemas', () => {
       new mod[object.kind]!(object).validate();
       checked++;
     }
-    ok(checked >= 26, `checked ${checked}`);
+    ok(checked >= 45, `checked ${checked}`);
   });
 });
 
@@ -584,6 +617,7 @@ describe('chart: plain cdk8s synth and helm template agree', () => {
       podDisruptionBudget: { maxUnavailable: '50%' },
     },
     'one replica without the HPA: no PodDisruptionBudget': { ...base, replicas: 1, hpa: { enabled: false } },
+    'on the node network with its own ports and scheduler': { ...base, hostNetwork: true, securePort: 10260, metricsPort: 10261, schedulerName: 'edge-scheduler', replicas: 1, hpa: { enabled: false } },
     'heal with a namespaceSelector of every operator: the workload policy': {
       ...base, watchdog: { heal: 'restart' }, excludedNamespaces: ['kube-system', 'batch'],
       webhook: { namespaceSelector: { matchLabels: { tier: 'apps', env: 'prod' }, matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }, { key: 'legacy', operator: 'NotIn', values: ['v1'] }, { key: 'old', operator: 'DoesNotExist' }, { key: 'zone', operator: 'Exists' }] } },

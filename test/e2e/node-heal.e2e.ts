@@ -19,7 +19,7 @@ import { RESTARTED_AT_ANNOTATION } from '../../app/controllers/heal.ts';
 import type { Cluster } from '../cluster/harness.ts';
 import { NODE_IMAGES, STANDIN_VERSIONS } from '../cluster/node.ts';
 import { deployProduct, prepare, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode, skipWithoutNode } from './node-support.ts';
+import { kubectlOn, nodeDeployment, nodeMissing, onTheNode, skipWithoutNode } from './node-support.ts';
 import { createNamespace, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -48,18 +48,7 @@ function pod(name: string, labelled: boolean): V1Pod {
   return { apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: name, ...(labelled ? { [LABEL_PROTECT]: 'true' } : {}) } }, spec: podSpec() };
 }
 
-function deployment(name: string, labelled: boolean): V1Deployment {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name },
-    spec: {
-      replicas: 2,
-      selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name, ...(labelled ? { [LABEL_PROTECT]: 'true' } : {}) } }, spec: podSpec() },
-    },
-  };
-}
+const deployment = (name: string, labelled: boolean): V1Deployment => nodeDeployment(name, { labelled, replicas: 2 });
 
 /** One pod as `kubectl get pods` shows it (READY, STATUS, RESTARTS), with its sidecar's and app's statuses. */
 interface PodView {

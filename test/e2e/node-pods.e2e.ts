@@ -14,7 +14,7 @@ import { ANNOTATION_MODE, LABEL_PROTECT, SIDECAR_NAME } from '../../app/contract
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
 import { NODE_IMAGES } from '../cluster/node.ts';
 import { deployProduct, prepare, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode, podRows, skipWithoutNode, type PodRow } from './node-support.ts';
+import { kubectlOn, nodeDeployment, nodeMissing, onTheNode, podRows, skipWithoutNode, type PodRow } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -37,24 +37,8 @@ const kubectl = (...args: string[]): string => kubectlOn(cluster, ...args);
 const podRowsOf = (selector: string): PodRow[] => podRows(cluster, ns, '-l', selector);
 
 
-function deployment(name: string, labelled: boolean): object {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: ns },
-    spec: {
-      replicas: 2,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: {
-          labels: { app: name, ...(labelled ? { [LABEL_PROTECT]: 'true' } : {}) },
-          ...(labelled ? { annotations: { [ANNOTATION_MODE]: 'enforce' } } : {}),
-        },
-        spec: { ...onTheNode, terminationGracePeriodSeconds: 5, containers: [{ name: 'app', image: NODE_IMAGES.pause }] },
-      },
-    },
-  };
-}
+const deployment = (name: string, labelled: boolean) =>
+  nodeDeployment(name, { labelled, replicas: 2, namespace: ns, ...(labelled ? { annotations: { [ANNOTATION_MODE]: 'enforce' } } : {}) });
 
 function apply(obj: object): void {
   const r = spawnSync(join(BIN_DIR, 'kubectl'), ['apply', '-f', '-'], { input: JSON.stringify(obj), encoding: 'utf8', env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath }, timeout: 60_000 });

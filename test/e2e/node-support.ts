@@ -1,11 +1,13 @@
 // What the e2e files that run pods on the node (test/cluster/node.ts) share: the pod-spec part that
-// puts a pod there, and kubectl against the e2e cluster as a user would run it.
+// puts a pod there, a Deployment of such pods, and kubectl against the e2e cluster as a user would run it.
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
-import { NODE_NAME, NODE_SCHEDULER, NODE_TAINT } from '../cluster/node.ts';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { LABEL_PROTECT } from '../../app/contract.ts';
+import { NODE_IMAGES, NODE_NAME, NODE_SCHEDULER, NODE_TAINT } from '../cluster/node.ts';
 
 /** The pod template's spec part that puts a pod on the node (and nothing else does). */
 export const onTheNode = {
@@ -58,4 +60,32 @@ export function podRows(cluster: Cluster, namespace: string, ...select: string[]
       const [name, ready, status, restarts] = l.trim().split(/\s+/) as [string, string, string, string];
       return { name, ready, status, restarts };
     });
+}
+
+export interface NodeDeploymentOptions {
+  /** With the protect label on the pod template. */
+  labelled: boolean;
+  replicas?: number;
+  namespace?: string;
+  /** Pod template annotations (e.g. the mode). */
+  annotations?: Record<string, string>;
+  minReadySeconds?: number;
+}
+
+/** A Deployment whose pods (one `pause` app container, label app=NAME) run on the node. */
+export function nodeDeployment(name: string, o: NodeDeploymentOptions): V1Deployment {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, ...(o.namespace ? { namespace: o.namespace } : {}) },
+    spec: {
+      replicas: o.replicas ?? 1,
+      ...(o.minReadySeconds !== undefined ? { minReadySeconds: o.minReadySeconds } : {}),
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name, ...(o.labelled ? { [LABEL_PROTECT]: 'true' } : {}) }, ...(o.annotations ? { annotations: o.annotations } : {}) },
+        spec: { ...onTheNode, terminationGracePeriodSeconds: 5, containers: [{ name: 'app', image: NODE_IMAGES.pause }] },
+      },
+    },
+  };
 }

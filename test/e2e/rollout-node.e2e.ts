@@ -16,11 +16,11 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, CoreV1Api, type V1Deployment } from '@kubernetes/client-node';
-import { ANNOTATION_ROLLOUT_TARGET, ENV, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, ROLLOUT_CONFIGMAP, SIDECAR_NAME } from '../../app/contract.ts';
+import { ANNOTATION_ROLLOUT_TARGET, ENV, LABEL_ROLLOUT_CANARY, ROLLOUT_CONFIGMAP, SIDECAR_NAME } from '../../app/contract.ts';
 import { BIN_DIR, type Cluster } from '../cluster/harness.ts';
 import { NODE_IMAGES, STANDIN_VERSIONS } from '../cluster/node.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode, skipWithoutNode } from './node-support.ts';
+import { kubectlOn, nodeDeployment, nodeMissing, skipWithoutNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -49,27 +49,12 @@ const apps = () => cluster.kubeConfig.makeApiClient(AppsV1Api);
 const kubectl = (...args: string[]): string => kubectlOn(cluster, ...args);
 
 
-function deployment(name: string, labelled: boolean): V1Deployment {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name },
-    spec: {
-      replicas: 1,
-      // The injected sidecar has no readiness or startup probe: the kubelet counts it Ready the
-      // instant it runs, so a sidecar that crashes a moment later makes its pod Ready for an
-      // instant. Without minReadySeconds the Deployment counts that pod available and removes the
-      // old one (seen here: the canary's 0.2.0 pod gone, its only pod 1/2 Init:Error); with it, the
-      // old pod keeps serving while the new one crash-loops.
-      minReadySeconds: 5,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name, ...(labelled ? { [LABEL_PROTECT]: 'true' } : {}) } },
-        spec: { ...onTheNode, terminationGracePeriodSeconds: 5, containers: [{ name: 'app', image: NODE_IMAGES.pause }] },
-      },
-    },
-  };
-}
+// The injected sidecar has no readiness or startup probe (by default): the kubelet counts it Ready the
+// instant it runs, so a sidecar that crashes a moment later makes its pod Ready for an
+// instant. Without minReadySeconds the Deployment counts that pod available and removes the
+// old one (seen here: the canary's 0.2.0 pod gone, its only pod 1/2 Init:Error); with it, the
+// old pod keeps serving while the new one crash-loops.
+const deployment = (name: string, labelled: boolean): V1Deployment => nodeDeployment(name, { labelled, minReadySeconds: 5 });
 
 /** One pod as `kubectl get pods` shows it: the table's READY and STATUS, and the sidecar's and app's statuses. */
 interface PodView {

@@ -16,13 +16,13 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { AppsV1Api, CoreV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
-import { ENV, EVENT_SIDECAR_FAILING, LABEL_PROTECT, SIDECAR_NAME } from '../../app/contract.ts';
+import { ENV, EVENT_SIDECAR_FAILING, SIDECAR_NAME } from '../../app/contract.ts';
 import { RESTARTED_AT_ANNOTATION } from '../../app/controllers/heal.ts';
 import type { Cluster } from '../cluster/harness.ts';
 import { freePort } from '../cluster/free-port.ts';
 import { NODE_IMAGES, STANDIN_VERSIONS } from '../cluster/node.ts';
 import { deployProduct, prepare, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
-import { kubectlOn, nodeMissing, onTheNode, skipWithoutNode } from './node-support.ts';
+import { kubectlOn, nodeDeployment, nodeMissing, podRows, skipWithoutNode } from './node-support.ts';
 import { createNamespace, runPando, waitUntil } from './support.ts';
 import { startWebhook, type WebhookProcess, type WebhookTls } from './webhook-process.ts';
 
@@ -49,27 +49,13 @@ const core = () => cluster.kubeConfig.makeApiClient(CoreV1Api);
 const apps = () => cluster.kubeConfig.makeApiClient(AppsV1Api);
 const kubectl = (...args: string[]): string => kubectlOn(cluster, ...args);
 
-function deployment(name: string, labelled: boolean, replicas = 1): V1Deployment {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name, ...(labelled ? { [LABEL_PROTECT]: 'true' } : {}) } },
-        spec: { ...onTheNode, terminationGracePeriodSeconds: 5, containers: [{ name: 'app', image: NODE_IMAGES.pause }] },
-      },
-    },
-  };
-}
+const deployment = (name: string, labelled: boolean, replicas = 1): V1Deployment => nodeDeployment(name, { labelled, replicas });
 
 const skip = (t: TestContext): boolean => skipWithoutNode(t, noNode);
 
 /** `kubectl get pods` columns of a Deployment's pods: NAME READY STATUS RESTARTS. */
 function table(app: string, namespace = ns): string[][] {
-  return kubectl('get', 'pods', '-n', namespace, '-l', `app=${app}`, '--no-headers').split('\n').filter((l) => l.trim()).map((l) => l.trim().split(/\s+/).slice(0, 4));
+  return podRows(cluster, namespace, '-l', `app=${app}`).map((r) => [r.name, r.ready, r.status, r.restarts]);
 }
 
 async function podsOf(app: string, namespace = ns): Promise<V1Pod[]> {

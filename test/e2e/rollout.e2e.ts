@@ -327,6 +327,8 @@ test('two replicas: the leader is SIGKILLed after the first wave; the other take
   // Ended in finally: a failure above must not leave the poll running until its count runs out.
   let observed: Awaited<ReturnType<typeof observe>>;
   let byA = 0;
+  /** What replica-a had restarted when it was killed. */
+  let restartedByA = new Set<string>();
   let tookOver = 0;
   try {
     const restartedFor = async () => (await allDeployments()).filter(({ d }) => targetOf(d) === target).length;
@@ -335,7 +337,8 @@ test('two replicas: the leader is SIGKILLed after the first wave; the other take
     const killedAt = Date.now();
     await a.kill();
     replicas.splice(replicas.indexOf(a), 1);
-    byA = await restartedFor();
+    restartedByA = new Set((await allDeployments()).filter(({ d }) => targetOf(d) === target).map(({ ns, d }) => key(ns, d)));
+    byA = restartedByA.size;
     assert.ok(byA >= 3 && byA < 8, `killed mid-rollout: ${byA} of 8 restarted`);
     assert.equal(await leaseHolder(), 'replica-a', 'a SIGKILL releases nothing: the Lease still names replica-a');
     await waitUntil('replica-b to take the Lease', 40_000, async () => (await leaseHolder()) === 'replica-b', 200);
@@ -358,7 +361,12 @@ test('two replicas: the leader is SIGKILLed after the first wave; the other take
     const sets = (await apps().listNamespacedReplicaSet({ namespace: ns, labelSelector: `app=${d.metadata!.name}` })).items.length;
     assert.equal(sets, setsBefore.get(k)! + 1, `${k}: one new ReplicaSet for ${target}`);
     const events = (await core().listNamespacedEvent({ namespace: ns, fieldSelector: `reason=${EVENT_ROLLOUT_RESTART},involvedObject.name=${d.metadata!.name}` })).items;
-    assert.equal(events.filter((e) => e.message?.includes(target)).length, 1, `${k}: one ${EVENT_ROLLOUT_RESTART} Event for ${target}`);
+    const recorded = events.filter((e) => e.message?.includes(target)).length;
+    // An Event is written after the restart: a SIGKILL between the two loses it (Events are best
+    // effort; seen once in CI, b1 restarted by replica-a just before the kill had none). The restart
+    // itself is proven above, once, by the restartedAt and the ReplicaSet.
+    if (restartedByA.has(k)) assert.ok(recorded <= 1, `${k}: at most one ${EVENT_ROLLOUT_RESTART} Event for ${target} (restarted by the killed replica): ${recorded}`);
+    else assert.equal(recorded, 1, `${k}: one ${EVENT_ROLLOUT_RESTART} Event for ${target}`);
     for (const pod of (await core().listNamespacedPod({ namespace: ns, labelSelector: `app=${d.metadata!.name}` })).items) assert.equal(pod.metadata?.annotations?.[ANNOTATION_VERSION], '4.0.0', `${ns}/${pod.metadata?.name}`);
   }
   await waitUntil('replica-b\'s done gauge at 8', 5_000, async () => (await b.metric('pandocore_rollout_workloads', { state: 'done' })) === 8);

@@ -26,7 +26,7 @@ const refused: [string, unknown, RegExp][] = [
   ['no handler', { periodSeconds: 1 }, /needs one of exec, httpGet, tcpSocket, grpc/],
   ['two handlers', { exec: { command: ['x'] }, tcpSocket: { port: 1 } }, /exec and tcpSocket: a probe has exactly one handler/],
   ['an empty command', { exec: { command: [] } }, /exec.command must be a non-empty list/],
-  ['httpGet.host (Pod Security baseline refuses it)', { httpGet: { path: '/', port: 80, host: '10.0.0.1' } }, /httpGet.host is not allowed: Pod Security/],
+  ['httpGet.host (Pod Security baseline refuses it)', { httpGet: { path: '/', port: 80, host: 'sidecar.example.invalid' } }, /httpGet.host is not allowed: Pod Security/],
   ['tcpSocket.host', { tcpSocket: { port: 80, host: 'db' } }, /tcpSocket.host is not allowed/],
   ['a port out of range', { tcpSocket: { port: 70000 } }, /tcpSocket.port 70000 is not a port/],
   ['a port name of digits only', { tcpSocket: { port: '8080' } }, /tcpSocket.port "8080" is not a port/],

@@ -5,19 +5,13 @@
 // the same cluster and the same persisted state makes the same plan.
 
 import { ANNOTATION_CONFIG_HASH, ANNOTATION_STATUS, ANNOTATION_VERSION, STATUS_INJECTED } from '../contract.ts';
-import { SIDECAR_FAILURE_REASONS, sidecarStatus, type PodStatusLike } from '../pods/sidecar-state.ts';
+import { isFailureReason, sidecarStatus, type PodStatusLike } from '../pods/sidecar-state.ts';
 
 export const ROLLOUT_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
 export type RolloutKind = (typeof ROLLOUT_KINDS)[number];
 
 export const WORKLOAD_STATES = ['done', 'in-progress', 'waiting', 'failed', 'manual', 'skipped'] as const;
 export type WorkloadState = (typeof WORKLOAD_STATES)[number];
-
-/**
- * Why a new pod counts as failed: its sidecar's waiting/terminated reason (every reason the watchdog
- * counts as sidecar-failing, app/pods/sidecar-state.ts), or one of ours.
- */
-export const FAILING_REASONS = SIDECAR_FAILURE_REASONS;
 
 export interface Target {
   version: string;
@@ -133,7 +127,8 @@ function failureOf(w: WorkloadView): Omit<Failure, 'workload' | 'at'> | undefine
   if (w.progressDeadlineExceeded) return { reason: 'ProgressDeadlineExceeded', message: `the ${w.kind}'s rollout made no progress within its progressDeadlineSeconds` };
   for (const p of w.pods) {
     if (!p.current) continue;
-    if (p.problem && (FAILING_REASONS as readonly string[]).includes(p.problem)) {
+    // A new pod fails on every reason the watchdog counts as sidecar-failing (app/pods/sidecar-state.ts).
+    if (isFailureReason(p.problem)) {
       const how = p.exited && p.problem === 'CrashLoopBackOff' ? `: it exited with code ${p.exited.code ?? '?'} (${p.exited.reason ?? 'no reason'}) and the kubelet restarted it ${p.restartCount} time(s)` : '';
       return { pod: p.name, reason: p.problem, message: `the new sidecar of pod ${p.name} is in ${p.problem}${how}` };
     }

@@ -3,6 +3,8 @@
 # buildah; every platform of PANDO_IMAGE_PLATFORMS, default linux/amd64 and linux/arm64) and fails
 # unless both builds have the same index digest, naming each platform whose manifest differs.
 # Downloads (.deb, node tgz) are cached by their versioned file names; everything else is rebuilt.
+# The first build may be one made earlier from this same commit with a clean tree (build.sh --reuse:
+# in CI the e2e's, a from-scratch build too, minutes before); the second is always made here.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 digests=()
@@ -10,7 +12,8 @@ platforms=()
 for run in 1 2; do
   log "build $run of 2"
   t0=$SECONDS
-  bash "$ROOT/scripts/image/build.sh" >/dev/null
+  if [ "$run" = 1 ]; then reuse=(--reuse); else reuse=(); fi
+  bash "$ROOT/scripts/image/build.sh" "${reuse[@]}" >/dev/null
   digests+=("$(cat "$IMAGE_DIR/digest")")
   platforms+=("$(cat "$IMAGE_DIR/platforms.txt")")
   log "build $run ($((SECONDS - t0)) s): index ${digests[-1]}"

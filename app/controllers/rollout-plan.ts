@@ -5,7 +5,7 @@
 // the same cluster and the same persisted state makes the same plan.
 
 import { ANNOTATION_CONFIG_HASH, ANNOTATION_STATUS, ANNOTATION_VERSION, STATUS_INJECTED } from '../contract.ts';
-import { isFailureReason, sidecarStatus, type PodStatusLike } from '../pods/sidecar-state.ts';
+import { crashLoopDetail, isFailureReason, sidecarStatus, type PodStatusLike } from '../pods/sidecar-state.ts';
 
 export const ROLLOUT_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
 export type RolloutKind = (typeof ROLLOUT_KINDS)[number];
@@ -129,8 +129,7 @@ function failureOf(w: WorkloadView): Omit<Failure, 'workload' | 'at'> | undefine
     if (!p.current) continue;
     // A new pod fails on every reason the watchdog counts as sidecar-failing (app/pods/sidecar-state.ts).
     if (isFailureReason(p.problem)) {
-      const how = p.exited && p.problem === 'CrashLoopBackOff' ? `: it exited with code ${p.exited.code ?? '?'} (${p.exited.reason ?? 'no reason'}) and the kubelet restarted it ${p.restartCount} time(s)` : '';
-      return { pod: p.name, reason: p.problem, message: `the new sidecar of pod ${p.name} is in ${p.problem}${how}` };
+      return { pod: p.name, reason: p.problem, message: `the new sidecar of pod ${p.name} is in ${p.problem}${crashLoopDetail(p)}` };
     }
   }
   return undefined;

@@ -148,6 +148,15 @@ export function failureFix(reason: SidecarFailureReason): string {
 }
 
 /**
+ * How a crash-looping sidecar failed, for a message (the watchdog's and the rollout's):
+ * ": it exited with code 1 (Error), restarted 2 time(s)"; empty for any other state.
+ */
+export function crashLoopDetail(s: { problem?: string; exited?: { code?: number; reason?: string }; restartCount: number }): string {
+  if (s.problem !== 'CrashLoopBackOff' || !s.exited) return '';
+  return `: it exited with code ${s.exited.code ?? '?'} (${s.exited.reason ?? 'no reason'}), restarted ${s.restartCount} time(s)`;
+}
+
+/**
  * The sidecar cannot start or keeps stopping: it is down now (waiting or terminated, not running)
  * for one of SIDECAR_FAILURE_REASONS. A sidecar still starting (ContainerCreating,
  * PodInitializing), one that exited once and was not restarted yet, and one that runs again after
@@ -157,7 +166,7 @@ export function failureFix(reason: SidecarFailureReason): string {
 export function sidecarFailure(s: SidecarStatus, pod: { name: string; namespace: string }, sidecarName: string): SidecarFailure | undefined {
   if (!s.found || s.running || !isFailureReason(s.problem)) return undefined;
   const reason = s.problem;
-  const how = reason === 'CrashLoopBackOff' && s.exited ? `: it exited with code ${s.exited.code ?? '?'} (${s.exited.reason ?? 'no reason'}), restarted ${s.restartCount} time(s)` : '';
+  const how = crashLoopDetail(s);
   const kubelet = s.message ? ` (kubelet: ${shortened(s.message)})` : '';
   const fix = failureFix(reason).replaceAll('NAMESPACE', pod.namespace).replaceAll('POD', `${pod.name} -n ${pod.namespace}`).replaceAll('SIDECAR', sidecarName);
   const cause = `the PandoCore sidecar cannot start: ${reason}${how}${kubelet}`;

@@ -300,7 +300,7 @@ describe('rollout planner: extractors', () => {
     assert.equal(at(view(0)).pause, undefined, 'exited once, not restarted yet: not a crash loop yet');
     const pause = at(view(2)).pause;
     assert.deepEqual(pause && { pod: pause.pod, reason: pause.reason }, { pod: 'c1-new', reason: 'CrashLoopBackOff' }, 'paused at once, not at readyDeadline');
-    assert.match(pause!.message, /CrashLoopBackOff: it exited with code 1 \(Error\) and the kubelet restarted it 2 time/);
+    assert.match(pause!.message, /CrashLoopBackOff: it exited with code 1 \(Error\), restarted 2 time\(s\)/);
   });
 });
 

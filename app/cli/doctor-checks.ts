@@ -32,7 +32,7 @@ import { selectionSkip, selectorMatches as podsSelectorMatches } from '../pods/s
 import { nameMatches, splitPem, verifyChain, type ChainVerdict } from './certificates.ts';
 import { CHART, HELM_RELEASE_ANNOTATION, deploymentInjectionEnv } from './cluster.ts';
 import type { Status } from './output.ts';
-import { restartCommand, type PodOwner } from '../pods/owners.ts';
+import { restartCommand, restartFix, type PodOwner } from '../pods/owners.ts';
 
 export { restartCommand, type PodOwner };
 
@@ -337,12 +337,15 @@ function ownerOf(f: DoctorFacts, pod: V1Pod): PodOwner {
   return f.owners.get(pod.metadata?.uid ?? '') ?? { kind: 'pod', name: pod.metadata?.name ?? '', namespace: ns };
 }
 
+/** One key per owner (a bare pod is its own). */
+const ownerKey = (owner: PodOwner, pod: V1Pod): string => `${owner.namespace}/${owner.kind}/${owner.kind === 'pod' ? pod.metadata?.name : owner.name}`;
+
 /** Pods grouped by owner, each group one fix. */
 function byOwner(f: DoctorFacts, pods: V1Pod[]): Array<{ owner: PodOwner; pods: V1Pod[] }> {
   const groups = new Map<string, { owner: PodOwner; pods: V1Pod[] }>();
   for (const pod of pods) {
     const owner = ownerOf(f, pod);
-    const key = `${owner.namespace}/${owner.kind}/${owner.kind === 'pod' ? pod.metadata?.name : owner.name}`;
+    const key = ownerKey(owner, pod);
     const g = groups.get(key) ?? { owner, pods: [] };
     g.pods.push(pod);
     groups.set(key, g);
@@ -417,8 +420,15 @@ function uninjectedCheck(f: DoctorFacts, plan: InjectionPlan): Check {
   }
   const skip = pods.map((p) => notReadySkip(f, p)).find((s) => s !== undefined);
   const groups = byOwner(f, pods);
+  // Owners whose other pods' sidecar cannot start: restarting them alone would not do (see sidecarFailingCheck).
+  const failingReasons = new Map<string, Set<string>>();
+  for (const j of judged.filter((j) => j.c.state === 'sidecar-failing')) {
+    const key = ownerKey(ownerOf(f, j.pod), j.pod);
+    failingReasons.set(key, (failingReasons.get(key) ?? new Set()).add(j.c.sidecar!.reason));
+  }
+  const fixOf = (g: { owner: PodOwner; pods: V1Pod[] }) => restartFix(g.owner, g.pods[0]!.metadata?.name ?? '', [...(failingReasons.get(ownerKey(g.owner, g.pods[0]!)) ?? [])]);
   const why = skip ? skip.reason : 'created while the webhook was down or not ready';
-  return check('uninjected-pods', title, 'fail', `${pods.length} labelled pod(s) ${scope} without the sidecar (${why}): ${groups.map(describeGroup).join('; ')}${skippedText ? `; ${skippedText}` : ''}`, [...(skip?.fixes ?? []), ...groups.map((g) => restartCommand(g.owner, g.pods[0]!.metadata?.name ?? ''))]);
+  return check('uninjected-pods', title, 'fail', `${pods.length} labelled pod(s) ${scope} without the sidecar (${why}): ${groups.map(describeGroup).join('; ')}${skippedText ? `; ${skippedText}` : ''}`, [...(skip?.fixes ?? []), ...groups.map(fixOf)]);
 }
 
 /**

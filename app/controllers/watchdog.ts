@@ -13,7 +13,7 @@ import type { InjectionPlan } from '../inject/sidecar.ts';
 import { createHash } from 'node:crypto';
 import { POD_STATES, classifyWithReadiness, isLive, type Classification, type PodState, type ReadinessSource, type SlimPod } from '../pods/classify.ts';
 import { selectionSkip, selectorString } from '../pods/selection.ts';
-import { restartCommand } from '../pods/owners.ts';
+import { restartFix } from '../pods/owners.ts';
 import { statusOf } from '../kube/errors.ts';
 import { RestartBudget, isHealable, kubeRestarter, workloadKey, workloadResolver, type Workload, type WorkloadRestarter } from './heal.ts';
 import { startLeaderLoop, type ControllerLog, type LeaderLoop } from './loop.ts';
@@ -212,10 +212,18 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
     await deps.events(event).catch((err: unknown) => deps.log.warn({ namespace: event.namespace, name: event.involved.name, reason: (err as Error).message }, 'watchdog: recording an Event failed'));
   }
 
+  /** The reasons the sidecar of a live pod of this workload was reported failing with (SidecarFailing). */
+  function failingReasonsOf(workload: Workload): string[] {
+    const prefix = `${workloadKey(workload)}|`;
+    return [...failingWorkloads.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  }
+
   async function report(entry: Entry, workload: Workload | undefined) {
     const { pod } = entry;
     const owner = workload ? { kind: workload.kind.toLowerCase(), name: workload.name, namespace: workload.namespace } : { kind: 'pod', name: pod.metadata.name, namespace: pod.metadata.namespace };
-    const fix = restartCommand(owner, pod.metadata.name);
+    // A restart gives every new pod the sidecar, the one that cannot start in its other pods too:
+    // say so, rather than a restart beside the SidecarFailing Event that says it will not help.
+    const fix = restartFix(owner, pod.metadata.name, workload ? failingReasonsOf(workload) : []);
     deps.log.warn({ namespace: pod.metadata.namespace, pod: pod.metadata.name, owner: `${owner.kind}/${owner.name}`, state: 'unprotected', fix }, 'watchdog: labelled pod runs without the sidecar');
     await emit({
       name: eventName(pod.metadata.name, pod.metadata.uid, 'sidecar-missing'),
@@ -397,23 +405,27 @@ export function createWatchdogCore(deps: WatchdogDeps): WatchdogCore {
       const candidates = new Map<string, { workload: Workload; pods: SlimPod[]; state: PodState }>();
       /** Workload key -> the reason one of its pods' sidecar cannot start: never healed. */
       const failingKeys = new Map<string, string>();
+      // Failing sidecars first, so that the unprotected pods of the same workloads are reported
+      // knowing them (report() then says a restart alone will not do).
       for (const [uid, entry] of pods) {
         const state = entry.classification?.state;
         // A pod whose sidecar was seen failing keeps its workload from being restarted while it
         // lives: a crash-looping sidecar runs for an instant at each restart, and a restart would
         // give the new pods the same sidecar.
         const failed = reportedFailing.get(uid);
-        if (state === 'sidecar-failing' || failed) {
-          const reason = entry.classification?.sidecar?.reason;
-          const isNew = reason !== undefined && !failed?.has(reason);
-          if (isNew || deps.config.heal === 'restart' || deps.config.restartStale) {
-            const workload = await workloadOf(entry.pod);
-            if (!current()) return;
-            if (workload) failingKeys.set(workloadKey(workload), reason ?? [...failed!].join(','));
-            if (isNew) await reportFailing(entry, workload);
-          }
-          if (state === 'sidecar-failing') continue;
+        if (state !== 'sidecar-failing' && !failed) continue;
+        const reason = entry.classification?.sidecar?.reason;
+        const isNew = reason !== undefined && !failed?.has(reason);
+        if (isNew || deps.config.heal === 'restart' || deps.config.restartStale) {
+          const workload = await workloadOf(entry.pod);
+          if (!current()) return;
+          if (workload) failingKeys.set(workloadKey(workload), reason ?? [...failed!].join(','));
+          if (isNew) await reportFailing(entry, workload);
         }
+      }
+      for (const [uid, entry] of pods) {
+        const state = entry.classification?.state;
+        if (state === 'sidecar-failing') continue;
         const wanted = state === 'unprotected' || (state === 'stale' && deps.config.restartStale);
         if (!wanted) continue;
         const isNew = state === 'unprotected' && !reported.has(uid);

@@ -8,6 +8,17 @@ export interface PodOwner {
   namespace: string;
 }
 
+/**
+ * The fix for a pod of `owner` without the sidecar: restartCommand, unless the sidecar cannot start
+ * in other pods of the same owner (`failingReasons`, the kubelet's): a restart would give the new
+ * pods that sidecar too, so that comes first.
+ */
+export function restartFix(owner: PodOwner, podName: string, failingReasons: readonly string[] = []): string {
+  const restart = restartCommand(owner, podName);
+  if (failingReasons.length === 0) return restart;
+  return `first make the sidecar start (it cannot in other pods of ${owner.kind}/${owner.name}: ${[...failingReasons].sort().join(', ')}; see its SidecarFailing Event), then ${restart}`;
+}
+
 /** The command that makes the owner create the pod again (with the sidecar, once the webhook answers). */
 export function restartCommand(owner: PodOwner, podName: string): string {
   switch (owner.kind) {

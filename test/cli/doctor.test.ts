@@ -315,6 +315,23 @@ describe('doctor checks', () => {
     assert.equal(byId(evaluate({ ...f, pods: [starting] })).get('sidecar-failing')!.status, 'ok');
   });
 
+  it('a Deployment with pods without the sidecar and pods whose sidecar cannot start: its fix makes the sidecar start first, then restarts', () => {
+    const f = healthy();
+    const crashing = { ...pod('web-1', INJECTED_V1, 'web-5d8f'), status: { phase: 'Pending', initContainerStatuses: [{ name: 'pando-sidecar', image: 'x', imageID: '', ready: false, restartCount: 3, state: { terminated: { reason: 'Error', exitCode: 1 } }, lastState: { terminated: { reason: 'Error', exitCode: 1 } } }] } } as V1Pod;
+    f.pods = [pod('web-2', {}, 'web-5d8f'), crashing, pod('db-0')];
+    f.owners = new Map([
+      ['uid-web-1', { kind: 'deployment', name: 'web', namespace: 'shop' }],
+      ['uid-web-2', { kind: 'deployment', name: 'web', namespace: 'shop' }],
+      ['uid-db-0', { kind: 'statefulset', name: 'db', namespace: 'shop' }],
+    ]);
+    const checks = byId(evaluate(f));
+    assert.equal(checks.get('sidecar-failing')!.status, 'fail');
+    assert.deepEqual(checks.get('uninjected-pods')!.fixes, [
+      'kubectl rollout restart statefulset/db -n shop',
+      'first make the sidecar start (it cannot in other pods of deployment/web: CrashLoopBackOff; see its SidecarFailing Event), then kubectl rollout restart deployment/web -n shop',
+    ]);
+  });
+
   it('--pod: not labelled, not injected, stale, current', () => {
     const base = { ...healthy(), podName: 'web-1' };
     const unlabelled = pod('web-1', {}, 'web-5d8f');

@@ -176,9 +176,16 @@ describe('watchdog', () => {
     // An unprotected pod of the same Deployment would have it restarted: not while its sidecar cannot start.
     const webBare = pod('shop', 'web-abc-3', { kind: 'ReplicaSet', name: 'web-abc' });
     const api = pod('shop', 'api-abc-1', { kind: 'ReplicaSet', name: 'api-abc' });
-    h.core.replaced([...web, webBare, api]);
+    // The unprotected pod first: the order of the pods does not decide what its Event says.
+    h.core.replaced([webBare, ...web, api]);
     await h.core.pass(true);
     assert.deepEqual(h.core.counts(), { protected: 0, stale: 0, unprotected: 2, skipped: 0, 'sidecar-failing': 2 });
+    // web's SidecarMissing Events do not tell to restart alone beside its SidecarFailing ones; api's do.
+    const missing = (name: string) => h.events.find((e) => e.reason === 'SidecarMissing' && e.involved.name === name)!.message;
+    for (const name of ['web', 'web-abc-3']) {
+      assert.match(missing(name), /fix: first make the sidecar start \(it cannot in other pods of deployment\/web: ErrImagePull; see its SidecarFailing Event\), then kubectl rollout restart deployment\/web -n shop$/, name);
+    }
+    assert.match(missing('api'), /fix: kubectl rollout restart deployment\/api -n shop$/);
     assert.equal(await h.metric('pandocore_pods', { state: 'sidecar-failing' }), 2);
     assert.equal(await h.metric('pandocore_sidecar_failing_pods', { namespace: 'shop', reason: 'ErrImagePull' }), 2);
     const failing = () => h.events.filter((e) => e.reason === 'SidecarFailing');

@@ -1,5 +1,5 @@
 // The webhook Deployment. Written as a plain ApiObject typed by kubernetes-models rather than
-// cdk8s-plus's Deployment: that one adds fields nobody asked for here (a startupProbe, a
+// cdk8s-plus's Deployment: that one adds fields nobody asked for here (its own startupProbe, a
 // cdk8s.io/metadata.addr selector label, fsGroupChangePolicy, dnsPolicy, hostNetwork,
 // setHostnameAsFQDN, minReadySeconds, progressDeadlineSeconds, strategy percentages), and every
 // field of this object is one we chose (a chart test lists them).
@@ -160,6 +160,11 @@ export class WebhookDeployment extends Construct {
               ],
               env,
               resources: b.block('$.Values.resources', v.resources),
+              // Before it listens the webhook reads its owner, its certificates and the namespace cache
+              // from the API server: a slow API server makes that take more than the liveness probe's
+              // 30 s, and without a startup probe the kubelet would then restart it over and over. The
+              // startup probe gives it 2 minutes; liveness and readiness start once it has passed.
+              startupProbe: { httpGet: { path: PATH_HEALTHZ, port: 'metrics', scheme: 'HTTP' }, periodSeconds: 2, failureThreshold: 60 },
               readinessProbe: { httpGet: { path: PATH_READYZ, port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 2 },
               livenessProbe: { httpGet: { path: PATH_HEALTHZ, port: 'metrics', scheme: 'HTTP' }, periodSeconds: 10, failureThreshold: 3 },
               securityContext: b.optionalBlock('$.Values.containerSecurityContext', v.containerSecurityContext),

@@ -64,7 +64,7 @@ describe('chart: lint and render', () => {
 describe('chart: requirements', () => {
   const objects = helmTemplate(base);
 
-  test('Deployment: no replicas while the HPA is on (2 without it), probes on /healthz and /readyz, no startupProbe', () => {
+  test('Deployment: no replicas while the HPA is on (2 without it), probes on /healthz and /readyz, a startup probe of 2 minutes before liveness counts', () => {
     const deployment = find(objects, 'Deployment', 'pando-webhook');
     ok(!('replicas' in deployment.spec), 'replicas rendered although the HPA owns it');
     equal(find(helmTemplate({ ...base, hpa: { enabled: false } }), 'Deployment').spec.replicas, 2);
@@ -72,11 +72,14 @@ describe('chart: requirements', () => {
     equal(c.readinessProbe.httpGet.path, PATH_READYZ);
     equal(c.readinessProbe.httpGet.scheme, 'HTTPS');
     equal(c.livenessProbe.httpGet.path, PATH_HEALTHZ);
-    equal(c.startupProbe, undefined);
+    // The liveness endpoint, on the same port: once it answers, liveness and readiness take over.
+    deepStrictEqual(c.startupProbe.httpGet, c.livenessProbe.httpGet);
+    equal(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold, 120);
+    ok(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold > c.livenessProbe.periodSeconds * c.livenessProbe.failureThreshold);
   });
 
   test('Deployment: every container field is one we chose (no cdk8s-plus defaults)', () => {
-    deepStrictEqual(Object.keys(container(objects)).sort(), ['env', 'image', 'imagePullPolicy', 'livenessProbe', 'name', 'ports', 'readinessProbe', 'resources', 'securityContext', 'volumeMounts']);
+    deepStrictEqual(Object.keys(container(objects)).sort(), ['env', 'image', 'imagePullPolicy', 'livenessProbe', 'name', 'ports', 'readinessProbe', 'resources', 'securityContext', 'startupProbe', 'volumeMounts']);
     const text = JSON.stringify(objects);
     ok(!text.includes('cdk8s.io/'), 'no cdk8s.io labels or annotations');
     const pod = find(objects, 'Deployment').spec.template.spec;

@@ -17,7 +17,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_ROLLOUT_TARGET, ANNOTATION_VERSION, ENV, EVENT_ROLLOUT_RESTART, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, LEASE_ROLLOUT, ROLLOUT_CONFIGMAP, SIDECAR_NAME } from '../../app/contract.ts';
+import { ANNOTATION_ROLLOUT_TARGET, ANNOTATION_VERSION, ENV, EVENT_ROLLOUT_RESTART, EVENT_SIDECAR_MISSING, LABEL_PROTECT, LABEL_ROLLOUT_CANARY, LEASE_ROLLOUT, ROLLOUT_CONFIGMAP, SIDECAR_NAME } from '../../app/contract.ts';
 import { RESTARTED_AT_ANNOTATION } from '../../app/controllers/heal.ts';
 import type { Cluster } from '../cluster/harness.ts';
 import { deployProduct, prepare, RELEASE_NAMESPACE, setupProtectedNamespace, tearDown, type ChartValues, type Deployed } from './product.ts';
@@ -330,11 +330,14 @@ test('two replicas: the leader is SIGKILLed after the first wave; the other take
   /** What replica-a had restarted when it was killed. */
   let restartedByA = new Set<string>();
   let tookOver = 0;
+  let killedAt = 0;
+  /** Pods admitted without the sidecar while replica-a was killed under their review. */
+  const admittedInKill: Array<{ ns: string; name: string }> = [];
   try {
     const restartedFor = async () => (await allDeployments()).filter(({ d }) => targetOf(d) === target).length;
     // The canary namespace's two, then the first wave after it (one).
     await waitUntil('the canary and the first wave restarted', 90_000, async () => (await restartedFor()) >= 3, 200);
-    const killedAt = Date.now();
+    killedAt = Date.now();
     await a.kill();
     replicas.splice(replicas.indexOf(a), 1);
     restartedByA = new Set((await allDeployments()).filter(({ d }) => targetOf(d) === target).map(({ ns, d }) => key(ns, d)));
@@ -367,7 +370,21 @@ test('two replicas: the leader is SIGKILLed after the first wave; the other take
     // itself is proven above, once, by the restartedAt and the ReplicaSet.
     if (restartedByA.has(k)) assert.ok(recorded <= 1, `${k}: at most one ${EVENT_ROLLOUT_RESTART} Event for ${target} (restarted by the killed replica): ${recorded}`);
     else assert.equal(recorded, 1, `${k}: one ${EVENT_ROLLOUT_RESTART} Event for ${target}`);
-    for (const pod of (await core().listNamespacedPod({ namespace: ns, labelSelector: `app=${d.metadata!.name}` })).items) assert.equal(pod.metadata?.annotations?.[ANNOTATION_VERSION], '4.0.0', `${ns}/${pod.metadata?.name}`);
+    for (const pod of (await core().listNamespacedPod({ namespace: ns, labelSelector: `app=${d.metadata!.name}` })).items) {
+      const version = pod.metadata?.annotations?.[ANNOTATION_VERSION];
+      // The stand-in Service sends every review to replica-a while it lives: a pod of a Deployment it
+      // had just restarted can be under review when it is SIGKILLed. The API server's call then
+      // fails and failurePolicy Ignore admits the pod without the sidecar (seen in a CI run: b1).
+      // That is the watchdog's case, asserted below; anything else must carry 4.0.0.
+      const created = Date.parse(String(pod.metadata?.creationTimestamp));
+      if (version === undefined && restartedByA.has(k) && Math.abs(created - killedAt) <= 3_000) admittedInKill.push({ ns, name: pod.metadata!.name! });
+      else assert.equal(version, '4.0.0', `${ns}/${pod.metadata?.name}`);
+    }
   }
+  // Never silently: replica-b's watchdog (once it holds its Lease) records SidecarMissing on each.
+  for (const { ns, name } of admittedInKill) {
+    await waitUntil(`a SidecarMissing Event on ${ns}/${name}`, 45_000, async () => (await core().listNamespacedEvent({ namespace: ns, fieldSelector: `reason=${EVENT_SIDECAR_MISSING},involvedObject.name=${name}` })).items.length > 0, 500);
+  }
+  if (admittedInKill.length > 0) console.log(`# admitted without the sidecar while replica-a died under its review (failurePolicy Ignore), each reported SidecarMissing by the watchdog: ${admittedInKill.map(({ ns, name }) => `${ns}/${name}`).join(', ')}`);
   await waitUntil('replica-b\'s done gauge at 8', 5_000, async () => (await b.metric('pandocore_rollout_workloads', { state: 'done' })) === 8);
 });

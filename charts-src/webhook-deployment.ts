@@ -15,6 +15,9 @@ import { ROLLOUT_ENABLED, rolloutEnabled } from './rollout-config-map.ts';
 import type { Values } from './values.ts';
 import { namespaceSelectorJson, objectSelectorJson, sortedJson } from './webhook-configuration.ts';
 
+// The liveness endpoint on the metrics port: what the startup and the liveness probe ask.
+const HEALTHZ = { path: PATH_HEALTHZ, port: 'metrics', scheme: 'HTTP' } as const;
+
 // PANDO_BODY_TIMEOUT_MS per second of the webhook's timeoutSeconds (5 s, the default: 2000 ms, the
 // webhook's own default).
 const BODY_TIMEOUT_MS_PER_TIMEOUT_SECOND = 400;
@@ -164,9 +167,9 @@ export class WebhookDeployment extends Construct {
               // from the API server: a slow API server makes that take more than the liveness probe's
               // 30 s, and without a startup probe the kubelet would then restart it over and over. The
               // startup probe gives it 2 minutes; liveness and readiness start once it has passed.
-              startupProbe: { httpGet: { path: PATH_HEALTHZ, port: 'metrics', scheme: 'HTTP' }, periodSeconds: 2, failureThreshold: 60 },
+              startupProbe: { httpGet: HEALTHZ, periodSeconds: 2, failureThreshold: 60 },
               readinessProbe: { httpGet: { path: PATH_READYZ, port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 2 },
-              livenessProbe: { httpGet: { path: PATH_HEALTHZ, port: 'metrics', scheme: 'HTTP' }, periodSeconds: 10, failureThreshold: 3 },
+              livenessProbe: { httpGet: HEALTHZ, periodSeconds: 10, failureThreshold: 3 },
               securityContext: b.optionalBlock('$.Values.containerSecurityContext', v.containerSecurityContext),
               volumeMounts: present([
                 { name: 'tmp', mountPath: '/tmp' },
